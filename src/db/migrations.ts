@@ -1,0 +1,16 @@
+import type { Knex } from 'knex';
+import * as m0001 from '../../migrations/20261126000001_init.js';
+
+/**
+ * Migrations are imported, not globbed from disk, so they run the same from the TypeScript sources
+ * (tests) and from the compiled dist (the installed command). Append new ones here.
+ */
+const MIGRATIONS: Record<string, { up(k: Knex): Promise<void>; down(k: Knex): Promise<void> }> = {
+  '20261126000001_init': m0001,
+};
+
+export const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: async () => Object.keys(MIGRATIONS).sort(),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => MIGRATIONS[name]!,
+};

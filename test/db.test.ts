@@ -1,0 +1,55 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
+import { insertBatch } from '../src/db/batches.js';
+import { advance, claimReady, commitOutcome, countByState, insertRows, renewForSend, type NewRow } from '../src/db/rows.js';
+
+function row(n: number, over: Partial<NewRow> = {}): NewRow {
+  return {
+    batch: 'b1', revision: 1, row_no: n + 1, order_id: `PO${n}`, order_id_source: 'derived', state: 'ready',
+    name: 'A', email: 'a@b.in', mobile: '9876543210', address: 'X', method: 'IMPS', account_no: '12345678',
+    bank_name: 'SBI', ifsc: 'SBIN0000001', amount_paise: 10000n, remarks: null, user_id: 'u', errors: [], warnings: [],
+    ...over,
+  };
+}
+
+describe.each(BACKENDS)('storage on %s', (kind) => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await freshDb(kind);
+    await insertBatch(db.knex, { name: 'b1', sourceFile: 'x.csv', sha256: 'h', defaultUserId: null });
+    await insertRows(db.knex, [row(1), row(2), row(3)]);
+  });
+  afterAll(async () => db?.close());
+
+  it('refuses a state outside the CHECK constraint and a non-positive amount', async () => {
+    await expect(db.knex('payout_rows').insert({ ...row(9), errors: '[]', warnings: '[]', amount_paise: '1', state: 'bogus' })).rejects.toThrow(/check/i);
+    await expect(db.knex('payout_rows').insert({ ...row(10), errors: '[]', warnings: '[]', amount_paise: '0' })).rejects.toThrow(/check/i);
+  });
+
+  it('claims each ready row once, fences stale writers and only moves status forward', async () => {
+    const a = await claimReady(db.knex, 'b1', 'r1', 60_000, 2);
+    const b = await claimReady(db.knex, 'b1', 'r2', 60_000, 5);
+    expect(a.map((r) => r.row_no)).toEqual([2, 3]);
+    expect(b.map((r) => r.row_no)).toEqual([4]);
+    const first = a[0]!;
+    // Wrong fence: refused.
+    expect(await commitOutcome(db.knex, first.id, String(Number(first.fence) + 1000), { state: 'pending' })).toBe(false);
+    expect(await commitOutcome(db.knex, first.id, first.fence, { state: 'approved', transaction_id: 'UTR1' })).toBe(true);
+    // A late Pending never overwrites Approved.
+    expect(await advance(db.knex, first.id, ['pending'], { state: 'pending' })).toBe(false);
+    const counts = await countByState(db.knex, 'b1');
+    expect(counts.approved).toBe(1);
+    expect(counts.submitting).toBe(2);
+  });
+
+  it('an expired lease can neither renew nor commit', async () => {
+    const [c] = await claimReady(db.knex, 'b1', 'r3', 60_000, 1).then(async (r) => (r.length ? r : []));
+    // all claimed above: create a fresh one
+    await insertRows(db.knex, [row(20)]);
+    const [d] = await claimReady(db.knex, 'b1', 'r3', 1, 1);
+    expect(c).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await renewForSend(db.knex, d!.id, d!.fence, 60_000)).toBeUndefined();
+    expect(await commitOutcome(db.knex, d!.id, d!.fence, { state: 'pending' })).toBe(false);
+  });
+});
