@@ -6,6 +6,7 @@ export interface BatchRecord {
   file_sha256: string;
   revision: number;
   default_user_id: string | null;
+  ingest_complete: boolean;
   created_at: Date;
   updated_at: Date;
   started_at: Date | null;

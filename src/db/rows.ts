@@ -69,7 +69,10 @@ export interface NewRow {
   warnings: Issue[];
 }
 
-const CONTENT_COLUMNS = ['name', 'email', 'mobile', 'address', 'method', 'bank_name', 'remarks', 'user_id', 'warnings'] as const;
+const CONTENT_COLUMNS = [
+  'name', 'email', 'mobile', 'address', 'method', 'bank_name', 'remarks', 'user_id', 'warnings',
+  'account_no', 'ifsc', 'amount_paise',
+] as const;
 
 /**
  * Inserts a chunk of ingested rows. A row whose order_id already exists in the same batch (a rerun of a
@@ -116,6 +119,8 @@ export async function dropUnsentFromOlderRevisions(db: Knex, batch: string, revi
 export interface Claimed extends PayoutRow {
   /** The database's clock when the claim was made. */
   db_now: Date;
+  /** For a stale claim: who held the row before (a dead process, or an expired lease). */
+  prev_owner?: string | null;
 }
 
 /**
@@ -149,10 +154,11 @@ export async function claimStale(
   const res = await db.raw(
     `UPDATE payout_rows SET lease_owner = ?, lease_expires_at = now() + (? * interval '1 millisecond'),
         fence = nextval('payout_fence'), updated_at = now()
-      WHERE id IN (SELECT id FROM payout_rows WHERE batch = ? AND state = 'submitting'
-                     AND (lease_expires_at IS NULL OR lease_expires_at < now() OR lease_owner = ANY(?))
-                   ORDER BY row_no, id LIMIT ? FOR UPDATE SKIP LOCKED)
-      RETURNING *, now() AS db_now`,
+      FROM (SELECT id, lease_owner AS prev_owner FROM payout_rows WHERE batch = ? AND state = 'submitting'
+              AND (lease_expires_at IS NULL OR lease_expires_at < now() OR lease_owner = ANY(?))
+            ORDER BY row_no, id LIMIT ? FOR UPDATE SKIP LOCKED) old
+      WHERE payout_rows.id = old.id
+      RETURNING payout_rows.*, old.prev_owner, now() AS db_now`,
     [owner, leaseMs, batch, deadOwners, limit],
   );
   return sortByRow(res.rows as Claimed[]);
@@ -181,14 +187,14 @@ export async function renewForSend(db: Knex, id: string, fence: string, leaseMs:
 }
 
 export interface Outcome {
-  state: 'pending' | 'approved' | 'rejected' | 'failed' | 'ready';
+  state: 'pending' | 'approved' | 'rejected' | 'failed' | 'ready' | 'needs_review';
   api_status?: string | null;
   api_message?: string | null;
   transaction_id?: string | null;
   charge_paise?: bigint | null;
   last_error?: string | null;
-  /** Count one more request sent for this row. */
-  sent?: boolean;
+  /** Requests sent for this row under the claim being closed. */
+  sends?: number;
 }
 
 function outcomeColumns(db: Knex, o: Outcome): Record<string, unknown> {
@@ -200,6 +206,7 @@ function outcomeColumns(db: Knex, o: Outcome): Record<string, unknown> {
   if (o.last_error !== undefined) cols['last_error'] = o.last_error;
   if (o.state === 'approved' || o.state === 'rejected' || o.state === 'failed') cols['finalized_at'] = db.fn.now();
   if (o.state === 'pending') cols['next_poll_at'] = db.fn.now();
+  if (o.sends) cols['send_count'] = db.raw('send_count + ?', [o.sends]);
   return cols;
 }
 
@@ -218,21 +225,21 @@ export async function commitOutcome(db: Knex, id: string, fence: string, o: Outc
   return n === 1;
 }
 
-/** Records one more request sent (for the ledger comparison and the report). */
-export async function countSend(db: Knex, id: string, fence: string): Promise<void> {
-  await db('payout_rows').where({ id, fence }).increment('send_count', 1);
-}
-
 /** Notes an error on a row without changing its state. */
 export async function noteError(db: Knex, id: string, message: string): Promise<void> {
   await db('payout_rows').where({ id }).update({ last_error: message, updated_at: db.fn.now() });
 }
 
 /** Releases a lease without a decision (the row stays submitting for a later resolution). */
-export async function releaseLease(db: Knex, id: string, fence: string, lastError: string): Promise<void> {
+export async function releaseLease(db: Knex, id: string, fence: string, lastError: string, sends = 0): Promise<void> {
   await db('payout_rows')
     .where({ id, fence, state: 'submitting' })
-    .update({ lease_expires_at: db.fn.now(), last_error: lastError, updated_at: db.fn.now() });
+    .update({
+      lease_expires_at: db.fn.now(),
+      last_error: lastError,
+      updated_at: db.fn.now(),
+      send_count: db.raw('send_count + ?', [sends]),
+    });
 }
 
 /**

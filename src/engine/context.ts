@@ -1,0 +1,128 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Knex } from 'knex';
+import type { Logger } from 'pino';
+import PQueue from 'p-queue';
+import type { AllianceClient } from '../alliance/client.js';
+import type { BackoffOptions } from '../alliance/retry.js';
+import { CrashError, type CrashHook, type CrashPoint } from './crash.js';
+
+/** Knobs of the engine. Every default is what an unattended payroll run should do. */
+export interface EngineOptions {
+  /** API requests per second, initiate and status together. Default 5. */
+  rate: number;
+  /** API requests in flight at once. Default 4. */
+  concurrency: number;
+  /** How long a runner holds a claimed row before another runner may take it over. Default 120000. */
+  leaseMs: number;
+  /** The client's per-request timeout; a send starts only if it can finish inside the lease. Default 30000. */
+  requestTimeoutMs: number;
+  /**
+   * How long after the last moment a request could have been sent a 404 from status is trusted to mean
+   * "never created" (a server may still be processing a request whose connection died). Default 10000.
+   */
+  ambiguousGraceMs: number;
+  /** Sends of one order_id (each after a status 404) before leaving it for an operator. Default 3. */
+  maxSendsPerRow: number;
+  /** First wait before polling a pending payout; grows 1.5x per poll up to pollMaxIntervalMs. Default 2000. */
+  pollIntervalMs: number;
+  /** Default 60000. */
+  pollMaxIntervalMs: number;
+  /** Backoff for retryable, unambiguous errors. */
+  retry: BackoffOptions;
+}
+
+export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
+  rate: 5,
+  concurrency: 4,
+  leaseMs: 120_000,
+  requestTimeoutMs: 30_000,
+  ambiguousGraceMs: 10_000,
+  maxSendsPerRow: 3,
+  pollIntervalMs: 2_000,
+  pollMaxIntervalMs: 60_000,
+  retry: { retries: 5, baseMs: 500, maxMs: 30_000 },
+};
+
+/** What the engine needs from outside; a CLI, a watcher, a webhook receiver or a web console passes these. */
+export interface EngineDeps {
+  db: Knex;
+  client: AllianceClient;
+  logger: Logger;
+  /** Crash-test hook (issue 4); absent in production. */
+  crash?: CrashHook | undefined;
+}
+
+/** One runner's live state: its identity, its rate-limited queue, and the switch that kills it. */
+export class Runner {
+  readonly owner: string;
+  readonly queue: PQueue;
+  readonly options: EngineOptions;
+  private readonly dead = new AbortController();
+
+  constructor(
+    readonly deps: EngineDeps,
+    options: Partial<EngineOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_ENGINE_OPTIONS, ...options, retry: { ...DEFAULT_ENGINE_OPTIONS.retry, ...options.retry } };
+    if (!(this.options.rate > 0)) throw new RangeError('rate must be > 0 requests per second');
+    if (!(this.options.concurrency >= 1)) throw new RangeError('concurrency must be >= 1');
+    if (this.options.requestTimeoutMs + 1000 >= this.options.leaseMs) {
+      throw new RangeError('leaseMs must exceed the request timeout by more than a second');
+    }
+    // The owner names this process so a later run on this host can tell that it died.
+    this.owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    const rate = this.options.rate;
+    const intervalCap = Math.max(1, Math.round(rate / 10));
+    this.queue = new PQueue({
+      concurrency: this.options.concurrency,
+      intervalCap,
+      interval: Math.max(1, Math.round((1000 * intervalCap) / rate)),
+    });
+  }
+
+  get db(): Knex {
+    return this.deps.db;
+  }
+  get client(): AllianceClient {
+    return this.deps.client;
+  }
+  get logger() {
+    return this.deps.logger;
+  }
+  /** Aborted when the runner is killed (simulated crash): in-flight requests die with it. */
+  get signal(): AbortSignal {
+    return this.dead.signal;
+  }
+
+  /** Passes a crash point; a crash kills the runner: nothing after it may touch the database. */
+  checkpoint(point: CrashPoint, orderId: string): void {
+    this.assertAlive();
+    try {
+      this.deps.crash?.(point, orderId);
+    } catch (err) {
+      if (err instanceof CrashError) this.kill(err);
+      throw err;
+    }
+  }
+
+  kill(reason: Error): void {
+    if (!this.dead.signal.aborted) {
+      this.queue.clear();
+      this.dead.abort(reason);
+    }
+  }
+
+  assertAlive(): void {
+    if (this.dead.signal.aborted) throw this.dead.signal.reason as Error;
+  }
+
+  /** Runs one API call in the shared rate-limited queue. */
+  api<T>(fn: () => Promise<T>): Promise<T> {
+    this.assertAlive();
+    return this.queue.add(async () => {
+      this.assertAlive();
+      return fn();
+    }) as Promise<T>;
+  }
+}

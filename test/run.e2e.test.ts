@@ -1,0 +1,126 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
+import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
+import { runBatch, type RunOptions } from '../src/engine/run.js';
+import type { Sandbox } from '../src/sandbox/server.js';
+import type { AllianceClient } from '../src/alliance/client.js';
+
+const HEADER = 'beneficiary_name,beneficiary_email,beneficiary_mobile_no,beneficiary_address,payment_method,beneficiary_acc_no,bank_name,ifsc,amount,remarks';
+const CSV = [
+  HEADER,
+  'Asha Rao,asha@example.com,9876543210,"12/3 MG Road, Bengaluru",IMPS,123456789012,State Bank of India,SBIN0000691,"1,500.50",Nov salary',
+  'José Kumar,jose@example.com,+91 98765 43211,Pune,NEFT,223456789012,HDFC Bank,HDFC0000001,2000,',
+  'Rejected Person,rej@example.com,9876543212,Delhi,IMPS,323456780000,ICICI Bank,ICIC0000001,300,',
+  'Bad Ifsc,bad@example.com,9876543213,Delhi,IMPS,423456789012,SBI,SBIN060589,300,',
+  'राम शर्मा,ram@example.com,9876543214,Noida,UPI,523456789012,Axis Bank,UTIB0000001,99999.99,',
+].join('\r\n');
+
+const FAST: Partial<RunOptions> = {
+  rate: 200,
+  concurrency: 4,
+  pollIntervalMs: 30,
+  pollMaxIntervalMs: 100,
+  pollTimeoutMs: 20_000,
+  requestTimeoutMs: 2000,
+  leaseMs: 5000,
+  ambiguousGraceMs: 300,
+  retry: { retries: 3, baseMs: 10, maxMs: 100 },
+};
+
+describe.each(BACKENDS)('a batch end to end on %s', (kind) => {
+  let db: TestDb;
+  let sb: Sandbox;
+  let client: AllianceClient;
+  let dir: string;
+  let reports: string;
+  let csv: string;
+
+  beforeAll(async () => {
+    db = await freshDb(kind);
+    sb = await sandbox({ settleMs: 50 });
+    client = clientFor(sb);
+    dir = tmpDir();
+    csv = path.join(dir, 'nov.csv');
+    reports = path.join(dir, 'reports');
+    writeFileSync(csv, CSV);
+  });
+  afterAll(async () => {
+    await client?.close();
+    await sb?.close();
+    await db?.close();
+  });
+
+  const run = (over: Partial<RunOptions> = {}) =>
+    runBatch({ batch: 'nov', csvPath: csv, defaultUserId: 'u-1', reportDir: reports, ...FAST, ...over }, { db: db.knex, client, logger: quietLogger });
+
+  it('pays every valid row once, reports every row, and exits 1 for the unpaid ones', async () => {
+    const before = sb.balancePaise();
+    const res = await run();
+    expect(res.exitCode).toBe(1);
+    const c = res.report!.summary.counts;
+    expect(c).toMatchObject({ approved: 3, rejected: 1, invalid: 1, pending: 0, failed: 0 });
+    const ledger = sb.ledger();
+    expect(ledger).toHaveLength(4);
+    for (const e of ledger) expect(sb.executions(e.orderId)).toBe(1);
+    // The wallet lost exactly the approved amounts plus their charges.
+    const approved = ledger.filter((e) => e.status === 'Approved');
+    const spent = approved.reduce((s, e) => s + e.amountPaise + e.chargePaise, 0n);
+    expect(before - sb.balancePaise()).toBe(spent);
+    expect(approved.map((e) => e.amountPaise).sort()).toEqual([150050n, 200000n, 9999999n]);
+
+    const lines = readFileSync(res.report!.csv, 'utf8').trim().split('\r\n');
+    expect(lines).toHaveLength(6);
+    expect(lines[0]).toMatch(/^row,order_id,beneficiary_name,account,ifsc/);
+    const body = lines.slice(1).join('\n');
+    expect(body).not.toContain('123456789012');
+    expect(body).toContain('XXXXXXXX9012');
+    expect(lines.find((l) => l.startsWith('5,'))).toMatch(/invalid.*ifsc/i);
+    for (const e of approved) expect(body).toContain(e.transactionId!);
+  });
+
+  it('running the finished batch again sends nothing and reports the same', async () => {
+    const requests = sb.requestCount();
+    const first = JSON.parse(readFileSync(path.join(reports, 'nov.json'), 'utf8'));
+    const res = await run();
+    expect(res.exitCode).toBe(1);
+    expect(res.ingest?.kind).toBe('unchanged');
+    expect(sb.requestCount()).toBe(requests);
+    expect(res.report!.summary.counts).toEqual(first.counts);
+    expect(res.report!.summary.totals).toEqual(first.totals);
+  });
+
+  it('a corrected copy pays only the fixed row', async () => {
+    writeFileSync(csv, CSV.replace('SBIN060589', 'SBIN0060589').replace('José Kumar', 'Jose Kumar'));
+    const res = await run();
+    expect(res.ingest?.kind).toBe('revised');
+    expect(res.report!.summary.counts).toMatchObject({ approved: 4, rejected: 1, invalid: 0 });
+    expect(sb.ledger()).toHaveLength(5);
+    for (const e of sb.ledger()) expect(sb.executions(e.orderId)).toBe(1);
+  });
+
+  it('refuses to write a report over its own input file', async () => {
+    const requests = sb.requestCount();
+    await expect(run({ reportDir: dir })).rejects.toThrow(/overwrite the input/);
+    expect(sb.requestCount()).toBe(requests);
+  });
+
+  it('refuses before sending anything when the balance is short (exit 3)', async () => {
+    const poor = await sandbox({ balancePaise: 100_00n });
+    const c2 = clientFor(poor);
+    try {
+      const res = await runBatch(
+        { batch: 'poor', csvPath: csv, defaultUserId: 'u-1', reportDir: reports, ...FAST },
+        { db: db.knex, client: c2, logger: quietLogger },
+      );
+      expect(res.exitCode).toBe(3);
+      expect(res.message).toMatch(/short/);
+      expect(poor.ledger()).toHaveLength(0);
+      expect(res.report!.summary.counts.skipped).toBe(5);
+    } finally {
+      await c2.close();
+      await poor.close();
+    }
+  });
+});
