@@ -10,6 +10,8 @@ export async function up(knex: Knex): Promise<void> {
     t.text('file_sha256').notNullable();
     t.integer('revision').notNullable().defaultTo(1);
     t.text('default_user_id');
+    // False while a file is being read in: a crash mid-ingest makes the next run read it again.
+    t.boolean('ingest_complete').notNullable().defaultTo(false);
     t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
     t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
     t.timestamp('started_at', { useTz: true });

@@ -34,6 +34,11 @@ export interface RunOptions extends Partial<EngineOptions> {
   reportDir?: string;
   /** A graceful stop (Ctrl-C): no new sends, in-flight ones finish, the report is written. */
   stopSignal?: AbortSignal | undefined;
+  /**
+   * Asked after the preflight and before the first send, when a person is watching. False refuses the
+   * run (exit 3) with nothing sent.
+   */
+  confirm?: (pf: Preflight) => Promise<boolean>;
   /** Progress callback for a person watching; the engine never prints. */
   onEvent?: (e: RunEvent) => void;
 }
@@ -125,6 +130,11 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
       stillPending: 0,
       report,
     };
+  }
+
+  if (pf.toSend > 0 && opts.confirm && !(await opts.confirm(pf))) {
+    const report = await writeReports(db, opts.batch, reportDir);
+    return { ...base, exitCode: EXIT.refused, message: 'not confirmed: nothing sent', stillPending: 0, report };
   }
 
   await markStarted(db, opts.batch);

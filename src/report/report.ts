@@ -35,7 +35,7 @@ export interface BatchSummary {
   rows: number;
   counts: Record<ReportStatus, number>;
   totals: Record<ReportStatus, StatusTotals>;
-  /** Charges the API reported, rupees. */
+  /** Charges of approved payouts (rejected ones are refunded), rupees. */
   charges: string;
   /** Paid out (approved) plus charges, rupees. */
   debited: string;
@@ -110,14 +110,12 @@ export async function summarize(db: Knex, batch: string): Promise<BatchSummary> 
   const counts = Object.fromEntries(REPORT_STATUSES.map((s) => [s, 0])) as Record<ReportStatus, number>;
   const sums = Object.fromEntries(REPORT_STATUSES.map((s) => [s, 0n])) as Record<ReportStatus, bigint>;
   let charges = 0n;
-  let approvedCharges = 0n;
   let total = 0;
   for (const r of rows) {
     const s = reportStatus(r.state);
     counts[s] += Number(r.n);
     sums[s] += BigInt(r.amount);
-    charges += BigInt(r.charges);
-    if (s === 'approved') approvedCharges += BigInt(r.charges);
+    if (s === 'approved') charges += BigInt(r.charges);
     total += Number(r.n);
   }
   const totals = Object.fromEntries(
@@ -131,7 +129,7 @@ export async function summarize(db: Knex, batch: string): Promise<BatchSummary> 
     counts,
     totals,
     charges: formatRupees(charges),
-    debited: formatRupees(sums.approved + approvedCharges),
+    debited: formatRupees(sums.approved + charges),
     started_at: b?.started_at ? new Date(b.started_at).toISOString() : null,
     finished_at: b?.finished_at ? new Date(b.finished_at).toISOString() : null,
     generated_at: new Date().toISOString(),

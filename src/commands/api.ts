@@ -1,0 +1,67 @@
+import { formatRupees, formatRupeesIndian } from '../money.js';
+import { clientOf, loggerOf, printJson, type CommandIO } from './context.js';
+
+/** `payouts balance` */
+export async function balanceCommand(io: CommandIO): Promise<number> {
+  const logger = loggerOf(io);
+  const client = clientOf(io, logger);
+  try {
+    const b = await client.balance();
+    if (io.json) printJson(io, { balance: formatRupees(b.balancePaise), balance_paise: b.balancePaise.toString() });
+    else io.out(`Wallet balance: ${formatRupeesIndian(b.balancePaise)}`);
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
+
+/** `payouts payout-status <order-id>` */
+export async function payoutStatusCommand(io: CommandIO, orderId: string): Promise<number> {
+  const logger = loggerOf(io);
+  const client = clientOf(io, logger);
+  try {
+    const p = await client.payoutStatus(orderId);
+    if (io.json) {
+      printJson(io, {
+        order_id: p.orderId,
+        status: p.status,
+        transaction_id: p.transactionId,
+        amount: p.amountPaise === null ? null : formatRupees(p.amountPaise),
+        charge: p.chargePaise === null ? null : formatRupees(p.chargePaise),
+        message: p.message,
+      });
+    } else {
+      io.out(`${p.orderId}: ${p.status}${p.transactionId ? ` (UTR ${p.transactionId})` : ''}`);
+      if (p.amountPaise !== null) io.out(`  amount ${formatRupeesIndian(p.amountPaise)}${p.chargePaise !== null ? `, charge ${formatRupeesIndian(p.chargePaise)}` : ''}`);
+      if (p.message) io.out(`  ${p.message}`);
+    }
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
+
+/** `payouts payin-status <order-id>` */
+export async function payinStatusCommand(io: CommandIO, orderId: string): Promise<number> {
+  const logger = loggerOf(io);
+  const client = clientOf(io, logger);
+  try {
+    const p = await client.payinStatus(orderId);
+    if (io.json) {
+      printJson(io, {
+        order_id: p.orderId,
+        status: p.status,
+        transaction_id: p.transactionId,
+        amount: p.amountPaise === null ? null : formatRupees(p.amountPaise),
+        request_amount: p.requestAmountPaise === null ? null : formatRupees(p.requestAmountPaise),
+        method: p.method,
+      });
+    } else {
+      io.out(`${p.orderId}: ${p.status}${p.transactionId ? ` (UTR ${p.transactionId})` : ''}`);
+      if (p.amountPaise !== null) io.out(`  amount ${formatRupeesIndian(p.amountPaise)}${p.method ? ` via ${p.method}` : ''}`);
+    }
+    return 0;
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,188 @@
+import path from 'node:path';
+import { formatRupeesIndian, parseRupees, type Paise } from '../money.js';
+import { readBatchRows } from '../batch/ingest.js';
+import { listBatches, getBatch } from '../db/batches.js';
+import { countByState } from '../db/rows.js';
+import { defaultBatchName } from '../engine/ingest.js';
+import { BatchNotFoundError, runBatch, type Preflight, type RunOptions, type RunResult } from '../engine/run.js';
+import { summarize, writeReports } from '../report/report.js';
+import { maskAccount } from '../log.js';
+import { clientOf, loggerOf, printJson, withDb, type CommandIO } from './context.js';
+import type { EngineOptions } from '../engine/context.js';
+import { migrationSource } from '../db/migrations.js';
+import type { CrashHook } from '../engine/crash.js';
+
+export interface RunCommandOptions {
+  csv?: string | undefined;
+  batch?: string | undefined;
+  userId?: string | undefined;
+  rate?: number | undefined;
+  concurrency?: number | undefined;
+  reportDir?: string | undefined;
+  pollTimeoutMs?: number | undefined;
+  feePerPayoutPaise?: Paise | undefined;
+  dryRun?: boolean | undefined;
+  /** Skip the confirmation question (scheduled runs never get one: no TTY). */
+  yes?: boolean | undefined;
+  /** Engine knobs for tests and operators (lease, grace, polling). */
+  engine?: Partial<EngineOptions>;
+  /** Crash-test hook (PAYOUTS_CRASH_AT). */
+  crash?: CrashHook | undefined;
+}
+
+/** `payouts run <csv>` and `payouts resume <batch>`: one batch end to end. */
+export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<number> {
+  const logger = loggerOf(io);
+  const batch = o.batch ?? (o.csv ? defaultBatchName(o.csv) : undefined);
+  if (!batch) throw new BatchNotFoundError('name the batch to resume: `payouts resume <batch>`');
+  const client = clientOf(io, logger);
+  try {
+    return await withDb(io, async (db) => {
+      const opts: RunOptions = {
+        ...o.engine,
+        batch,
+        csvPath: o.csv ? path.resolve(io.cwd, o.csv) : undefined,
+        defaultUserId: o.userId,
+        reportDir: path.resolve(io.cwd, o.reportDir ?? 'reports'),
+        ...(o.rate !== undefined ? { rate: o.rate } : {}),
+        ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
+        ...(o.pollTimeoutMs !== undefined ? { pollTimeoutMs: o.pollTimeoutMs } : {}),
+        ...(o.feePerPayoutPaise !== undefined ? { feePerPayoutPaise: o.feePerPayoutPaise } : {}),
+        dryRun: o.dryRun ?? false,
+        stopSignal: io.stopSignal,
+        onEvent: (e) => {
+          if (io.json) return;
+          if (e.type === 'ingested') {
+            const i = e.ingest;
+            const what = i.kind === 'unchanged' ? 'already read; carrying on' : i.kind === 'revised' ? `corrected copy merged (revision ${i.revision})` : 'read';
+            io.out(`Batch ${i.batch}: ${i.rows} rows ${what}, ${i.invalid} invalid, ${i.warnings} with warnings`);
+          } else if (e.type === 'preflight' && e.toSend > 0) {
+            io.out(`Balance ${formatRupeesIndian(e.balancePaise)}; to send ${e.toSend} payouts needing ${formatRupeesIndian(e.needPaise)}`);
+          } else if (e.type === 'recovering') {
+            io.out(`Resolving ${e.rows} payouts an earlier run left unfinished (asking their status first)`);
+          }
+        },
+      };
+      if (!o.yes && io.ask && !o.dryRun) opts.confirm = (pf) => confirm(io, batch, pf);
+      const res = await runBatch(opts, { db: db.knex, client, logger, crash: o.crash });
+      printResult(io, res);
+      return res.exitCode;
+    });
+  } finally {
+    await client.close();
+  }
+}
+
+function rupeesText(amount: string): string {
+  return formatRupeesIndian(parseRupees(amount) ?? 0n);
+}
+
+function printTotals(io: CommandIO, totals: Record<string, { count: number; amount: string }>): void {
+  for (const [status, t] of Object.entries(totals)) {
+    if (t.count > 0) io.out(`  ${status.padEnd(13)} ${String(t.count).padStart(7)}  ${rupeesText(t.amount).padStart(16)}`);
+  }
+}
+
+async function confirm(io: CommandIO, batch: string, pf: Preflight): Promise<boolean> {
+  const answer = await io.ask!(
+    `Send ${pf.toSend} payouts of batch ${batch} totalling ${formatRupeesIndian(pf.amountPaise)} from a balance of ${formatRupeesIndian(pf.balancePaise ?? 0n)}? [y/N] `,
+  );
+  return /^y(es)?$/i.test(answer.trim());
+}
+
+function printResult(io: CommandIO, res: RunResult): void {
+  if (io.json) {
+    printJson(io, {
+      batch: res.batch,
+      exit_code: res.exitCode,
+      message: res.message,
+      ingest: res.ingest,
+      preflight: res.preflight,
+      summary: res.report?.summary,
+      report: res.report ? { csv: res.report.csv, json: res.report.json } : undefined,
+    });
+    return;
+  }
+  if (res.report) {
+    const s = res.report.summary;
+    printTotals(io, s.totals);
+    io.out(`  charges ${rupeesText(s.charges)}; debited ${rupeesText(s.debited)}`);
+  }
+  io.out(res.message);
+  if (res.report) io.out(`Report: ${res.report.csv} and ${res.report.json}`);
+}
+
+/** `payouts validate <csv>`: every row checked, nothing stored, nothing sent. */
+export async function validateCommand(io: CommandIO, o: { csv: string; batch?: string; userId?: string }): Promise<number> {
+  const file = path.resolve(io.cwd, o.csv);
+  const batch = o.batch ?? defaultBatchName(file);
+  let rows = 0;
+  let invalid = 0;
+  let warned = 0;
+  let total = 0n;
+  const problems: { row: number; errors: string[]; warnings: string[] }[] = [];
+  for await (const r of readBatchRows(file, { batch, ...(o.userId ? { defaultUserId: o.userId } : {}) })) {
+    rows++;
+    if (r.errors.length) invalid++;
+    else if (r.amountPaise) total += r.amountPaise;
+    if (r.warnings.length) warned++;
+    if ((r.errors.length || r.warnings.length) && problems.length < 1000) {
+      const mask = (m: string) => (r.accountNumber ? m.split(r.accountNumber).join(maskAccount(r.accountNumber)) : m);
+      problems.push({ row: r.rowNo, errors: r.errors.map((e) => mask(e.message)), warnings: r.warnings.map((w) => mask(w.message)) });
+    }
+  }
+  if (io.json) {
+    printJson(io, { file, rows, valid: rows - invalid, invalid, with_warnings: warned, valid_total: formatRupeesIndian(total), problems });
+  } else {
+    for (const p of problems) {
+      for (const e of p.errors) io.out(`row ${p.row}: error: ${e}`);
+      for (const w of p.warnings) io.out(`row ${p.row}: warning: ${w}`);
+    }
+    io.out(`${rows} rows: ${rows - invalid} valid totalling ${formatRupeesIndian(total)}, ${invalid} invalid, ${warned} with warnings`);
+  }
+  return invalid > 0 ? 1 : 0;
+}
+
+/** `payouts status [batch]`: what the database knows, no API call. */
+export async function statusCommand(io: CommandIO, batch: string | undefined): Promise<number> {
+  return withDb(io, async (db) => {
+    if (!batch) {
+      const all = await listBatches(db.knex);
+      if (io.json) printJson(io, all.map((b) => ({ batch: b.name, revision: b.revision, created_at: b.created_at, finished_at: b.finished_at })));
+      else if (all.length === 0) io.out('No batches yet: start one with `payouts run <csv>`');
+      else for (const b of all) io.out(`${b.name}  revision ${b.revision}  ${b.finished_at ? 'finished' : 'open'}  ${b.source_file}`);
+      return 0;
+    }
+    if (!(await getBatch(db.knex, batch))) throw new BatchNotFoundError(`no batch named "${batch}": \`payouts status\` lists them`);
+    const s = await summarize(db.knex, batch);
+    const states = await countByState(db.knex, batch);
+    if (io.json) printJson(io, { ...s, states });
+    else {
+      io.out(`Batch ${batch}: ${s.rows} rows${s.finished_at ? `, finished ${s.finished_at}` : ''}`);
+      printTotals(io, s.totals);
+      if (states.submitting) io.out(`  (${states.submitting} with an unknown outcome: \`payouts resume ${batch}\` resolves them)`);
+    }
+    return 0;
+  });
+}
+
+/** `payouts report <batch>`: writes the report files again from the database. */
+export async function reportCommand(io: CommandIO, batch: string, reportDir: string | undefined): Promise<number> {
+  return withDb(io, async (db) => {
+    if (!(await getBatch(db.knex, batch))) throw new BatchNotFoundError(`no batch named "${batch}": \`payouts status\` lists them`);
+    const r = await writeReports(db.knex, batch, path.resolve(io.cwd, reportDir ?? 'reports'));
+    if (io.json) printJson(io, { csv: r.csv, json: r.json, summary: r.summary });
+    else io.out(`Report: ${r.csv} and ${r.json}`);
+    return 0;
+  });
+}
+
+/** `payouts migrate` */
+export async function migrateCommand(io: CommandIO): Promise<number> {
+  return withDb(io, async (db) => {
+    const [done] = (await db.knex.migrate.list({ migrationSource })) as [unknown[], unknown[]];
+    if (io.json) printJson(io, { database: db.where, migrations: done.length });
+    else io.out(`Database ${db.where} is up to date (${done.length} migrations)`);
+    return 0;
+  });
+}

@@ -1,0 +1,121 @@
+import { GET_BODY_MODES, JSON_ESCAPE_MODES, type GetBodyMode, type JsonEscapeMode } from './alliance/signing.js';
+import { parseRupees, type Paise } from './money.js';
+
+/**
+ * Configuration, read once: flags, then the environment, then defaults. This is the only module that
+ * looks at environment variables (main.ts hands it process.env); everything else gets a Config.
+ */
+export interface ApiConfig {
+  baseUrl: string | undefined;
+  accessKey: string | undefined;
+  secretKey: string | undefined;
+  /** Per-request timeout, ms. Default 30000. */
+  timeoutMs: number;
+  /** GET body line in the signature. Default 'empty' (the document's rule). */
+  getBodyMode: GetBodyMode;
+  /** JSON escaping of bodies (and so of what is signed). Default 'none'. */
+  escape: JsonEscapeMode;
+}
+
+export interface DbConfig {
+  /** PostgreSQL when set; otherwise embedded PGlite in dataDir. */
+  databaseUrl: string | undefined;
+  /** Default ./.payouts */
+  dataDir: string;
+}
+
+export interface Config {
+  api: ApiConfig;
+  db: DbConfig;
+  logLevel: string;
+  verbose: boolean;
+  /** Crash testing only: PAYOUTS_CRASH_AT=point:n kills the process with SIGKILL at that point. */
+  crashAt: string | undefined;
+}
+
+export interface ConfigFlags {
+  baseUrl?: string | undefined;
+  accessKey?: string | undefined;
+  secretKey?: string | undefined;
+  timeout?: number | undefined;
+  getBodyMode?: string | undefined;
+  jsonEscape?: string | undefined;
+  dataDir?: string | undefined;
+  databaseUrl?: string | undefined;
+  logLevel?: string | undefined;
+  verbose?: boolean | undefined;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function pick<T extends string>(value: string | undefined, allowed: readonly T[], what: string, fallback: T): T {
+  if (value === undefined || value === '') return fallback;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(`${what} must be one of ${allowed.join(', ')}; got "${value}"`);
+  }
+  return value as T;
+}
+
+function positiveInt(value: string | number | undefined, what: string, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`${what} must be a positive number; got "${value}"`);
+  return Math.round(n);
+}
+
+export function loadConfig(flags: ConfigFlags, env: Record<string, string | undefined>): Config {
+  const verbose = flags.verbose ?? false;
+  return {
+    api: {
+      baseUrl: flags.baseUrl ?? env['ALLIANCE_BASE_URL'],
+      accessKey: flags.accessKey ?? env['ALLIANCE_ACCESS_KEY'],
+      secretKey: flags.secretKey ?? env['ALLIANCE_SECRET_KEY'],
+      timeoutMs: positiveInt(flags.timeout ?? env['ALLIANCE_TIMEOUT_MS'], 'the request timeout (--timeout, ALLIANCE_TIMEOUT_MS)', 30_000),
+      getBodyMode: pick(flags.getBodyMode ?? env['ALLIANCE_GET_BODY'], GET_BODY_MODES, '--get-body-mode (ALLIANCE_GET_BODY)', 'empty'),
+      escape: pick(flags.jsonEscape ?? env['ALLIANCE_JSON_ESCAPE'], JSON_ESCAPE_MODES, '--json-escape (ALLIANCE_JSON_ESCAPE)', 'none'),
+    },
+    db: {
+      databaseUrl: flags.databaseUrl ?? (env['DATABASE_URL'] || undefined),
+      dataDir: flags.dataDir ?? env['PAYOUTS_DATA_DIR'] ?? '.payouts',
+    },
+    logLevel: flags.logLevel ?? env['PAYOUTS_LOG_LEVEL'] ?? (verbose ? 'debug' : 'warn'),
+    verbose,
+    crashAt: env['PAYOUTS_CRASH_AT'] || undefined,
+  };
+}
+
+/** The API settings a command that talks to the API cannot do without. */
+export type CompleteApiConfig = ApiConfig & { baseUrl: string; accessKey: string; secretKey: string };
+
+export function requireApi(api: ApiConfig): CompleteApiConfig {
+  const missing: string[] = [];
+  if (!api.baseUrl) missing.push('ALLIANCE_BASE_URL (or --base-url)');
+  if (!api.accessKey) missing.push('ALLIANCE_ACCESS_KEY (or --access-key)');
+  if (!api.secretKey) missing.push('ALLIANCE_SECRET_KEY (or --secret-key)');
+  if (missing.length) {
+    throw new ConfigError(
+      `missing ${missing.join(', ')}: set them in the environment. To rehearse without the real API, start \`payouts sandbox\` and point ALLIANCE_BASE_URL at it, or run \`payouts demo\`.`,
+    );
+  }
+  return api as CompleteApiConfig;
+}
+
+/** "--fee-per-payout 5.90" -> 590n */
+export function parseFee(text: string | number | undefined): Paise {
+  if (text === undefined || text === '') return 0n;
+  const p = parseRupees(String(text));
+  if (p === undefined) throw new ConfigError(`--fee-per-payout must be rupees like 5.90; got "${text}"`);
+  return p;
+}
+
+/** "90s", "10m", "1h", "500ms" or plain seconds -> ms */
+export function parseDuration(text: string | number | undefined, what: string, fallbackMs: number): number {
+  if (text === undefined || text === '') return fallbackMs;
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(String(text).trim());
+  if (!m) throw new ConfigError(`${what} must be a duration like 90s, 10m or 1h; got "${text}"`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!);
+}

@@ -1,0 +1,245 @@
+#!/usr/bin/env node
+/**
+ * The command line: yargs wiring only. Every command is a plain async function in src/commands that
+ * returns an exit code or throws; this is the only place that calls process.exit.
+ */
+import { createInterface } from 'node:readline/promises';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { AllianceError, AuthenticationError } from './alliance/errors.js';
+import { InputError } from './batch/errors.js';
+import { ConfigError, loadConfig, parseDuration, parseFee, type ConfigFlags } from './config.js';
+import { BatchNotFoundError, UsageError } from './engine/run.js';
+import { parseRupees } from './money.js';
+import { crashHookFromEnv } from './engine/crash.js';
+import { parseFaultOptions } from './sandbox/faults.js';
+import { balanceCommand, payinStatusCommand, payoutStatusCommand } from './commands/api.js';
+import { migrateCommand, reportCommand, runCommand, statusCommand, validateCommand } from './commands/batch.js';
+import { demoCommand } from './commands/demo.js';
+import { sandboxCommand } from './commands/sandbox.js';
+import type { CommandIO } from './commands/context.js';
+
+type Args = ConfigFlags & { json?: boolean; [k: string]: unknown };
+
+const stop = new AbortController();
+
+function io(argv: Args): CommandIO {
+  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  return {
+    out: (line) => process.stdout.write(line + '\n'),
+    json: Boolean(argv.json),
+    config: loadConfig(argv, process.env),
+    cwd: process.cwd(),
+    stopSignal: stop.signal,
+    ask: interactive
+      ? async (q) => {
+          const rl = createInterface({ input: process.stdin, output: process.stdout });
+          try {
+            return await rl.question(q);
+          } finally {
+            rl.close();
+          }
+        }
+      : undefined,
+  };
+}
+
+let exitCode = 0;
+const run = (fn: (argv: Args) => Promise<number>) => async (argv: Args) => {
+  exitCode = await fn(argv);
+};
+
+const batchOptions = (y: Argv) =>
+  y
+    .option('rate', { type: 'number', describe: 'API requests per second (payouts and status checks together)', default: 5 })
+    .option('concurrency', { type: 'number', describe: 'API requests in flight at once', default: 4 })
+    .option('report-dir', { type: 'string', describe: 'Where <batch>.csv and <batch>.json are written', default: 'reports' })
+    .option('poll-timeout', { type: 'string', describe: 'Stop polling after this long (e.g. 10m); rows still pending exit 4', default: '10m' })
+    .option('fee-per-payout', { type: 'string', describe: 'Estimated API charge per payout in rupees, added in the balance check', default: '0' })
+    .option('user-id', { type: 'string', describe: 'user_id for rows without one' })
+    .option('yes', { type: 'boolean', describe: 'Do not ask for confirmation before paying', default: false })
+    .option('lease', { type: 'string', describe: 'How long a runner holds a claimed row before another may take it over', default: '2m' })
+    .option('ambiguous-grace', { type: 'string', describe: 'Wait after a possibly-sent request before trusting a "not found" status', default: '10s' })
+    .option('poll-interval', { type: 'string', describe: 'First wait before polling a pending payout (grows 1.5x per poll)', default: '2s' });
+
+function batchArgs(argv: Args) {
+  return {
+    rate: argv['rate'] as number,
+    concurrency: argv['concurrency'] as number,
+    reportDir: argv['reportDir'] as string,
+    pollTimeoutMs: parseDuration(argv['pollTimeout'] as string, '--poll-timeout', 600_000),
+    feePerPayoutPaise: parseFee(argv['feePerPayout'] as string),
+    userId: argv['userId'] as string | undefined,
+    yes: Boolean(argv['yes']),
+    engine: {
+      leaseMs: parseDuration(argv['lease'] as string, '--lease', 120_000),
+      ambiguousGraceMs: parseDuration(argv['ambiguousGrace'] as string, '--ambiguous-grace', 10_000),
+      pollIntervalMs: parseDuration(argv['pollInterval'] as string, '--poll-interval', 2_000),
+      requestTimeoutMs: loadConfig(argv, process.env).api.timeoutMs,
+    },
+    crash: crashHookFromEnv(loadConfig(argv, process.env).crashAt),
+  };
+}
+
+const cli = yargs(hideBin(process.argv))
+  .scriptName('payouts')
+  .usage('$0 <command> [options]\n\nBatch payouts through the Alliance Payin & Payout API: validate a CSV, check the balance, pay every row exactly once, poll to final, report.')
+  .option('json', { type: 'boolean', describe: 'Print results as JSON' })
+  .option('verbose', { type: 'boolean', describe: 'Debug logs on stderr and stack traces on errors' })
+  .option('log-level', { type: 'string', describe: 'pino log level on stderr (default warn)' })
+  .option('base-url', { type: 'string', describe: 'API base URL (env ALLIANCE_BASE_URL)' })
+  .option('access-key', { type: 'string', describe: 'API access key (env ALLIANCE_ACCESS_KEY; prefer the environment)' })
+  .option('secret-key', { type: 'string', describe: 'API secret key (env ALLIANCE_SECRET_KEY; prefer the environment)' })
+  .option('timeout', { type: 'number', describe: 'Per-request timeout in ms (default 30000)' })
+  .option('get-body-mode', { choices: ['empty', '{}'], describe: 'How GET requests sign the body line (default empty, the document\'s rule)' })
+  .option('json-escape', { choices: ['none', 'ascii', 'php'], describe: 'JSON escaping of request bodies, to match how the server checks signatures (default none)' })
+  .option('data-dir', { type: 'string', describe: 'Embedded database directory when DATABASE_URL is unset (default ./.payouts)' })
+  .command(
+    'run <csv>',
+    'Validate a CSV, check the balance, pay every valid row once, poll to final and write the report',
+    (y) =>
+      batchOptions(y)
+        .positional('csv', { type: 'string', demandOption: true, describe: 'The payout CSV' })
+        .option('batch', { type: 'string', describe: 'Batch name (default: the file name); the same name again resumes it' })
+        .option('dry-run', { type: 'boolean', describe: 'Stop after validation and the balance check', default: false }),
+    run((argv) => runCommand(io(argv), { ...batchArgs(argv), csv: argv['csv'] as string, batch: argv['batch'] as string | undefined, dryRun: Boolean(argv['dryRun']) })),
+  )
+  .command(
+    'resume <batch>',
+    'Carry on with a stored batch: resolve unknown outcomes, send what is left, poll to final',
+    (y) => batchOptions(y).positional('batch', { type: 'string', demandOption: true }),
+    run((argv) => runCommand(io(argv), { ...batchArgs(argv), batch: argv['batch'] as string })),
+  )
+  .command(
+    'validate <csv>',
+    'Check every row of a CSV and list all problems; nothing is stored or sent',
+    (y) => y.positional('csv', { type: 'string', demandOption: true }).option('user-id', { type: 'string' }).option('batch', { type: 'string' }),
+    run((argv) => validateCommand(io(argv), { csv: argv['csv'] as string, ...(argv['userId'] ? { userId: argv['userId'] as string } : {}), ...(argv['batch'] ? { batch: argv['batch'] as string } : {}) })),
+  )
+  .command(
+    'status [batch]',
+    'Show a batch\'s rows by status from the database (no API call); without a name, list batches',
+    (y) => y.positional('batch', { type: 'string' }),
+    run((argv) => statusCommand(io(argv), argv['batch'] as string | undefined)),
+  )
+  .command(
+    'report <batch>',
+    'Write the batch\'s report files again',
+    (y) => y.positional('batch', { type: 'string', demandOption: true }).option('report-dir', { type: 'string', default: 'reports' }),
+    run((argv) => reportCommand(io(argv), argv['batch'] as string, argv['reportDir'] as string)),
+  )
+  .command('migrate', 'Apply database migrations', (y) => y, run((argv) => migrateCommand(io(argv))))
+  .command(
+    'demo',
+    'Run samples/payroll.csv end to end against an in-process sandbox and the embedded database',
+    (y) => y.option('report-dir', { type: 'string', default: 'reports' }).option('csv', { type: 'string', describe: 'Another CSV instead of the sample' }),
+    run((argv) => demoCommand(io(argv), { reportDir: argv['reportDir'] as string, csv: argv['csv'] as string | undefined })),
+  )
+  .command('balance', 'Show the wallet balance', (y) => y, run((argv) => balanceCommand(io(argv))))
+  .command(
+    'payout-status <order-id>',
+    'Show one payout\'s status at the API',
+    (y) => y.positional('order-id', { type: 'string', demandOption: true }),
+    run((argv) => payoutStatusCommand(io(argv), argv['orderId'] as string)),
+  )
+  .command(
+    'payin-status <order-id>',
+    'Show one payin\'s status at the API',
+    (y) => y.positional('order-id', { type: 'string', demandOption: true }),
+    run((argv) => payinStatusCommand(io(argv), argv['orderId'] as string)),
+  )
+  .command(
+    'sandbox',
+    'Serve a local simulation of the API (for rehearsals and tests); prints its URL',
+    (y) =>
+      y
+        .option('port', { type: 'number', default: 4010 })
+        .option('host', { type: 'string', default: '127.0.0.1' })
+        .option('balance', { type: 'string', default: '500000', describe: 'Starting wallet balance in rupees' })
+        .option('rate', { type: 'number', describe: 'Requests per second before 429' })
+        .option('settle-ms', { type: 'number', describe: 'Pending to final after this long', default: 2000 })
+        .option('seed', { type: 'number', describe: 'Seed for faults and UTRs (replayable)' })
+        .option('webhook-url', { type: 'string' })
+        .option('reject-suffix', { type: 'string', default: '0000', describe: 'Accounts ending with this are rejected' })
+        .option('no-dedup', { type: 'boolean', describe: 'Execute a repeated order_id again (tests the client alone)' })
+        .option('reencode', { choices: ['raw', 'php'], describe: 'Verify signatures over the raw body or a PHP re-encoding' })
+        .option('accept-get-body', { choices: ['empty', '{}', 'either'], default: 'either' })
+        .option('allow-ip', { type: 'array', string: true, describe: 'IP allowlist' })
+        .option('faults', { type: 'string', describe: 'Fault options as JSON, e.g. {"error5xxAfterRate":0.1}' }),
+    async (argv) => {
+      const cio = io(argv as Args);
+      const accessKey = (argv['accessKey'] as string | undefined) ?? process.env['ALLIANCE_ACCESS_KEY'];
+      const secretKey = (argv['secretKey'] as string | undefined) ?? process.env['ALLIANCE_SECRET_KEY'];
+      if (!accessKey || !secretKey) throw new ConfigError('the sandbox needs --access-key and --secret-key (or ALLIANCE_ACCESS_KEY / ALLIANCE_SECRET_KEY)');
+      const balance = parseRupees(String(argv['balance']));
+      if (balance === undefined) throw new ConfigError(`--balance must be rupees like 500000 or 1111.11; got "${argv['balance']}"`);
+      let faults = {};
+      if (argv['faults']) {
+        try {
+          faults = parseFaultOptions(JSON.parse(argv['faults'] as string));
+        } catch (err) {
+          throw new ConfigError(`--faults must be a JSON object of fault options: ${(err as Error).message}`);
+        }
+      }
+      const sb = await sandboxCommand(cio, {
+        port: argv['port'] as number,
+        host: argv['host'] as string,
+        accessKey,
+        secretKey,
+        balancePaise: balance,
+        rate: argv['rate'] as number | undefined,
+        settleMs: argv['settleMs'] as number | undefined,
+        seed: argv['seed'] as number | undefined,
+        webhookUrl: argv['webhookUrl'] as string | undefined,
+        dedupOrderIds: !argv['noDedup'],
+        ...(argv['reencode'] ? { reencode: argv['reencode'] as 'raw' | 'php' } : {}),
+        getBodyMode: argv['acceptGetBody'] as 'empty' | '{}' | 'either',
+        allowIps: argv['allowIp'] as string[] | undefined,
+        rejectSuffix: argv['rejectSuffix'] as string,
+        faults,
+      });
+      await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+      await sb.close();
+    },
+  )
+  .demandCommand(1, 'Name a command: `payouts --help` lists them')
+  .strict()
+  .recommendCommands()
+  .help()
+  .alias('h', 'help')
+  .version()
+  .wrap(Math.min(110, process.stdout.columns || 110))
+  .fail((msg, err) => {
+    if (err) throw err;
+    throw new UsageError(msg);
+  });
+
+process.on('SIGINT', () => {
+  if (stop.signal.aborted) process.exit(130);
+  process.stderr.write('Stopping: no new payouts are sent; those in flight finish. Ctrl-C again to quit at once.\n');
+  stop.abort();
+});
+process.on('SIGTERM', () => stop.abort());
+
+function describe(err: unknown, verbose: boolean): { code: number; message: string } {
+  const e = err as Error;
+  if (err instanceof InputError || err instanceof UsageError || err instanceof ConfigError || err instanceof BatchNotFoundError) {
+    return { code: 2, message: e.message };
+  }
+  if (err instanceof AuthenticationError) return { code: 2, message: e.message };
+  if (err instanceof AllianceError) return { code: 1, message: e.message };
+  return { code: 1, message: verbose ? (e.stack ?? String(e)) : `${e.message ?? String(e)} (run with --verbose for details)` };
+}
+
+try {
+  await cli.parseAsync();
+  process.exitCode = exitCode;
+} catch (err) {
+  const verbose = process.argv.includes('--verbose');
+  const { code, message } = describe(err, verbose);
+  process.stderr.write(`payouts: ${message}\n`);
+  if (verbose && err instanceof Error && err.cause) process.stderr.write(`caused by: ${String((err.cause as Error).stack ?? err.cause)}\n`);
+  process.exitCode = code;
+}
+// Only this file exits; give stdout a chance to flush, and don't hang on stray handles.
+setTimeout(() => process.exit(process.exitCode ?? 0), 50).unref();
