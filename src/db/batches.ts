@@ -38,7 +38,13 @@ export async function insertBatch(
 export async function reviseBatch(db: Knex, name: string, sourceFile: string, sha256: string): Promise<number> {
   const [row] = await db('batches')
     .where({ name })
-    .update({ source_file: sourceFile, file_sha256: sha256, revision: db.raw('revision + 1'), updated_at: db.fn.now() })
+    .update({
+      source_file: sourceFile,
+      file_sha256: sha256,
+      revision: db.raw('revision + 1'),
+      ingest_complete: false,
+      updated_at: db.fn.now(),
+    })
     .returning('revision');
   return (row as { revision: number }).revision;
 }

@@ -104,8 +104,16 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
       logger,
     });
     emit({ type: 'ingested', ingest });
-  } else if (!(await getBatch(db, opts.batch))) {
+  }
+  const stored = await getBatch(db, opts.batch);
+  if (!stored) {
     throw new BatchNotFoundError(`no batch named "${opts.batch}": start it with \`payouts run <csv> --batch ${opts.batch}\``);
+  }
+  if (!stored.ingest_complete) {
+    // A file that failed part-way (or a crash while reading it): nothing of it may be sent.
+    throw new UsageError(
+      `batch "${opts.batch}" was not completely read from ${stored.source_file}: run \`payouts run <csv> --batch ${opts.batch}\` again with a readable file`,
+    );
   }
 
   // Rows skipped by an earlier refusal are reconsidered now.

@@ -1,0 +1,83 @@
+/**
+ * Order ids. An explicit order_id from the CSV is used as given (after validation). Otherwise the id is
+ * derived from the batch name and the payout's identity (account, IFSC, amount) plus its occurrence
+ * among identical rows in the file, so the same batch re-run, or a corrected copy of the file (rows
+ * reordered, names or mobiles fixed, rows added), gives every unchanged payout the same id, and the
+ * API's order_id uniqueness stops it from being paid twice.
+ */
+import { createHash } from 'node:crypto';
+
+export const DERIVED_ORDER_ID_PREFIX = 'PO';
+/** Characters of base32 after the prefix: 28 * 5 = 140 bits of the sha256. */
+const DERIVED_HASH_CHARS = 28;
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+/** Bumping this changes every derived id: never do it for batches that may already be in flight. */
+const DERIVATION_VERSION = 'alliance-payout-order-id/v1';
+
+export interface PayoutIdentity {
+  accountNumber: string;
+  ifsc: string;
+  amountPaise: bigint;
+}
+
+/** "account|IFSC|paise": what makes two rows the same payout. Inputs must be normalized already. */
+export function contentKeyOf(row: PayoutIdentity): string {
+  return `${row.accountNumber}|${row.ifsc}|${row.amountPaise.toString()}`;
+}
+
+function base32(bytes: Uint8Array, chars: number): string {
+  let out = '';
+  let acc = 0;
+  let bits = 0;
+  for (const b of bytes) {
+    acc = ((acc << 8) | b) & 0xffff;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += BASE32[(acc >>> bits) & 31];
+      if (out.length === chars) return out;
+    }
+  }
+  return out;
+}
+
+/**
+ * `PO` + 28 base32 characters (30 in all, only A-Z and 2-7) of
+ * sha256(version, batch, account, IFSC, paise, occurrence). `occurrence` is 0 for the first row with
+ * this identity in the file, 1 for the second, and so on.
+ */
+export function deriveOrderId(batch: string, row: PayoutIdentity, occurrence: number): string {
+  if (!Number.isInteger(occurrence) || occurrence < 0) {
+    throw new RangeError(`occurrence must be a non-negative integer, got ${occurrence}`);
+  }
+  const material = JSON.stringify([
+    DERIVATION_VERSION,
+    batch,
+    row.accountNumber,
+    row.ifsc,
+    row.amountPaise.toString(),
+    occurrence,
+  ]);
+  const digest = createHash('sha256').update(material, 'utf8').digest();
+  return DERIVED_ORDER_ID_PREFIX + base32(digest, DERIVED_HASH_CHARS);
+}
+
+export const EXPLICIT_ORDER_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Checks an order_id given in the CSV: 1 to 64 of A-Z a-z 0-9 _ -. Returns the problem as a sentence
+ * naming the fix, or null when the id is fine.
+ */
+export function validateExplicitOrderId(id: string): string | null {
+  if (id.length === 0) return 'order_id is empty: fill it in or remove the order_id column to derive ids';
+  if (id.length > 64) {
+    return `order_id "${id.slice(0, 20)}…" is ${id.length} characters: use at most 64`;
+  }
+  if (!EXPLICIT_ORDER_ID_RE.test(id)) {
+    const bad = [...new Set([...id].filter((c) => !/[A-Za-z0-9_-]/.test(c)))]
+      .map((c) => (c === ' ' ? 'space' : JSON.stringify(c)))
+      .join(', ');
+    return `order_id "${id}" contains ${bad}: use only letters, digits, "-" and "_"`;
+  }
+  return null;
+}
