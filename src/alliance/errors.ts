@@ -35,7 +35,7 @@ export abstract class AllianceError extends Error {
   }
 }
 
-/** 401: wrong keys, bad signature, clock skew, IP not allowed. Never retried. */
+/** 401 or 403: wrong keys, bad signature, clock skew, IP not allowed. Never retried. */
 export class AuthenticationError extends AllianceError {
   readonly type = 'authentication';
   readonly retryable = false;
@@ -215,7 +215,7 @@ export function errorFromResponse(f: ResponseFacts): AllianceError {
     if (skew !== undefined && Math.abs(skew) > 60_000) {
       hint = `this machine's clock is ${Math.round(Math.abs(skew) / 1000)}s ${skew > 0 ? 'behind' : 'ahead of'} the server's: fix the clock (NTP)`;
     }
-    return new AuthenticationError(`${where}: 401 Unauthorized${msg ? ` (${msg})` : ''}: ${hint}`, {
+    return new AuthenticationError(`${where}: ${s} ${s === 401 ? 'Unauthorized' : 'Forbidden'}${msg ? ` (${msg})` : ''}: ${hint}`, {
       ...d,
       ...(skew === undefined ? {} : { clockSkewMs: skew }),
     });

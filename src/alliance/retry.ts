@@ -43,6 +43,8 @@ export function backoffDelay(attempt: number, opts: BackoffOptions = {}): number
 /**
  * Runs one API call with p-retry: exponential backoff with jitter on retryable, unambiguous errors,
  * Retry-After honoured on 429. An ambiguous error is thrown straight back to the caller.
+ * The wait before each retry is exactly `retryDecision`'s delay (p-retry's own backoff is off), so
+ * Retry-After is not stacked on top of a second backoff and an injected `random` is used.
  */
 export async function withRetry<T>(
   fn: (attempt: number) => Promise<T>,
@@ -51,19 +53,15 @@ export async function withRetry<T>(
   const { default: pRetry } = await import('p-retry');
   return pRetry(fn, {
     retries: opts.retries ?? 5,
-    factor: 2,
-    minTimeout: opts.baseMs ?? 500,
-    maxTimeout: opts.maxMs ?? 30_000,
-    randomize: true,
+    minTimeout: 0,
+    maxTimeout: 0,
+    randomize: false,
     ...(opts.signal ? { signal: opts.signal } : {}),
     onFailedAttempt: async ({ error, attemptNumber }) => {
       const d = retryDecision(error, attemptNumber, opts);
       if (!d.retry) return;
       opts.onRetry?.(error as AllianceError, attemptNumber, d.delayMs);
-      // p-retry's own backoff follows; a server's Retry-After is waited out on top of it.
-      if (error instanceof RateLimitError && error.retryAfterMs !== undefined) {
-        await sleep(Math.min(error.retryAfterMs, opts.maxMs ?? 30_000), opts.signal);
-      }
+      await sleep(d.delayMs, opts.signal);
     },
     shouldRetry: ({ error, attemptNumber }) => retryDecision(error, attemptNumber, opts).retry,
   });

@@ -19,7 +19,7 @@ export type GetBodyMode = 'empty' | '{}';
 /**
  * How a JSON body is serialized (and so signed).
  * - 'none':  JSON.stringify, UTF-8 as is (the JavaScript sample).
- * - 'ascii': non-ASCII as \uXXXX, "/" kept (Python's json.dumps default, as in the Python sample).
+ * - 'ascii': non-ASCII (and DEL) as \uXXXX, "/" kept (Python's json.dumps default, as in the Python sample).
  * - 'php':   non-ASCII as \uXXXX and "/" as "\/" (PHP's json_encode default).
  */
 export type JsonEscapeMode = 'none' | 'ascii' | 'php';
@@ -41,7 +41,9 @@ export function serializeBody(body: unknown, escape: JsonEscapeMode = 'none'): s
   const json = JSON.stringify(body);
   if (json === undefined) throw new TypeError('body is not JSON-serializable');
   if (escape === 'none') return json;
-  let out = json.replace(/[\u0080-\uffff]/g, (ch) => '\\u' + ch.charCodeAt(0).toString(16).padStart(4, '0'));
+  // Python's json.dumps escapes everything outside printable ASCII, DEL (0x7f) included; PHP keeps DEL.
+  const escaped = escape === 'ascii' ? /[\u007f-\uffff]/g : /[\u0080-\uffff]/g;
+  let out = json.replace(escaped, (ch) => '\\u' + ch.charCodeAt(0).toString(16).padStart(4, '0'));
   if (escape === 'php') out = out.replace(/\//g, '\\/');
   return out;
 }
