@@ -186,6 +186,15 @@ export async function renewForSend(db: Knex, id: string, fence: string, leaseMs:
   return row?.lease_expires_at;
 }
 
+/** Extends a claim's lease without sending anything (waiting out the grace period). False if lost. */
+export async function extendLease(db: Knex, id: string, fence: string, leaseMs: number): Promise<boolean> {
+  const n = await db('payout_rows')
+    .where({ id, fence, state: 'submitting' })
+    .where('lease_expires_at', '>', db.fn.now())
+    .update({ lease_expires_at: db.raw(`now() + (? * interval '1 millisecond')`, [leaseMs]), updated_at: db.fn.now() });
+  return n === 1;
+}
+
 export interface Outcome {
   state: 'pending' | 'approved' | 'rejected' | 'failed' | 'ready' | 'needs_review';
   api_status?: string | null;

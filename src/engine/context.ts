@@ -17,6 +17,8 @@ export interface EngineOptions {
   leaseMs: number;
   /** The client's per-request timeout; a send starts only if it can finish inside the lease. Default 30000. */
   requestTimeoutMs: number;
+  /** Slack kept between the end of a send's timeout and the end of its lease (clock drift, DB latency). Default 1000. */
+  leaseMarginMs: number;
   /**
    * How long after the last moment a request could have been sent a 404 from status is trusted to mean
    * "never created" (a server may still be processing a request whose connection died). Default 10000.
@@ -37,6 +39,7 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   concurrency: 4,
   leaseMs: 120_000,
   requestTimeoutMs: 30_000,
+  leaseMarginMs: 1_000,
   ambiguousGraceMs: 10_000,
   maxSendsPerRow: 3,
   pollIntervalMs: 2_000,
@@ -67,8 +70,10 @@ export class Runner {
     this.options = { ...DEFAULT_ENGINE_OPTIONS, ...options, retry: { ...DEFAULT_ENGINE_OPTIONS.retry, ...options.retry } };
     if (!(this.options.rate > 0)) throw new RangeError('rate must be > 0 requests per second');
     if (!(this.options.concurrency >= 1)) throw new RangeError('concurrency must be >= 1');
-    if (this.options.requestTimeoutMs + 1000 >= this.options.leaseMs) {
-      throw new RangeError('leaseMs must exceed the request timeout by more than a second');
+    if (this.options.requestTimeoutMs + 2 * this.options.leaseMarginMs >= this.options.leaseMs) {
+      throw new RangeError(
+        `the lease (${this.options.leaseMs} ms) must exceed the request timeout (${this.options.requestTimeoutMs} ms) by more than twice the lease margin (${this.options.leaseMarginMs} ms)`,
+      );
     }
     // The owner names this process so a later run on this host can tell that it died.
     this.owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
@@ -107,10 +112,9 @@ export class Runner {
   }
 
   kill(reason: Error): void {
-    if (!this.dead.signal.aborted) {
-      this.queue.clear();
-      this.dead.abort(reason);
-    }
+    // Queued calls are not dropped (a dropped p-queue task never settles and its caller would hang):
+    // the signal rejects them before they start.
+    if (!this.dead.signal.aborted) this.dead.abort(reason);
   }
 
   assertAlive(): void {
@@ -120,9 +124,12 @@ export class Runner {
   /** Runs one API call in the shared rate-limited queue. */
   api<T>(fn: () => Promise<T>): Promise<T> {
     this.assertAlive();
-    return this.queue.add(async () => {
-      this.assertAlive();
-      return fn();
-    }) as Promise<T>;
+    return this.queue.add(
+      async () => {
+        this.assertAlive();
+        return fn();
+      },
+      { signal: this.dead.signal },
+    ) as Promise<T>;
   }
 }

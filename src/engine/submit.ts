@@ -7,7 +7,7 @@ import {
 import type { PreparedRequest } from '../alliance/client.js';
 import { sleep, withRetry } from '../alliance/retry.js';
 import type { PayoutInfo } from '../alliance/types.js';
-import { commitOutcome, releaseLease, renewForSend, type Claimed, type Outcome } from '../db/rows.js';
+import { commitOutcome, extendLease, releaseLease, renewForSend, type Claimed, type Outcome } from '../db/rows.js';
 import { isAlive } from '../db/connect.js';
 import type { Runner } from './context.js';
 import { outcomeOf, payoutRequestOf } from './payout.js';
@@ -36,12 +36,30 @@ class Lease {
 
   /** A send may start only if it can finish (timeout) before the lease ends; else renew first. */
   async ensureForSend(): Promise<void> {
-    const { leaseMs, requestTimeoutMs } = this.runner.options;
-    if (Date.now() + requestTimeoutMs + 1000 < this.validUntil) return;
+    const { leaseMs, requestTimeoutMs, leaseMarginMs } = this.runner.options;
+    if (Date.now() + requestTimeoutMs + leaseMarginMs < this.validUntil) return;
     const started = Date.now();
     const until = await renewForSend(this.runner.db, this.row.id, this.row.fence, leaseMs);
     if (!until) throw new LeaseLostError(`lost the claim on ${this.row.order_id}`);
     this.validUntil = started + leaseMs;
+  }
+
+  /** Waits `ms` while keeping the claim: the lease is extended before it could run out. */
+  async hold(ms: number): Promise<void> {
+    const { leaseMs, leaseMarginMs } = this.runner.options;
+    const end = Date.now() + ms;
+    for (;;) {
+      const left = end - Date.now();
+      if (left <= 0) return;
+      if (Date.now() + Math.min(left, leaseMs / 2) + leaseMarginMs >= this.validUntil) {
+        const started = Date.now();
+        if (!(await extendLease(this.runner.db, this.row.id, this.row.fence, leaseMs))) {
+          throw new LeaseLostError(`lost the claim on ${this.row.order_id}`);
+        }
+        this.validUntil = started + leaseMs;
+      }
+      await sleep(Math.min(left, leaseMs / 2), this.runner.signal);
+    }
   }
 }
 
@@ -78,7 +96,7 @@ export async function processRow(runner: Runner, row: Claimed, mode: 'fresh' | '
   try {
     for (;;) {
       if (askFirst) {
-        const r = await resolveByStatus(runner, orderId, sentBoundary);
+        const r = await resolveByStatus(runner, orderId, sentBoundary, (ms) => lease.hold(ms));
         runner.assertAlive();
         if (r.kind === 'found') {
           await commit(outcomeOf(row, r.info));
@@ -157,6 +175,8 @@ async function sendOnce(
         runner.assertAlive();
         onSend();
         const p = runner.client.initiatePayout(prepared, { signal: runner.signal });
+        // A crash right here abandons the request: it dies with the runner, as in a killed process.
+        p.catch(() => {});
         runner.checkpoint('request_sent', orderId);
         return p;
       }),
@@ -173,7 +193,12 @@ async function sendOnce(
  * Asks the API whether a payout exists. A 404 counts as "never created" only once `sentBoundary + grace`
  * has passed; before that it is asked again, since a request may still be on its way through the server.
  */
-export async function resolveByStatus(runner: Runner, orderId: string, sentBoundary: number): Promise<Resolution> {
+export async function resolveByStatus(
+  runner: Runner,
+  orderId: string,
+  sentBoundary: number,
+  wait: (ms: number) => Promise<void> = (ms) => sleep(ms, runner.signal),
+): Promise<Resolution> {
   const grace = runner.options.ambiguousGraceMs;
   for (;;) {
     try {
@@ -185,9 +210,9 @@ export async function resolveByStatus(runner: Runner, orderId: string, sentBound
     } catch (err) {
       runner.assertAlive();
       if (err instanceof NotFoundError) {
-        const wait = sentBoundary + grace - Date.now();
-        if (wait <= 0) return { kind: 'absent' };
-        await sleep(wait, runner.signal);
+        const left = sentBoundary + grace - Date.now();
+        if (left <= 0) return { kind: 'absent' };
+        await wait(left);
         continue;
       }
       return { kind: 'unknown', error: `status unavailable: ${(err as Error).message}` };

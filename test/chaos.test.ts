@@ -1,0 +1,171 @@
+/**
+ * Exactly-once under crashes and faults (issue 4), checked against the sandbox's ledger as the oracle,
+ * with the sandbox's own order_id de-duplication OFF so the runner alone is being tested.
+ *
+ * Bounded here (a couple of dozen schedules per backend); `npm run test:chaos` (CHAOS_FULL=1) runs the full
+ * set. A failing schedule names its seed; CHAOS_SEED=<n> replays just that one.
+ */
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
+import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
+import { checkInvariants, writeChaosCsv, type OracleReport } from './helpers/oracle.js';
+import { runBatch, type RunOptions, type RunResult } from '../src/engine/run.js';
+import { reconcileBatch } from '../src/engine/reconcile.js';
+import { CRASH_POINTS, CrashError, crashAt } from '../src/engine/crash.js';
+import { NotFoundError } from '../src/alliance/errors.js';
+import type { FaultOptions } from '../src/sandbox/faults.js';
+import type { Sandbox } from '../src/sandbox/server.js';
+
+const FULL = process.env['CHAOS_FULL'] === '1';
+const ONLY = process.env['CHAOS_SEED'] ? Number(process.env['CHAOS_SEED']) : undefined;
+const CRASH_SCHEDULES = FULL ? 200 : 15;
+const FAULT_SEEDS = FULL ? 1000 : 15;
+const ROWS = 10;
+
+/** Tight timings so a schedule takes a second or two; the ratios match the defaults' intent. */
+const FAST: Partial<RunOptions> = {
+  rate: 1000,
+  pollIntervalMs: 20,
+  pollMaxIntervalMs: 50,
+  pollTimeoutMs: 3000,
+  requestTimeoutMs: 150,
+  leaseMarginMs: 50,
+  leaseMs: 400,
+  ambiguousGraceMs: 400,
+  maxSendsPerRow: 5,
+  retry: { retries: 4, baseMs: 5, maxMs: 50 },
+};
+
+function mulberry(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The faults of one schedule, drawn from its seed. Latency spikes outlast the client's timeout. */
+export function faultsFor(seed: number): FaultOptions {
+  const r = mulberry(seed * 7919 + 1);
+  return {
+    error5xxBeforeRate: r() * 0.2,
+    error5xxAfterRate: r() * 0.2,
+    dropAfterRate: r() * 0.15,
+    hangAfterRate: r() * 0.1,
+    burst429Rate: r() * 0.15,
+    latencySpikeRate: r() * 0.15,
+    latencySpikeMs: 250,
+  };
+}
+
+function seeds(n: number): number[] {
+  return ONLY !== undefined ? [ONLY] : Array.from({ length: n }, (_, i) => i + 1);
+}
+
+describe.each(BACKENDS)('exactly-once on %s', (kind) => {
+  let db: TestDb;
+  let dir: string;
+  beforeAll(async () => {
+    db = await freshDb(kind);
+    dir = tmpDir('payouts-chaos-');
+  });
+  afterAll(async () => db?.close());
+
+  async function runOnce(sb: Sandbox, opts: RunOptions, crash?: ReturnType<typeof crashAt>): Promise<RunResult | CrashError> {
+    const client = clientFor(sb, { timeoutMs: FAST.requestTimeoutMs! });
+    try {
+      return await runBatch({ ...FAST, reportDir: path.join(dir, 'reports'), ...opts }, { db: db.knex, client, logger: quietLogger, crash });
+    } catch (err) {
+      if (err instanceof CrashError) return err;
+      throw err;
+    } finally {
+      await client.close();
+    }
+  }
+
+  /** Runs the same command again until the batch is done, then settles, reconciles and checks the oracle. */
+  async function finishAndCheck(sb: Sandbox, batch: string, rows: number, concurrency: number): Promise<OracleReport> {
+    for (let i = 0; i < 10; i++) {
+      const res = await runOnce(sb, { batch, concurrency });
+      if (res instanceof CrashError) throw res;
+      if (res.exitCode !== 4) break;
+      await new Promise((r) => setTimeout(r, FAST.leaseMs!));
+    }
+    sb.setFaults({});
+    sb.settleAll();
+    await runOnce(sb, { batch, concurrency });
+    const client = clientFor(sb);
+    await reconcileBatch({ batch, reviewAfterMs: 0, ...FAST }, { db: db.knex, client, logger: quietLogger });
+    await client.close();
+    return checkInvariants(db.knex, sb, batch, rows);
+  }
+
+  function expectClean(report: OracleReport, seed: number) {
+    const where = `schedule seed ${seed} (replay: CHAOS_SEED=${seed} npx vitest run test/chaos.test.ts)`;
+    expect(report.doublePaid, `double payouts in ${where}`).toEqual([]);
+    expect(report.lost, `lost rows in ${where}`).toEqual([]);
+    expect(report.notFinal, `rows not final in ${where}`).toEqual([]);
+    expect(report.disagreements, `database and ledger disagree in ${where}`).toEqual([]);
+  }
+
+  it(`survives a crash at every step (${seeds(CRASH_SCHEDULES).length} schedules)`, { timeout: 900_000 }, async () => {
+    for (const seed of seeds(CRASH_SCHEDULES)) {
+      const t0 = Date.now();
+      const point = CRASH_POINTS[seed % CRASH_POINTS.length]!;
+      const nth = 1 + ((seed * 7) % 6);
+      const concurrency = 1 + (seed % 3);
+      const sb = await sandbox({ seed, dedupOrderIds: false, settleMs: 30, faults: seed % 2 ? faultsFor(seed) : {} });
+      try {
+        const batch = `${kind}-crash-${seed}`;
+        const csv = path.join(dir, `${batch}.csv`);
+        const rows = writeChaosCsv(csv, ROWS, seed);
+        const first = await runOnce(sb, { batch, csvPath: csv, defaultUserId: 'u', concurrency }, crashAt(point, nth));
+        if (!(first instanceof CrashError)) expect(first.exitCode).not.toBe(2);
+        expectClean(await finishAndCheck(sb, batch, rows, concurrency), seed);
+        if (process.env['CHAOS_TRACE']) console.log(`crash seed ${seed} ${point}#${nth}: ${Date.now() - t0} ms`);
+      } finally {
+        await sb.close();
+      }
+    }
+  });
+
+  it(`pays exactly once under seeded faults (${seeds(FAULT_SEEDS).length} seeds)`, { timeout: 1_800_000 }, async () => {
+    for (const seed of seeds(FAULT_SEEDS)) {
+      const sb = await sandbox({ seed, dedupOrderIds: false, settleMs: 30, faults: faultsFor(seed) });
+      try {
+        const batch = `${kind}-faults-${seed}`;
+        const csv = path.join(dir, `${batch}.csv`);
+        const rows = writeChaosCsv(csv, ROWS, seed);
+        const res = await runOnce(sb, { batch, csvPath: csv, defaultUserId: 'u', concurrency: 1 + (seed % 3) });
+        expect(res).not.toBeInstanceOf(CrashError);
+        expectClean(await finishAndCheck(sb, batch, rows, 2), seed);
+      } finally {
+        await sb.close();
+      }
+    }
+  });
+
+  it('would catch a runner that resends without asking status first', async () => {
+    // The mutation: status never finds anything, as if the runner skipped the check before a resend.
+    const sb = await sandbox({ seed: 99, dedupOrderIds: false, settleMs: 30, faults: { error5xxAfterRate: 0.5, onlyPaths: ['api/v1/payout/initiate'] } });
+    const spy = vi.spyOn((await import('../src/alliance/client.js')).AllianceClient.prototype, 'payoutStatus').mockImplementation(async (orderId: string) => {
+      throw new NotFoundError(`GET payout ${orderId}: 404 not found`);
+    });
+    try {
+      const batch = `${kind}-mutant`;
+      const csv = path.join(dir, `${batch}.csv`);
+      writeChaosCsv(csv, ROWS, 99);
+      await runOnce(sb, { batch, csvPath: csv, defaultUserId: 'u', concurrency: 2, pollTimeoutMs: 200 });
+      spy.mockRestore();
+      const report = await checkInvariants(db.knex, sb, batch, ROWS);
+      expect(report.doublePaid.length).toBeGreaterThan(0);
+    } finally {
+      spy.mockRestore();
+      await sb.close();
+    }
+  });
+});

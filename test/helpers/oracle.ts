@@ -1,0 +1,76 @@
+import { writeFileSync } from 'node:fs';
+import type { Knex } from 'knex';
+import type { Sandbox } from '../../src/sandbox/server.js';
+import { rowsOfBatch } from '../../src/db/rows.js';
+
+const HEADER =
+  'beneficiary_name,beneficiary_email,beneficiary_mobile_no,beneficiary_address,payment_method,beneficiary_acc_no,bank_name,ifsc,amount,remarks';
+const IFSCS = ['SBIN0000691', 'HDFC0000001', 'ICIC0000001', 'UTIB0000001'];
+
+/**
+ * A payroll file for chaos schedules: `n` rows, every 7th invalid (bad IFSC), every 5th rejected by the
+ * sandbox's bank (account ends 0000), and the last row an exact copy of the first (a flagged duplicate
+ * that is still paid: two payouts with distinct order ids).
+ */
+export function writeChaosCsv(file: string, n: number, seed: number): number {
+  const lines = [HEADER];
+  for (let i = 0; i < n - 1; i++) {
+    const acc = i % 5 === 4 ? `${700000 + seed}${i}0000` : `${900000 + seed}${String(i).padStart(4, '0')}`;
+    const ifsc = i % 7 === 6 ? 'SBIN060589' : IFSCS[i % IFSCS.length];
+    const amount = `${100 + ((seed * 31 + i * 17) % 900)}.${String((i * 13) % 100).padStart(2, '0')}`;
+    lines.push(`Person ${i},p${i}@example.com,98765${String(10000 + i).slice(-5)},"${i}/2 Road, City",IMPS,${acc},Bank,${ifsc},${amount},row ${i}`);
+  }
+  lines.push(lines[1]!);
+  writeFileSync(file, lines.join('\n') + '\n');
+  return n;
+}
+
+export interface OracleReport {
+  doublePaid: string[];
+  lost: number[];
+  notFinal: { row: number; state: string }[];
+  disagreements: string[];
+}
+
+/**
+ * The invariants, checked against the sandbox's ledger (the oracle):
+ * - no order_id executed more than once;
+ * - every input row is in the database, in a final state or needs_review;
+ * - the database and the ledger agree row by row (status, amount, UTR), and every ledger payout is a row.
+ */
+export async function checkInvariants(db: Knex, sb: Sandbox, batch: string, inputRows: number): Promise<OracleReport> {
+  const rows = await rowsOfBatch(db, batch);
+  const ledger = sb.ledger();
+  const byOrder = new Map<string, typeof ledger>();
+  for (const e of ledger) byOrder.set(e.orderId, [...(byOrder.get(e.orderId) ?? []), e]);
+  const doublePaid = [...byOrder.entries()].filter(([id, es]) => es.length > 1 || sb.executions(id) > 1).map(([id]) => id);
+
+  const rowNos = new Set(rows.map((r) => r.row_no));
+  const lost: number[] = [];
+  for (let i = 2; i < inputRows + 2; i++) if (!rowNos.has(i)) lost.push(i);
+
+  const notFinal = rows
+    .filter((r) => !['approved', 'rejected', 'failed', 'invalid', 'needs_review'].includes(r.state))
+    .map((r) => ({ row: r.row_no, state: r.state }));
+
+  const disagreements: string[] = [];
+  const ours = new Set<string>();
+  for (const r of rows) {
+    if (!r.order_id) continue;
+    ours.add(r.order_id);
+    const es = byOrder.get(r.order_id) ?? [];
+    const e = es[es.length - 1];
+    if (r.state === 'approved' || r.state === 'rejected') {
+      if (!e) disagreements.push(`row ${r.row_no} ${r.state} but the API never executed ${r.order_id}`);
+      else {
+        if (e.status.toLowerCase() !== r.state) disagreements.push(`row ${r.row_no}: db ${r.state}, ledger ${e.status}`);
+        if (e.amountPaise !== BigInt(r.amount_paise!)) disagreements.push(`row ${r.row_no}: amount differs`);
+        if (r.state === 'approved' && e.transactionId !== r.transaction_id) disagreements.push(`row ${r.row_no}: UTR differs`);
+      }
+    } else if (r.state === 'failed' || r.state === 'invalid' || r.state === 'skipped' || r.state === 'ready') {
+      if (e) disagreements.push(`row ${r.row_no} is ${r.state} but the API executed ${r.order_id}`);
+    }
+  }
+  for (const id of byOrder.keys()) if (!ours.has(id)) disagreements.push(`ledger payout ${id} belongs to no row`);
+  return { doublePaid, lost, notFinal, disagreements };
+}
