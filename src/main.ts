@@ -16,6 +16,7 @@ import { parseFaultOptions } from './sandbox/faults.js';
 import { balanceCommand, payinStatusCommand, payoutStatusCommand } from './commands/api.js';
 import { migrateCommand, reportCommand, runCommand, statusCommand, validateCommand } from './commands/batch.js';
 import { demoCommand } from './commands/demo.js';
+import { reconcileCommand } from './commands/reconcile.js';
 import { sandboxCommand } from './commands/sandbox.js';
 import type { CommandIO } from './commands/context.js';
 
@@ -127,6 +128,24 @@ const cli = yargs(hideBin(process.argv))
     'Write the batch\'s report files again',
     (y) => y.positional('batch', { type: 'string', demandOption: true }).option('report-dir', { type: 'string', default: 'reports' }),
     run((argv) => reportCommand(io(argv), argv['batch'] as string, argv['reportDir'] as string)),
+  )
+  .command(
+    'reconcile <batch>',
+    'Compare every row with the API, adopt final states it reports, move rows unresolved past --review-after to needs_review',
+    (y) =>
+      y
+        .positional('batch', { type: 'string', demandOption: true })
+        .option('review-after', { type: 'string', default: '1h', describe: 'Age after which an unresolved row needs an operator' })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'List mismatches, change nothing' })
+        .option('rate', { type: 'number', describe: 'API requests per second', default: 5 }),
+    run((argv) =>
+      reconcileCommand(io(argv), {
+        batch: argv['batch'] as string,
+        reviewAfterMs: parseDuration(argv['reviewAfter'] as string, '--review-after', 3_600_000),
+        dryRun: Boolean(argv['dryRun']),
+        rate: argv['rate'] as number,
+      }),
+    ),
   )
   .command('migrate', 'Apply database migrations', (y) => y, run((argv) => migrateCommand(io(argv))))
   .command(

@@ -1,7 +1,7 @@
 import { NotFoundError } from '../alliance/errors.js';
 import { withRetry } from '../alliance/retry.js';
 import type { PayoutInfo } from '../alliance/types.js';
-import { advance, claimStale, commitOutcome, iterateRows, leaseOwners, type PayoutRow } from '../db/rows.js';
+import { advance, claimStale, commitOutcome, iterateRows, leaseOwners, releaseLease, type PayoutRow } from '../db/rows.js';
 import { Runner, type EngineDeps, type EngineOptions } from './context.js';
 import { outcomeOf } from './payout.js';
 import type { RowState } from './states.js';
@@ -71,6 +71,8 @@ export async function reconcileBatch(opts: ReconcileOptions, deps: EngineDeps): 
     if (work.length >= 200) await Promise.all(work.splice(0));
   }
   await Promise.all(work);
+  // Claims that ended in no decision go back at once, so the next run or reconcile can take them.
+  for (const r of claimed.values()) await releaseLease(db, r.id, r.fence, r.last_error ?? 'checked by reconcile: unresolved');
   findings.sort((a, b) => a.row - b.row);
   return { batch: opts.batch, checked, agreed, findings };
 }

@@ -188,7 +188,7 @@ async function preflight(runner: Runner, opts: RunOptions): Promise<Preflight> {
   if (due.count === 0) {
     return { toSend: 0, amountPaise: 0n, feesPaise: 0n, needPaise: 0n, balancePaise: null, shortfallPaise: 0n };
   }
-  const bal = await withRetry(() => runner.client.balance(), runner.options.retry);
+  const bal = await withRetry(() => runner.api(() => runner.client.balance({ signal: runner.signal })), runner.options.retry);
   const shortfall = need > bal.balancePaise ? need - bal.balancePaise : 0n;
   return {
     toSend: due.count,

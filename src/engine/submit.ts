@@ -93,6 +93,7 @@ export async function processRow(runner: Runner, row: Claimed, mode: 'fresh' | '
     logger.warn({ orderId, why }, 'payout left unresolved (submitting); a later run or reconcile resolves it');
   };
 
+  if (mode === 'fresh') runner.checkpoint('intent_committed', orderId);
   try {
     for (;;) {
       if (askFirst) {
