@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { branchCodesOf } from '../src/batch/ifscData.js';
+import { Rng } from '../src/sandbox/rng.js';
 
 export interface GenerateOptions {
   /** Break every n-th data row (1-based); 0 or undefined for none. */
@@ -66,16 +67,10 @@ const BANKS: ReadonlyArray<[code: string, name: string, accountDigits: number, w
 ];
 const DOMAINS = ['gmail.com', 'yahoo.co.in', 'outlook.com', 'rediffmail.com', 'example.in'];
 
-/** mulberry32: a small, fast, seeded PRNG. */
+/** The sandbox's seeded PRNG (mulberry32), as a plain function. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 function csvCell(v: string): string {

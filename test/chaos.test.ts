@@ -16,6 +16,7 @@ import { CRASH_POINTS, CrashError, crashAt } from '../src/engine/crash.js';
 import { NotFoundError } from '../src/alliance/errors.js';
 import type { FaultOptions } from '../src/sandbox/faults.js';
 import type { Sandbox } from '../src/sandbox/server.js';
+import { Rng } from '../src/sandbox/rng.js';
 
 const FULL = process.env['CHAOS_FULL'] === '1';
 const ONLY = process.env['CHAOS_SEED'] ? Number(process.env['CHAOS_SEED']) : undefined;
@@ -37,20 +38,11 @@ const FAST: Partial<RunOptions> = {
   retry: { retries: 4, baseMs: 5, maxMs: 50 },
 };
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The faults of one schedule, drawn from its seed. Latency spikes outlast the client's timeout. */
 export function faultsFor(seed: number): FaultOptions {
-  const r = mulberry(seed * 7919 + 1);
+  const rng = new Rng(seed * 7919 + 1);
+  const r = () => rng.next();
   return {
     error5xxBeforeRate: r() * 0.2,
     error5xxAfterRate: r() * 0.2,

@@ -1,25 +1,29 @@
 import { formatRupees, formatRupeesIndian } from '../money.js';
+import type { AllianceClient } from '../alliance/client.js';
 import { clientOf, loggerOf, printJson, type CommandIO } from './context.js';
 
-/** `payouts balance` */
-export async function balanceCommand(io: CommandIO): Promise<number> {
-  const logger = loggerOf(io);
-  const client = clientOf(io, logger);
+async function withClient(io: CommandIO, fn: (client: AllianceClient) => Promise<void>): Promise<number> {
+  const client = clientOf(io, loggerOf(io));
   try {
-    const b = await client.balance();
-    if (io.json) printJson(io, { balance: formatRupees(b.balancePaise), balance_paise: b.balancePaise.toString() });
-    else io.out(`Wallet balance: ${formatRupeesIndian(b.balancePaise)}`);
+    await fn(client);
     return 0;
   } finally {
     await client.close();
   }
 }
 
+/** `payouts balance` */
+export async function balanceCommand(io: CommandIO): Promise<number> {
+  return withClient(io, async (client) => {
+    const b = await client.balance();
+    if (io.json) printJson(io, { balance: formatRupees(b.balancePaise), balance_paise: b.balancePaise.toString() });
+    else io.out(`Wallet balance: ${formatRupeesIndian(b.balancePaise)}`);
+  });
+}
+
 /** `payouts payout-status <order-id>` */
 export async function payoutStatusCommand(io: CommandIO, orderId: string): Promise<number> {
-  const logger = loggerOf(io);
-  const client = clientOf(io, logger);
-  try {
+  return withClient(io, async (client) => {
     const p = await client.payoutStatus(orderId);
     if (io.json) {
       printJson(io, {
@@ -35,17 +39,12 @@ export async function payoutStatusCommand(io: CommandIO, orderId: string): Promi
       if (p.amountPaise !== null) io.out(`  amount ${formatRupeesIndian(p.amountPaise)}${p.chargePaise !== null ? `, charge ${formatRupeesIndian(p.chargePaise)}` : ''}`);
       if (p.message) io.out(`  ${p.message}`);
     }
-    return 0;
-  } finally {
-    await client.close();
-  }
+  });
 }
 
 /** `payouts payin-status <order-id>` */
 export async function payinStatusCommand(io: CommandIO, orderId: string): Promise<number> {
-  const logger = loggerOf(io);
-  const client = clientOf(io, logger);
-  try {
+  return withClient(io, async (client) => {
     const p = await client.payinStatus(orderId);
     if (io.json) {
       printJson(io, {
@@ -60,8 +59,5 @@ export async function payinStatusCommand(io: CommandIO, orderId: string): Promis
       io.out(`${p.orderId}: ${p.status}${p.transactionId ? ` (UTR ${p.transactionId})` : ''}`);
       if (p.amountPaise !== null) io.out(`  amount ${formatRupeesIndian(p.amountPaise)}${p.method ? ` via ${p.method}` : ''}`);
     }
-    return 0;
-  } finally {
-    await client.close();
-  }
+  });
 }

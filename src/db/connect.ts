@@ -4,6 +4,7 @@ import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import ClientPgLite from 'knex-pglite';
 import { migrationSource } from './migrations.js';
+import { maskUrl } from '../log.js';
 
 export interface DbOptions {
   /** PostgreSQL URL. When absent, embedded PGlite in `dataDir`. */
@@ -35,7 +36,7 @@ export async function openDb(opts: DbOptions = {}): Promise<Db> {
   let release = () => {};
   if (opts.databaseUrl) {
     kind = 'postgres';
-    where = redactUrl(opts.databaseUrl);
+    where = maskUrl(opts.databaseUrl);
     knex = knexFactory({
       client: 'pg',
       connection: opts.databaseUrl,
@@ -79,15 +80,6 @@ export async function openDb(opts: DbOptions = {}): Promise<Db> {
   };
 }
 
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '****';
-    return u.toString();
-  } catch {
-    return 'PostgreSQL (unparseable DATABASE_URL)';
-  }
-}
 
 /** A pid lock beside PGlite's data: stale locks (dead pid on this host) are taken over. */
 function lockDataDir(dir: string): () => void {
