@@ -95,13 +95,30 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
       await insertRows(trx, values);
     });
   };
-  for await (const r of readBatchRows(opts.csvPath, {
-    batch: opts.batch,
-    ...(opts.defaultUserId ? { defaultUserId: opts.defaultUserId } : {}),
-  })) {
-    chunk.push(r);
-    rows++;
-    if (chunk.length >= chunkSize) await flush();
+  // One chunk is written while the next is read and validated: parsing and the database overlap.
+  let writing: Promise<void> | undefined;
+  const drain = async () => {
+    const w = writing;
+    writing = undefined;
+    await w;
+  };
+  try {
+    for await (const r of readBatchRows(opts.csvPath, {
+      batch: opts.batch,
+      ...(opts.defaultUserId ? { defaultUserId: opts.defaultUserId } : {}),
+    })) {
+      chunk.push(r);
+      rows++;
+      if (chunk.length >= chunkSize) {
+        await drain();
+        writing = flush();
+        writing.catch(() => {}); // surfaced by the next drain
+      }
+    }
+    await drain();
+  } finally {
+    // A file error mid-way: let the chunk in flight finish before the caller moves on (or closes the db).
+    await writing?.catch(() => {});
   }
   await flush();
   if (rows === 0) throw new InputError(`${opts.csvPath} has a header but no rows: nothing to pay`);
