@@ -3,7 +3,7 @@ import { formatRupeesIndian, type Paise } from '../money.js';
 import { getBatch, markFinished, markStarted } from '../db/batches.js';
 import { claimReady, claimStale, leaseOwners, moveAll, sumAmounts, type Claimed } from '../db/rows.js';
 import path from 'node:path';
-import { reportBaseName, writeReports, type ReportPaths } from '../report/report.js';
+import { reportBaseName, summarize, writeReports, type ReportPaths } from '../report/report.js';
 import { Runner, type EngineDeps, type EngineOptions } from './context.js';
 import { CrashError } from './crash.js';
 import { ingestFile, type IngestResult } from './ingest.js';
@@ -159,10 +159,11 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
     const deadline = Date.now() + (opts.pollTimeoutMs ?? 600_000);
     stillPending = await pollUntilFinal(runner, opts.batch, deadline, opts.stopSignal);
   }
-  const report = await writeReports(db, opts.batch, reportDir);
-  const c = report.summary.counts;
+  const c = (await summarize(db, opts.batch)).counts;
   const unfinished = c.pending + (stoppedEarly || opts.stopSignal?.aborted ? c.skipped : 0);
+  // Finished first, so the report written next records when.
   if (unfinished === 0) await markFinished(db, opts.batch);
+  const report = await writeReports(db, opts.batch, reportDir);
   const unpaid = c.invalid + c.rejected + c.failed + c.needs_review;
   let exitCode: ExitCode;
   let message: string;
