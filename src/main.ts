@@ -9,7 +9,7 @@ import { hideBin } from 'yargs/helpers';
 import { AllianceError, AuthenticationError } from './alliance/errors.js';
 import { InputError } from './batch/errors.js';
 import { ConfigError, loadConfig, parseDuration, parseFee, type ConfigFlags } from './config.js';
-import { BatchNotFoundError, UsageError } from './engine/run.js';
+import { BatchNotFoundError, RefusedError, UsageError } from './engine/run.js';
 import { parseRupees } from './money.js';
 import { crashHookFromEnv } from './engine/crash.js';
 import { parseFaultOptions } from './sandbox/faults.js';
@@ -102,14 +102,34 @@ const cli = yargs(hideBin(process.argv))
       batchOptions(y)
         .positional('csv', { type: 'string', demandOption: true, describe: 'The payout CSV' })
         .option('batch', { type: 'string', describe: 'Batch name (default: the file name); the same name again resumes it' })
-        .option('dry-run', { type: 'boolean', describe: 'Stop after validation and the balance check', default: false }),
-    run((argv) => runCommand(io(argv), { ...batchArgs(argv), csv: argv['csv'] as string, batch: argv['batch'] as string | undefined, dryRun: Boolean(argv['dryRun']) })),
+        .option('dry-run', { type: 'boolean', describe: 'Stop after validation and the balance check', default: false })
+        .option('revise', { type: 'boolean', describe: 'Merge a corrected copy into a batch that already paid some rows (they are not paid again)', default: false }),
+    run((argv) =>
+      runCommand(io(argv), {
+        ...batchArgs(argv),
+        csv: argv['csv'] as string,
+        batch: argv['batch'] as string | undefined,
+        dryRun: Boolean(argv['dryRun']),
+        revise: Boolean(argv['revise']),
+      }),
+    ),
   )
   .command(
     'resume <batch>',
     'Carry on with a stored batch: resolve unknown outcomes, send what is left, poll to final',
-    (y) => batchOptions(y).positional('batch', { type: 'string', demandOption: true }),
-    run((argv) => runCommand(io(argv), { ...batchArgs(argv), batch: argv['batch'] as string })),
+    (y) =>
+      batchOptions(y)
+        .positional('batch', { type: 'string', demandOption: true })
+        .option('retry-failed', { type: 'boolean', default: false, describe: 'Send again the rows the API refused (failed), status first' })
+        .option('retry-review', { type: 'boolean', default: false, describe: 'Send again the rows an operator has checked (needs_review), status first' }),
+    run((argv) =>
+      runCommand(io(argv), {
+        ...batchArgs(argv),
+        batch: argv['batch'] as string,
+        retryFailed: Boolean(argv['retryFailed']),
+        retryReview: Boolean(argv['retryReview']),
+      }),
+    ),
   )
   .command(
     'validate <csv>',
@@ -246,6 +266,7 @@ function describe(err: unknown, verbose: boolean): { code: number; message: stri
     return { code: 2, message: e.message };
   }
   if (err instanceof AuthenticationError) return { code: 2, message: e.message };
+  if (err instanceof RefusedError) return { code: 3, message: e.message };
   if (err instanceof AllianceError) return { code: 1, message: e.message };
   return { code: 1, message: verbose ? (e.stack ?? String(e)) : `${e.message ?? String(e)} (run with --verbose for details)` };
 }

@@ -63,11 +63,12 @@ export function formatRupeesIndian(paise: Paise): string {
 
 /**
  * The JSON number the API expects for an amount: 10050n -> 100.5, 500n -> 5.
- * Safe because every integer paise value below 2^53 divided by 100 prints (shortest round-trip)
- * as the same two-decimal value.
+ * Exact for integer paise up to 10^15: the double nearest n/100 then prints (shortest round-trip) as the
+ * same two-decimal value.
  */
 export function paiseToJsonNumber(paise: Paise): number {
-  if (paise < 0n || paise > BigInt(Number.MAX_SAFE_INTEGER)) {
+  // Up to 10^15 paise, n/100 prints exactly; validation caps payouts far below that.
+  if (paise < 0n || paise > 10n ** 15n) {
     throw new RangeError(`amount out of range: ${paise} paise`);
   }
   return Number(paise) / 100;

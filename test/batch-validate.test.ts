@@ -195,8 +195,11 @@ describe('amount', () => {
     expect(r.amountPaise).toBeNull();
   });
   it('parseAmount never goes through floats', () => {
-    expect(parseAmount('90071992547409.91')).toEqual({ paise: 9007199254740991n });
-    expect(parseAmount('90071992547409.92')).toMatchObject({ code: 'amount_too_large' });
+    // The cap is ₹1,000 crore (10^12 paise): below it every amount is exact in paise and in the JSON sent.
+    expect(parseAmount('9999999999.99')).toEqual({ paise: 999999999999n });
+    expect(parseAmount('10000000000.00')).toEqual({ paise: 1000000000000n });
+    expect(parseAmount('10000000000.01')).toMatchObject({ code: 'amount_too_large' });
+    expect(parseAmount('90071992547409.91')).toMatchObject({ code: 'amount_too_large' });
   });
 });
 

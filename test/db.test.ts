@@ -19,6 +19,11 @@ describe.each(BACKENDS)('storage on %s', (kind) => {
     await insertBatch(db.knex, { name: 'b1', sourceFile: 'x.csv', sha256: 'h', defaultUserId: null });
     await insertRows(db.knex, [row(1), row(2), row(3)]);
   });
+
+  it('sends nothing from a batch whose file is not completely read', async () => {
+    expect(await claimReady(db.knex, 'b1', 'r0', 60_000, 10)).toEqual([]);
+    await db.knex('batches').where({ name: 'b1' }).update({ ingest_complete: true });
+  });
   afterAll(async () => db?.close());
 
   it('refuses a state outside the CHECK constraint and a non-positive amount', async () => {

@@ -3,7 +3,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
 import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
-import { runBatch, type RunOptions } from '../src/engine/run.js';
+import { RefusedError, runBatch, UsageError, type RunOptions } from '../src/engine/run.js';
+import { getBatch } from '../src/db/batches.js';
+import { rowsOfBatch } from '../src/db/rows.js';
 import type { Sandbox } from '../src/sandbox/server.js';
 import type { AllianceClient } from '../src/alliance/client.js';
 
@@ -91,13 +93,53 @@ describe.each(BACKENDS)('a batch end to end on %s', (kind) => {
     expect(res.report!.summary.totals).toEqual(first.totals);
   });
 
-  it('a corrected copy pays only the fixed row', async () => {
+  it('a different file under a batch that has paid is refused unless it is declared a corrected copy', async () => {
     writeFileSync(csv, CSV.replace('SBIN060589', 'SBIN0060589').replace('José Kumar', 'Jose Kumar'));
-    const res = await run();
+    const requests = sb.requestCount();
+    await expect(run()).rejects.toBeInstanceOf(RefusedError);
+    await expect(run({ dryRun: true })).rejects.toBeInstanceOf(UsageError);
+    expect(sb.requestCount()).toBe(requests);
+    expect((await getBatch(db.knex, 'nov'))!.revision).toBe(1);
+  });
+
+  it('a corrected copy pays only the fixed row', async () => {
+    const res = await run({ revise: true });
     expect(res.ingest?.kind).toBe('revised');
     expect(res.report!.summary.counts).toMatchObject({ approved: 4, rejected: 1, invalid: 0 });
     expect(sb.ledger()).toHaveLength(5);
     for (const e of sb.ledger()) expect(sb.executions(e.orderId)).toBe(1);
+  });
+
+  it('retrying failed rows asks status first: a row the API did create is adopted, not paid again', async () => {
+    // Tamper: the database believes an approved payout failed (as if its answer had been misread).
+    const paid = (await rowsOfBatch(db.knex, 'nov', ['approved']))[0]!;
+    await db.knex('payout_rows').where({ id: paid.id }).update({ state: 'failed', transaction_id: null });
+    const before = sb.executions(paid.order_id!);
+    const res = await runBatch(
+      { batch: 'nov', retryFailed: true, reportDir: reports, ...FAST },
+      { db: db.knex, client, logger: quietLogger },
+    );
+    expect(sb.executions(paid.order_id!)).toBe(before);
+    const after = (await rowsOfBatch(db.knex, 'nov')).find((r) => r.id === paid.id)!;
+    expect(after.state).toBe('approved');
+    expect(after.transaction_id).toBe(paid.transaction_id);
+    expect(res.report!.summary.counts.failed).toBe(0);
+  });
+
+  it('an API that cannot answer the balance check sends nothing and exits 4', async () => {
+    const down = clientFor({ url: 'http://127.0.0.1:9' });
+    try {
+      writeFileSync(path.join(dir, 'down.csv'), CSV);
+      const res = await runBatch(
+        { batch: 'down', csvPath: path.join(dir, 'down.csv'), defaultUserId: 'u', reportDir: reports, ...FAST },
+        { db: db.knex, client: down, logger: quietLogger },
+      );
+      expect(res.exitCode).toBe(4);
+      expect(res.message).toMatch(/nothing sent.*balance check failed/);
+      expect(res.report!.summary.counts.pending).toBe(4);
+    } finally {
+      await down.close();
+    }
   });
 
   it('refuses to write a report over its own input file', async () => {

@@ -63,7 +63,8 @@ export const TEXT_LIMITS = {
 } as const;
 
 /** Largest amount the JSON body can carry exactly (paise must stay below 2^53). */
-const MAX_AMOUNT_PAISE = BigInt(Number.MAX_SAFE_INTEGER);
+// ₹1,000 crore: far beyond any payout, and small enough that rupees print exactly as a JSON number.
+const MAX_AMOUNT_PAISE = 10n ** 12n;
 
 export const IFSC_RE = /^[A-Z]{4}0[A-Z0-9]{6}$/;
 const SCIENTIFIC_RE = /^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)[eE][+-]?\d+$/;

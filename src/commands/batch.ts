@@ -22,6 +22,9 @@ export interface RunCommandOptions {
   pollTimeoutMs?: number | undefined;
   feePerPayoutPaise?: Paise | undefined;
   dryRun?: boolean | undefined;
+  revise?: boolean | undefined;
+  retryFailed?: boolean | undefined;
+  retryReview?: boolean | undefined;
   /** Skip the confirmation question (scheduled runs never get one: no TTY). */
   yes?: boolean | undefined;
   /** Engine knobs for tests and operators (lease, grace, polling). */
@@ -38,6 +41,8 @@ export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<n
   const client = clientOf(io, logger);
   try {
     return await withDb(io, async (db) => {
+      // Which database holds the batch matters: a run from another directory would see another one.
+      if (!io.json) io.out(`Database: ${db.where}`);
       const opts: RunOptions = {
         ...o.engine,
         batch,
@@ -49,6 +54,9 @@ export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<n
         ...(o.pollTimeoutMs !== undefined ? { pollTimeoutMs: o.pollTimeoutMs } : {}),
         ...(o.feePerPayoutPaise !== undefined ? { feePerPayoutPaise: o.feePerPayoutPaise } : {}),
         dryRun: o.dryRun ?? false,
+        revise: o.revise ?? false,
+        retryFailed: o.retryFailed ?? false,
+        retryReview: o.retryReview ?? false,
         stopSignal: io.stopSignal,
         onEvent: (e) => {
           if (io.json) return;

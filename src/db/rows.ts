@@ -121,6 +121,9 @@ export interface Claimed extends PayoutRow {
   db_now: Date;
   /** For a stale claim: who held the row before (a dead process, or an expired lease). */
   prev_owner?: string | null;
+  /** For a ready claim: set when the row was claimed (so maybe sent) before, e.g. failed and retried. */
+  prev_first_sent_at?: Date | null;
+  prev_send_deadline?: Date | null;
 }
 
 /**
@@ -128,12 +131,18 @@ export interface Claimed extends PayoutRow {
  * statement. Committing this is the intent: only after it returns may a request be sent.
  */
 export async function claimReady(db: Knex, batch: string, owner: string, leaseMs: number, limit: number): Promise<Claimed[]> {
+  // Only rows of the batch's current, completely read revision: a file still being read (or one that
+  // failed part-way) is never sent, even by another runner already working on the batch.
   const res = await db.raw(
     `UPDATE payout_rows SET state = 'submitting', lease_owner = ?, lease_expires_at = now() + (? * interval '1 millisecond'),
         send_deadline = now() + (? * interval '1 millisecond'), fence = nextval('payout_fence'), updated_at = now(),
-        first_sent_at = coalesce(first_sent_at, now())
-      WHERE id IN (SELECT id FROM payout_rows WHERE batch = ? AND state = 'ready' ORDER BY row_no, id LIMIT ? FOR UPDATE SKIP LOCKED)
-      RETURNING *, now() AS db_now`,
+        first_sent_at = coalesce(payout_rows.first_sent_at, now())
+      FROM (SELECT r.id, r.first_sent_at AS prev_first_sent_at, r.send_deadline AS prev_send_deadline
+              FROM payout_rows r JOIN batches b ON b.name = r.batch
+             WHERE r.batch = ? AND r.state = 'ready' AND b.ingest_complete AND r.revision = b.revision
+             ORDER BY r.row_no, r.id LIMIT ? FOR UPDATE OF r SKIP LOCKED) old
+      WHERE payout_rows.id = old.id
+      RETURNING payout_rows.*, old.prev_first_sent_at, old.prev_send_deadline, now() AS db_now`,
     [owner, leaseMs, leaseMs, batch, limit],
   );
   return sortByRow(res.rows as Claimed[]);
@@ -150,16 +159,18 @@ export async function claimStale(
   leaseMs: number,
   limit: number,
   deadOwners: string[],
+  exclude: string[] = [],
 ): Promise<Claimed[]> {
   const res = await db.raw(
     `UPDATE payout_rows SET lease_owner = ?, lease_expires_at = now() + (? * interval '1 millisecond'),
         fence = nextval('payout_fence'), updated_at = now()
       FROM (SELECT id, lease_owner AS prev_owner FROM payout_rows WHERE batch = ? AND state = 'submitting'
               AND (lease_expires_at IS NULL OR lease_expires_at < now() OR lease_owner = ANY(?))
+              AND NOT (id = ANY(?::bigint[]))
             ORDER BY row_no, id LIMIT ? FOR UPDATE SKIP LOCKED) old
       WHERE payout_rows.id = old.id
       RETURNING payout_rows.*, old.prev_owner, now() AS db_now`,
-    [owner, leaseMs, batch, deadOwners, limit],
+    [owner, leaseMs, batch, deadOwners, exclude, limit],
   );
   return sortByRow(res.rows as Claimed[]);
 }

@@ -1,4 +1,3 @@
-import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
@@ -6,6 +5,7 @@ import PQueue from 'p-queue';
 import type { AllianceClient } from '../alliance/client.js';
 import type { BackoffOptions } from '../alliance/retry.js';
 import { CrashError, type CrashHook, type CrashPoint } from './crash.js';
+import { PROCESS_TAG } from './owner.js';
 
 /** Knobs of the engine. Every default is what an unattended payroll run should do. */
 export interface EngineOptions {
@@ -76,7 +76,7 @@ export class Runner {
       );
     }
     // The owner names this process so a later run on this host can tell that it died.
-    this.owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    this.owner = `${PROCESS_TAG}:${process.pid}:${randomBytes(4).toString('hex')}`;
     const rate = this.options.rate;
     const intervalCap = Math.max(1, Math.round(rate / 10));
     this.queue = new PQueue({

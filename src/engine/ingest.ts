@@ -5,6 +5,7 @@ import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { readBatchRows, type IngestRow } from '../batch/ingest.js';
 import { InputError } from '../batch/errors.js';
+import { SENT_STATES, type RowState } from './states.js';
 import { getBatch, insertBatch, reviseBatch } from '../db/batches.js';
 import { dropUnsentFromOlderRevisions, existingOrderIds, insertRows, type NewRow } from '../db/rows.js';
 
@@ -25,6 +26,11 @@ export interface IngestOptions {
   /** Rows per insert transaction. Default 1000. */
   chunkSize?: number;
   logger?: Logger;
+  /**
+   * Called before a different file is merged into an existing batch, with how many of its payouts may
+   * already exist at the API; throw to refuse (nothing is changed then).
+   */
+  onRevision?: (sentRows: number) => Promise<void>;
 }
 
 export async function fileSha256(file: string): Promise<string> {
@@ -70,6 +76,10 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
     kind = existing.revision === 1 ? 'new' : 'revised';
     await db('payout_rows').where({ batch: opts.batch, revision }).whereIn('state', ['invalid', 'ready']).del();
   } else {
+    if (opts.onRevision) {
+      const sent = await db('payout_rows').where({ batch: opts.batch }).whereIn('state', SENT_STATES as RowState[]).count('* as n').first();
+      await opts.onRevision(Number((sent as { n: string | number }).n));
+    }
     revision = await reviseBatch(db, opts.batch, source, sha);
     kind = 'revised';
     opts.logger?.info({ batch: opts.batch, revision }, 'a different file for an existing batch: merging it as a corrected copy');

@@ -5,7 +5,7 @@ import { advance, claimStale, commitOutcome, iterateRows, leaseOwners, releaseLe
 import { Runner, type EngineDeps, type EngineOptions } from './context.js';
 import { outcomeOf } from './payout.js';
 import type { RowState } from './states.js';
-import { ownerIsDead } from './submit.js';
+import { ownerIsDead } from './owner.js';
 
 export interface ReconcileOptions extends Partial<EngineOptions> {
   batch: string;

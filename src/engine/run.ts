@@ -1,14 +1,16 @@
 import { withRetry } from '../alliance/retry.js';
+import { AllianceError, AuthenticationError } from '../alliance/errors.js';
 import { formatRupeesIndian, type Paise } from '../money.js';
 import { getBatch, markFinished, markStarted } from '../db/batches.js';
-import { claimReady, claimStale, leaseOwners, moveAll, sumAmounts, type Claimed } from '../db/rows.js';
+import { claimReady, claimStale, countByState, leaseOwners, moveAll, sumAmounts, type Claimed } from '../db/rows.js';
 import path from 'node:path';
 import { reportBaseName, summarize, writeReports, type ReportPaths } from '../report/report.js';
 import { Runner, type EngineDeps, type EngineOptions } from './context.js';
 import { CrashError } from './crash.js';
 import { ingestFile, type IngestResult } from './ingest.js';
 import { pollUntilFinal } from './poll.js';
-import { ApiUnavailableError, ownerIsDead, processRow } from './submit.js';
+import { ApiUnavailableError, processRow } from './submit.js';
+import { ownerIsDead } from './owner.js';
 
 export const EXIT = {
   ok: 0,
@@ -30,6 +32,15 @@ export interface RunOptions extends Partial<EngineOptions> {
   feePerPayoutPaise?: Paise;
   /** Stop after validation and the balance preflight. */
   dryRun?: boolean;
+  /**
+   * Merge a different file into a batch that has already sent payouts (a corrected copy). Without it,
+   * such a run is refused: a new payroll under an old batch name would otherwise be taken for a copy.
+   */
+  revise?: boolean;
+  /** Put rows the API refused (failed) back to send again, status first. */
+  retryFailed?: boolean;
+  /** Put rows an operator has checked (needs_review) back to send again, status first. */
+  retryReview?: boolean;
   /** Where <batch>.csv and <batch>.json go. Default ./reports. */
   reportDir?: string;
   /** A graceful stop (Ctrl-C): no new sends, in-flight ones finish, the report is written. */
@@ -79,6 +90,11 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** Refused before sending anything (a file that conflicts with what the batch already paid): exit 3. */
+export class RefusedError extends Error {
+  override name = 'RefusedError';
+}
+
 /**
  * One batch, end to end: read the file (if given), check the balance, send every ready row once through the
  * rate-limited queue, resolve anything left unknown by an earlier run, poll until final, write the report.
@@ -86,7 +102,12 @@ export class UsageError extends Error {
  */
 export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunResult> {
   const { db, logger } = deps;
-  const runner = new Runner(deps, opts);
+  let runner: Runner;
+  try {
+    runner = new Runner(deps, opts);
+  } catch (err) {
+    throw err instanceof RangeError ? new UsageError(err.message) : err;
+  }
   const reportDir = opts.reportDir ?? 'reports';
   const emit = opts.onEvent ?? (() => {});
   let ingest: IngestResult | undefined;
@@ -102,6 +123,19 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
       csvPath: opts.csvPath,
       defaultUserId: opts.defaultUserId,
       logger,
+      onRevision: async (sent) => {
+        if (opts.dryRun) {
+          throw new UsageError(
+            `batch "${opts.batch}" was read from another file; a dry run changes nothing stored: check the new file with \`payouts validate\``,
+          );
+        }
+        if (sent > 0 && !opts.revise) {
+          throw new RefusedError(
+            `batch "${opts.batch}" was read from a different file and has already sent ${sent} payouts. ` +
+              `For a new payroll use a new --batch name; to merge a corrected copy of this one (rows already paid are not paid again), pass --revise`,
+          );
+        }
+      },
     });
     emit({ type: 'ingested', ingest });
   }
@@ -116,9 +150,26 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
     );
   }
 
-  // Rows skipped by an earlier refusal are reconsidered now.
+  // Rows skipped by an earlier refusal are reconsidered now; failed or reviewed ones when asked. A row
+  // that was claimed before is always asked about (status) before it is sent again.
   await moveAll(db, opts.batch, 'skipped', 'ready', null);
-  const pf = await preflight(runner, opts);
+  if (opts.retryFailed && !opts.dryRun) await moveAll(db, opts.batch, 'failed', 'ready', null);
+  if (opts.retryReview && !opts.dryRun) await moveAll(db, opts.batch, 'needs_review', 'ready', null);
+  let pf: Preflight;
+  try {
+    pf = await preflight(runner, opts);
+  } catch (err) {
+    if (!(err instanceof AllianceError) || err instanceof AuthenticationError) throw err;
+    const report = await writeReports(db, opts.batch, reportDir);
+    return {
+      batch: opts.batch,
+      ...(ingest ? { ingest } : {}),
+      exitCode: EXIT.pendingAtTimeout,
+      message: `nothing sent: the balance check failed (${err.message}); run \`payouts resume ${opts.batch}\` when the API answers`,
+      stillPending: 0,
+      report,
+    };
+  }
   emit({ type: 'preflight', toSend: pf.toSend, needPaise: pf.needPaise, balancePaise: pf.balancePaise ?? 0n });
   const base = { batch: opts.batch, ...(ingest ? { ingest } : {}), preflight: pf };
 
@@ -147,11 +198,15 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
 
   await markStarted(db, opts.batch);
   let stoppedEarly: string | undefined;
+  let authFailure: AuthenticationError | undefined;
   try {
     await submitAll(runner, opts.batch, opts.stopSignal, emit);
   } catch (err) {
     if (err instanceof ApiUnavailableError) stoppedEarly = `the API stayed unavailable: ${err.message}`;
-    else throw err;
+    else if (err instanceof AuthenticationError) {
+      authFailure = err;
+      stoppedEarly = `the API stopped accepting our credentials: ${err.message}`;
+    } else throw err;
   }
 
   let stillPending = 0;
@@ -160,16 +215,27 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
     stillPending = await pollUntilFinal(runner, opts.batch, deadline, opts.stopSignal);
   }
   const c = (await summarize(db, opts.batch)).counts;
-  const unfinished = c.pending + (stoppedEarly || opts.stopSignal?.aborted ? c.skipped : 0);
+  // Skipped rows (another runner's refusal, say) are work still to do, never "paid".
+  const unfinished = c.pending + c.skipped;
   // Finished first, so the report written next records when.
   if (unfinished === 0) await markFinished(db, opts.batch);
   const report = await writeReports(db, opts.batch, reportDir);
   const unpaid = c.invalid + c.rejected + c.failed + c.needs_review;
   let exitCode: ExitCode;
   let message: string;
-  if (unfinished > 0) {
+  if (authFailure) {
+    exitCode = EXIT.usage;
+    message = `${stoppedEarly}; ${unfinished} rows not final yet: fix the credentials, then \`payouts resume ${opts.batch}\``;
+  } else if (unfinished > 0) {
     exitCode = EXIT.pendingAtTimeout;
-    const why = stoppedEarly ?? (opts.stopSignal?.aborted ? 'stopped on request' : 'poll timeout reached');
+    const states = await countByState(db, opts.batch);
+    const why =
+      stoppedEarly ??
+      (opts.stopSignal?.aborted
+        ? 'stopped on request'
+        : states.submitting
+          ? `${states.submitting} payouts have an outcome not yet known (status unavailable or another runner holds them)`
+          : 'poll timeout reached');
     message = `${why}: ${unfinished} rows not final yet; run \`payouts resume ${opts.batch}\` to carry on`;
   } else if (unpaid > 0) {
     exitCode = EXIT.unpaidRows;
@@ -183,7 +249,9 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
 
 /** Balance check before anything is sent: rows still to send plus the fee estimate against the wallet. */
 async function preflight(runner: Runner, opts: RunOptions): Promise<Preflight> {
-  const due = await sumAmounts(runner.db, opts.batch, ['ready', 'submitting']);
+  // Rows already submitting were most likely debited already; counting them could refuse the very run
+  // that would resolve them.
+  const due = await sumAmounts(runner.db, opts.batch, ['ready']);
   const fees = (opts.feePerPayoutPaise ?? 0n) * BigInt(due.count);
   const need = due.paise + fees;
   if (due.count === 0) {
@@ -217,8 +285,8 @@ async function submitAll(
   const active = new Set<Promise<void>>();
   let fatal: unknown;
   let done = 0;
-  const start = (row: Claimed, mode: 'fresh' | 'recover') => {
-    const p: Promise<void> = processRow(runner, row, mode)
+  const start = (row: Claimed, mode: 'fresh' | 'recover', claimStartedAt: number) => {
+    const p: Promise<void> = processRow(runner, row, mode, claimStartedAt)
       .catch((err: unknown) => {
         if (fatal === undefined) fatal = err;
         // A crash kills everything at once; an auth or availability failure lets the others finish.
@@ -232,22 +300,31 @@ async function submitAll(
     active.add(p);
   };
 
+  // Rows others left unresolved: each is tried once per run (one it cannot resolve now is not retaken
+  // in a loop), status first.
   const dead = (await leaseOwners(db, batch)).filter(ownerIsDead);
+  const tried: string[] = [];
   for (;;) {
-    const rows = await claimStale(db, batch, owner, options.leaseMs, target, dead);
+    if (fatal !== undefined || stop?.aborted) break;
+    const t = Date.now();
+    const rows = await claimStale(db, batch, owner, options.leaseMs, target, dead, tried);
     if (rows.length === 0) break;
     emit({ type: 'recovering', rows: rows.length });
-    for (const r of rows) start(r, 'recover');
+    for (const r of rows) {
+      tried.push(r.id);
+      start(r, 'recover', t);
+    }
     await Promise.all([...active]);
-    if (fatal !== undefined) throw fatal;
   }
 
   for (;;) {
     if (fatal !== undefined || stop?.aborted) break;
     const room = target - active.size;
     if (room > 0) {
+      const t = Date.now();
       const rows = await claimReady(db, batch, owner, options.leaseMs, room);
-      for (const r of rows) start(r, 'fresh');
+      // A row claimed before (failed and retried, or put back) may exist at the API: status first.
+      for (const r of rows) start(r, r.prev_first_sent_at ? 'recover' : 'fresh', t);
       if (rows.length === 0) {
         if (active.size === 0) break;
         await Promise.race(active);

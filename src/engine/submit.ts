@@ -8,10 +8,9 @@ import type { PreparedRequest } from '../alliance/client.js';
 import { sleep, withRetry } from '../alliance/retry.js';
 import type { PayoutInfo } from '../alliance/types.js';
 import { commitOutcome, extendLease, releaseLease, renewForSend, type Claimed, type Outcome } from '../db/rows.js';
-import { isAlive } from '../db/connect.js';
+import { ownerIsDead } from './owner.js';
 import type { Runner } from './context.js';
 import { outcomeOf, payoutRequestOf } from './payout.js';
-import { hostname } from 'node:os';
 
 /** The API stayed unreachable (or kept refusing with 429) through every retry: stop sending. */
 export class ApiUnavailableError extends Error {
@@ -23,25 +22,27 @@ class LeaseLostError extends Error {
   override name = 'LeaseLostError';
 }
 
-/** Tracks a claim's lease with the local clock, renewing it in the database before a send when needed. */
+/** Tracks a claim's lease with the local clock, and renews it in the database before every send. */
 class Lease {
   private validUntil: number;
   constructor(
     private readonly runner: Runner,
     private readonly row: Claimed,
+    claimStartedAt: number,
   ) {
-    // The claim's lease started at db_now; locally we count from now (a little later: conservative).
-    this.validUntil = Date.now() + runner.options.leaseMs;
+    // Counted from before the claim query: the database's lease began no earlier than that.
+    this.validUntil = claimStartedAt + runner.options.leaseMs;
   }
 
-  /** A send may start only if it can finish (timeout) before the lease ends; else renew first. */
+  /**
+   * Renews the lease right before a send, every time: the fence is checked at the last moment (a runner
+   * that was taken over sends nothing) and the row's send deadline moves past the end of this send.
+   */
   async ensureForSend(): Promise<void> {
-    const { leaseMs, requestTimeoutMs, leaseMarginMs } = this.runner.options;
-    if (Date.now() + requestTimeoutMs + leaseMarginMs < this.validUntil) return;
     const started = Date.now();
-    const until = await renewForSend(this.runner.db, this.row.id, this.row.fence, leaseMs);
+    const until = await renewForSend(this.runner.db, this.row.id, this.row.fence, this.runner.options.leaseMs);
     if (!until) throw new LeaseLostError(`lost the claim on ${this.row.order_id}`);
-    this.validUntil = started + leaseMs;
+    this.validUntil = started + this.runner.options.leaseMs;
   }
 
   /** Waits `ms` while keeping the claim: the lease is extended before it could run out. */
@@ -68,19 +69,23 @@ type Resolution = { kind: 'found'; info: PayoutInfo } | { kind: 'absent' } | { k
 /**
  * Takes one claimed row to an outcome, or leaves it `submitting` when the outcome cannot be known now.
  *
- * `fresh` rows were `ready` a moment ago: nothing was ever sent for them, so the first send needs no
- * question. `recover` rows were left `submitting` by a runner that died or gave up: a request may have
- * reached the API, so status is asked first and a 404 is trusted only after the grace period.
+ * `fresh` rows were `ready` and never claimed before: nothing was ever sent for them, so the first send
+ * needs no question. `recover` rows may have a request at the API (left `submitting` by a runner that died
+ * or gave up, or claimed before and put back): status is asked first, and a 404 is trusted only once the
+ * grace period after the last possible send has passed.
  */
-export async function processRow(runner: Runner, row: Claimed, mode: 'fresh' | 'recover'): Promise<void> {
+export async function processRow(runner: Runner, row: Claimed, mode: 'fresh' | 'recover', claimStartedAt = Date.now()): Promise<void> {
   const { db, logger, options } = runner;
   const orderId = row.order_id!;
-  const lease = new Lease(runner, row);
+  const lease = new Lease(runner, row, claimStartedAt);
   const prepared = runner.client.preparePayout(payoutRequestOf(row));
+  const priorSends = Number(row.send_count);
   let sends = 0;
-  // Local time after which no request of ours for this row can still arrive at the server.
+  // Whether a request for this order_id may exist at the API, and the local time after which no request
+  // of ours can still arrive there.
+  let maybeSent = mode === 'recover';
   let sentBoundary = mode === 'recover' ? recoveryBoundary(row) : 0;
-  let askFirst = mode === 'recover';
+  let askFirst = maybeSent;
 
   const commit = async (o: Outcome): Promise<void> => {
     runner.assertAlive();
@@ -92,23 +97,35 @@ export async function processRow(runner: Runner, row: Claimed, mode: 'fresh' | '
     await releaseLease(db, row.id, row.fence, why, sends);
     logger.warn({ orderId, why }, 'payout left unresolved (submitting); a later run or reconcile resolves it');
   };
+  /** Status first; true when the row is settled (adopted or left), false when the API has no such payout. */
+  const settledByStatus = async (): Promise<boolean> => {
+    const r = await resolveByStatus(runner, orderId, sentBoundary, (ms) => lease.hold(ms));
+    runner.assertAlive();
+    if (r.kind === 'found') {
+      await commit(outcomeOf(row, r.info));
+      runner.checkpoint('outcome_committed', orderId);
+      return true;
+    }
+    if (r.kind === 'unknown') {
+      await leave(r.error);
+      return true;
+    }
+    return false;
+  };
 
   if (mode === 'fresh') runner.checkpoint('intent_committed', orderId);
   try {
     for (;;) {
       if (askFirst) {
-        const r = await resolveByStatus(runner, orderId, sentBoundary, (ms) => lease.hold(ms));
-        runner.assertAlive();
-        if (r.kind === 'found') {
-          await commit(outcomeOf(row, r.info));
-          runner.checkpoint('outcome_committed', orderId);
-          return;
-        }
-        if (r.kind === 'unknown') return await leave(r.error);
+        if (await settledByStatus()) return;
         askFirst = false;
       }
-      if (sends >= options.maxSendsPerRow) {
-        return await leave(`sent ${sends} times and not found by status each time: an operator must check`);
+      if (priorSends + sends >= options.maxSendsPerRow) {
+        await commit({
+          state: 'needs_review',
+          last_error: `sent ${priorSends + sends} times and each time the API later had no such payout: check with Alliance before paying this row again`,
+        });
+        return;
       }
       try {
         const info = await sendOnce(runner, lease, prepared, orderId, () => {
@@ -121,28 +138,22 @@ export async function processRow(runner: Runner, row: Claimed, mode: 'fresh' | '
       } catch (err) {
         if (!(err instanceof AllianceError)) throw err;
         runner.assertAlive();
-        if (err instanceof ValidationError && err.orderIdTaken) {
-          // A payout with this order_id exists (perhaps an earlier attempt of ours): adopt it.
-          logger.info({ orderId }, 'order_id already used at the API: adopting it via status');
-          sentBoundary = Date.now();
-          askFirst = true;
-          continue;
-        }
-        if (err.ambiguous) {
+        if ((err instanceof ValidationError && err.orderIdTaken) || err.ambiguous) {
+          // Taken: a payout with this order_id exists (perhaps an earlier attempt of ours), adopt it.
+          // Ambiguous: it may have been created. Either way, status before anything else.
           logger.warn({ orderId, err: err.message }, 'outcome unknown: asking status before anything else');
+          maybeSent = true;
           sentBoundary = Date.now();
           askFirst = true;
           continue;
         }
-        if (err instanceof AuthenticationError) {
-          // Refused before execution: the payout does not exist; the row can be sent by a later run.
-          await commit({ state: 'ready', last_error: err.message });
-          throw err;
-        }
-        if (err.retryable) {
-          // 429s or refused connections through every retry: nothing was executed.
-          await commit({ state: 'ready', last_error: err.message });
-          throw new ApiUnavailableError(err.message, { cause: err });
+        // A definite answer: this request was not executed. An earlier one of ours may have been.
+        if (maybeSent && (await settledByStatus())) return;
+        if (err instanceof AuthenticationError || err.retryable) {
+          // Refused before execution (401, or 429s / refused connections through every retry).
+          if (maybeSent) await leave(err.message);
+          else await commit({ state: 'ready', last_error: err.message });
+          throw err instanceof AuthenticationError ? err : new ApiUnavailableError(err.message, { cause: err });
         }
         await commit({ state: 'failed', api_message: err.message, last_error: err.message });
         runner.checkpoint('outcome_committed', orderId);
@@ -200,39 +211,42 @@ export async function resolveByStatus(
   sentBoundary: number,
   wait: (ms: number) => Promise<void> = (ms) => sleep(ms, runner.signal),
 ): Promise<Resolution> {
-  const grace = runner.options.ambiguousGraceMs;
+  const trustFrom = sentBoundary + runner.options.ambiguousGraceMs;
   for (;;) {
+    // A 404 describes the server when the question was asked, not when the answer came back.
+    let askedAt = 0;
     try {
-      const info = await withRetry(() => runner.api(() => runner.client.payoutStatus(orderId, { signal: runner.signal })), {
-        ...runner.options.retry,
-        signal: runner.signal,
-      });
+      const info = await withRetry(
+        () =>
+          runner.api(() => {
+            askedAt = Date.now();
+            return runner.client.payoutStatus(orderId, { signal: runner.signal });
+          }),
+        { ...runner.options.retry, signal: runner.signal },
+      );
       return { kind: 'found', info };
     } catch (err) {
       runner.assertAlive();
       if (err instanceof NotFoundError) {
-        const left = sentBoundary + grace - Date.now();
-        if (left <= 0) return { kind: 'absent' };
-        await wait(left);
+        if (askedAt >= trustFrom) return { kind: 'absent' };
+        await wait(Math.max(0, trustFrom - Date.now()));
         continue;
       }
+      if (err instanceof AuthenticationError) throw err;
       return { kind: 'unknown', error: `status unavailable: ${(err as Error).message}` };
     }
   }
 }
 
 /**
- * For a row another runner left `submitting`: the last moment it could have sent. A dead process on this
- * host sent nothing after it died (now at the latest); otherwise the claim's send deadline bounds it.
+ * For a row that may have been sent: the last moment a request for it could have left. A dead process on
+ * this host sent nothing after it died (now at the latest); otherwise the last claim's send deadline bounds
+ * it (for a row put back to ready and claimed again, the deadline of its previous claim).
  */
 function recoveryBoundary(row: Claimed): number {
   const offset = Date.now() - new Date(row.db_now).getTime();
-  const deadline = row.send_deadline ? new Date(row.send_deadline).getTime() + offset : Date.now();
+  const prev = row.prev_first_sent_at !== undefined ? row.prev_send_deadline : row.send_deadline;
+  const deadline = prev ? new Date(prev).getTime() + offset : Date.now();
   return row.prev_owner && ownerIsDead(row.prev_owner) ? Math.min(deadline, Date.now()) : deadline;
 }
 
-/** "host:pid:nonce" of a process on this host that no longer runs. */
-export function ownerIsDead(owner: string): boolean {
-  const [host, pid] = owner.split(':');
-  return host === hostname() && !isAlive(Number(pid));
-}
