@@ -6,7 +6,10 @@ import { openDb, type Db } from '../../src/db/connect.js';
  * The backends every storage test runs on: PGlite always; PostgreSQL when TEST_DATABASE_URL points at a
  * server (.ci/run starts one). Each call gets a fresh database, so test files never share state.
  */
-export const BACKENDS: ('pglite' | 'postgres')[] = process.env['TEST_DATABASE_URL'] ? ['pglite', 'postgres'] : ['pglite'];
+export const BACKENDS: ('pglite' | 'postgres')[] = (process.env['TEST_DATABASE_URL'] ? ['pglite', 'postgres'] : ['pglite']).filter(
+  // TEST_BACKENDS=postgres (or pglite) narrows a run to one backend, e.g. to run the long chaos suite per backend in parallel.
+  (b) => !process.env['TEST_BACKENDS'] || process.env['TEST_BACKENDS'].split(',').includes(b),
+) as ('pglite' | 'postgres')[];
 
 export interface TestDb extends Db {
   /** URL of the fresh PostgreSQL database (postgres backend only), for child processes. */
