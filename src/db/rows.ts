@@ -95,7 +95,20 @@ export async function insertRows(db: Knex, rows: NewRow[]): Promise<void> {
   for (const c of CONTENT_COLUMNS) {
     merge[c] = db.raw(`CASE WHEN payout_rows.state IN ('ready', 'skipped') THEN excluded.${c} ELSE payout_rows.${c} END`);
   }
-  await db('payout_rows').insert(values).onConflict('order_id').merge(merge).where('payout_rows.batch', rows[0]!.batch);
+  const stored = await db('payout_rows')
+    .insert(values)
+    .onConflict('order_id')
+    .merge(merge)
+    .where('payout_rows.batch', rows[0]!.batch)
+    .returning('order_id');
+  // A conflict with another batch's order_id updates nothing and returns nothing: never lose a row silently.
+  if (stored.length !== rows.length) {
+    const got = new Set((stored as { order_id: string | null }[]).map((r) => r.order_id));
+    const lost = rows.filter((r) => r.order_id !== null && !got.has(r.order_id)).map((r) => `row ${r.row_no} (${r.order_id})`);
+    throw new Error(
+      `${lost.join(', ')} could not be stored: the order_id is used by another batch (read at the same time?); run again to have it reported as invalid`,
+    );
+  }
 }
 
 /** Which of these order_ids are already used, and by which batch. */
