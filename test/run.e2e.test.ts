@@ -166,3 +166,13 @@ describe.each(BACKENDS)('a batch end to end on %s', (kind) => {
     }
   });
 });
+
+describe('report file names', () => {
+  it('keep batches apart even when their names differ only in unsafe characters', async () => {
+    const { reportBaseName } = await import('../src/report/report.js');
+    expect(reportBaseName('nov-2026')).toBe('nov-2026');
+    expect(reportBaseName('a/b')).not.toBe(reportBaseName('a_b'));
+    expect(reportBaseName('a/b')).toMatch(/^a_b-[0-9a-f]{8}$/);
+    expect(reportBaseName('../etc')).not.toContain('/');
+  });
+});

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Knex } from 'knex';
 import { formatRupees } from '../money.js';
@@ -136,9 +137,13 @@ export async function summarize(db: Knex, batch: string): Promise<BatchSummary> 
   };
 }
 
-/** A safe file name for a batch: letters, digits, dot, dash, underscore. */
+/**
+ * A safe file name for a batch: letters, digits, dot, dash, underscore. A name that had to be changed gets
+ * a short hash of the original, so "a/b" and "a_b" never share a report.
+ */
 export function reportBaseName(batch: string): string {
-  return batch.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_') || 'batch';
+  const safe = batch.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_') || 'batch';
+  return safe === batch ? safe : `${safe}-${createHash('sha256').update(batch).digest('hex').slice(0, 8)}`;
 }
 
 /**
