@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import PQueue from 'p-queue';
@@ -75,6 +76,8 @@ export class Runner {
         `the lease (${this.options.leaseMs} ms) must exceed the request timeout (${this.options.requestTimeoutMs} ms) by more than twice the lease margin (${this.options.leaseMarginMs} ms)`,
       );
     }
+    // Every in-flight request listens on the kill switch: as many listeners as the concurrency, not a leak.
+    setMaxListeners(0, this.dead.signal);
     // The owner names this process so a later run on this host can tell that it died.
     this.owner = `${PROCESS_TAG}:${process.pid}:${randomBytes(4).toString('hex')}`;
     const rate = this.options.rate;

@@ -319,7 +319,8 @@ async function submitAll(
 
   for (;;) {
     if (fatal !== undefined || stop?.aborted) break;
-    const room = target - active.size;
+    // Refill in chunks once half the rows in hand are done: one claim statement per several payouts.
+    const room = active.size <= target / 2 ? target - active.size : 0;
     if (room > 0) {
       const t = Date.now();
       const rows = await claimReady(db, batch, owner, options.leaseMs, room);

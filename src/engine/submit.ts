@@ -25,20 +25,30 @@ class LeaseLostError extends Error {
 /** Tracks a claim's lease with the local clock, and renews it in the database before every send. */
 class Lease {
   private validUntil: number;
+  /** The claim's own send deadline still covers a send: true only for a fresh claim, until its first send. */
+  private claimCoversSend: boolean;
   constructor(
     private readonly runner: Runner,
     private readonly row: Claimed,
     claimStartedAt: number,
+    fresh: boolean,
   ) {
     // Counted from before the claim query: the database's lease began no earlier than that.
     this.validUntil = claimStartedAt + runner.options.leaseMs;
+    this.claimCoversSend = fresh;
   }
 
   /**
-   * Renews the lease right before a send, every time: the fence is checked at the last moment (a runner
-   * that was taken over sends nothing) and the row's send deadline moves past the end of this send.
+   * Renews the lease right before a send: the fence is checked at the last moment (a runner that was taken
+   * over sends nothing) and the row's send deadline moves past the end of this send. The one exception is
+   * the first send of a fresh claim made moments ago, whose claim already set both and cannot have been
+   * taken over before its lease ends.
    */
   async ensureForSend(): Promise<void> {
+    const { requestTimeoutMs, leaseMarginMs } = this.runner.options;
+    const coveredByClaim = this.claimCoversSend && Date.now() + requestTimeoutMs + leaseMarginMs < this.validUntil;
+    this.claimCoversSend = false;
+    if (coveredByClaim) return;
     const started = Date.now();
     const until = await renewForSend(this.runner.db, this.row.id, this.row.fence, this.runner.options.leaseMs);
     if (!until) throw new LeaseLostError(`lost the claim on ${this.row.order_id}`);
@@ -77,7 +87,7 @@ type Resolution = { kind: 'found'; info: PayoutInfo } | { kind: 'absent' } | { k
 export async function processRow(runner: Runner, row: Claimed, mode: 'fresh' | 'recover', claimStartedAt = Date.now()): Promise<void> {
   const { db, logger, options } = runner;
   const orderId = row.order_id!;
-  const lease = new Lease(runner, row, claimStartedAt);
+  const lease = new Lease(runner, row, claimStartedAt, mode === 'fresh');
   const prepared = runner.client.preparePayout(payoutRequestOf(row));
   const priorSends = Number(row.send_count);
   let sends = 0;
