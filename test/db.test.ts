@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
+import { ROW_STATES } from '../src/engine/states.js';
 import { insertBatch } from '../src/db/batches.js';
 import { advance, claimReady, commitOutcome, countByState, insertRows, renewForSend, type NewRow } from '../src/db/rows.js';
 
@@ -29,6 +30,14 @@ describe.each(BACKENDS)('storage on %s', (kind) => {
   it('refuses a state outside the CHECK constraint and a non-positive amount', async () => {
     await expect(db.knex('payout_rows').insert({ ...row(9), errors: '[]', warnings: '[]', amount_paise: '1', state: 'bogus' })).rejects.toThrow(/check/i);
     await expect(db.knex('payout_rows').insert({ ...row(10), errors: '[]', warnings: '[]', amount_paise: '0' })).rejects.toThrow(/check/i);
+  });
+
+  it('accepts every state the TypeScript side knows (the CHECK constraint mirrors ROW_STATES)', async () => {
+    let n = 100;
+    for (const state of Object.values(ROW_STATES)) {
+      await db.knex('payout_rows').insert({ ...row(n++), batch: 'b1', errors: '[]', warnings: '[]', amount_paise: '1', state, row_no: n });
+    }
+    await db.knex('payout_rows').where('row_no', '>', 100).del();
   });
 
   it('claims each ready row once, fences stale writers and only moves status forward', async () => {

@@ -12,7 +12,3 @@ export class InputError extends Error {
     super(message, options);
   }
 }
-
-export function isInputError(e: unknown): e is InputError {
-  return e instanceof InputError;
-}

@@ -258,11 +258,6 @@ export async function commitOutcome(db: Knex, id: string, fence: string, o: Outc
   return n === 1;
 }
 
-/** Notes an error on a row without changing its state. */
-export async function noteError(db: Knex, id: string, message: string): Promise<void> {
-  await db('payout_rows').where({ id }).update({ last_error: message, updated_at: db.fn.now() });
-}
-
 /** Releases a lease without a decision (the row stays submitting for a later resolution). */
 export async function releaseLease(db: Knex, id: string, fence: string, lastError: string, sends = 0): Promise<void> {
   await db('payout_rows')
@@ -364,10 +359,6 @@ export async function* iterateRows(db: Knex, batch: string, pageSize = 5000): As
     lastRow = last.row_no;
     lastId = String(last.id);
   }
-}
-
-export async function getRowByOrderId(db: Knex, orderId: string): Promise<PayoutRow | undefined> {
-  return db<PayoutRow>('payout_rows').where({ order_id: orderId }).first();
 }
 
 function sortByRow<T extends PayoutRow>(rows: T[]): T[] {

@@ -23,11 +23,6 @@ export const ROW_STATES = {
 } as const;
 
 export type RowState = (typeof ROW_STATES)[keyof typeof ROW_STATES];
-export const ALL_ROW_STATES = Object.values(ROW_STATES) as RowState[];
-
-/** States no later fact can change. */
-export const FINAL_STATES: readonly RowState[] = ['invalid', 'approved', 'rejected', 'failed'];
-
 /** States in which a payout may exist at the API. */
 export const SENT_STATES: readonly RowState[] = ['submitting', 'pending', 'approved', 'rejected', 'needs_review'];
 
