@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { branchCodesOf } from '../src/batch/ifscData.js';
+import { CANONICAL_FIELDS } from '../src/batch/columns.js';
 import { Rng } from '../src/sandbox/rng.js';
 
 export interface GenerateOptions {
@@ -17,18 +18,8 @@ export interface GenerateOptions {
   seed?: number;
 }
 
-export const GEN_HEADER = [
-  'beneficiary_name',
-  'beneficiary_email',
-  'beneficiary_mobile_no',
-  'beneficiary_address',
-  'payment_method',
-  'beneficiary_acc_no',
-  'bank_name',
-  'ifsc',
-  'amount',
-  'remarks',
-] as const;
+/** The API's field names, as a payroll export would have them; ids are derived (no order_id, user_id). */
+export const GEN_HEADER = CANONICAL_FIELDS.filter((f) => f !== 'order_id' && f !== 'user_id');
 
 /** The ways a generated invalid row is broken, in rotation. */
 export const INVALID_KINDS = [
