@@ -8,7 +8,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { AllianceError, AuthenticationError } from './alliance/errors.js';
 import { InputError } from './batch/errors.js';
-import { ConfigError, loadConfig, parseDuration, parseFee, type ConfigFlags } from './config.js';
+import { ConfigError, loadConfig, parseDuration, parseFee, type Config, type ConfigFlags } from './config.js';
 import { BatchNotFoundError, RefusedError, UsageError } from './engine/run.js';
 import { parseRupees } from './money.js';
 import { crashHookFromEnv } from './engine/crash.js';
@@ -63,7 +63,8 @@ const batchOptions = (y: Argv) =>
     .option('ambiguous-grace', { type: 'string', describe: 'Wait after a possibly-sent request before trusting a "not found" status', default: '10s' })
     .option('poll-interval', { type: 'string', describe: 'First wait before polling a pending payout (grows 1.5x per poll)', default: '2s' });
 
-function batchArgs(argv: Args) {
+/** The run/resume options from flags; the config is the one `io()` already read. */
+function batchArgs(argv: Args, config: Config) {
   return {
     rate: argv['rate'] as number,
     concurrency: argv['concurrency'] as number,
@@ -76,9 +77,9 @@ function batchArgs(argv: Args) {
       leaseMs: parseDuration(argv['lease'] as string, '--lease', 120_000),
       ambiguousGraceMs: parseDuration(argv['ambiguousGrace'] as string, '--ambiguous-grace', 10_000),
       pollIntervalMs: parseDuration(argv['pollInterval'] as string, '--poll-interval', 2_000),
-      requestTimeoutMs: loadConfig(argv, process.env).api.timeoutMs,
+      requestTimeoutMs: config.api.timeoutMs,
     },
-    crash: crashHookFromEnv(loadConfig(argv, process.env).crashAt),
+    crash: crashHookFromEnv(config.crashAt),
   };
 }
 
@@ -104,15 +105,16 @@ const cli = yargs(hideBin(process.argv))
         .option('batch', { type: 'string', describe: 'Batch name (default: the file name); the same name again resumes it' })
         .option('dry-run', { type: 'boolean', describe: 'Stop after validation and the balance check', default: false })
         .option('revise', { type: 'boolean', describe: 'Merge a corrected copy into a batch that already paid some rows (they are not paid again)', default: false }),
-    run((argv) =>
-      runCommand(io(argv), {
-        ...batchArgs(argv),
+    run((argv) => {
+      const cio = io(argv);
+      return runCommand(cio, {
+        ...batchArgs(argv, cio.config),
         csv: argv['csv'] as string,
         batch: argv['batch'] as string | undefined,
         dryRun: Boolean(argv['dryRun']),
         revise: Boolean(argv['revise']),
-      }),
-    ),
+      });
+    }),
   )
   .command(
     'resume <batch>',
@@ -122,14 +124,15 @@ const cli = yargs(hideBin(process.argv))
         .positional('batch', { type: 'string', demandOption: true })
         .option('retry-failed', { type: 'boolean', default: false, describe: 'Send again the rows the API refused (failed), status first' })
         .option('retry-review', { type: 'boolean', default: false, describe: 'Send again the rows an operator has checked (needs_review), status first' }),
-    run((argv) =>
-      runCommand(io(argv), {
-        ...batchArgs(argv),
+    run((argv) => {
+      const cio = io(argv);
+      return runCommand(cio, {
+        ...batchArgs(argv, cio.config),
         batch: argv['batch'] as string,
         retryFailed: Boolean(argv['retryFailed']),
         retryReview: Boolean(argv['retryReview']),
-      }),
-    ),
+      });
+    }),
   )
   .command(
     'validate <csv>',
