@@ -1,5 +1,6 @@
 import { GET_BODY_MODES, JSON_ESCAPE_MODES, type GetBodyMode, type JsonEscapeMode } from './alliance/signing.js';
 import { parseRupees, type Paise } from './money.js';
+import { ConfigError } from './errors.js';
 
 /**
  * Configuration, read once: flags, then the environment, then defaults. This is the only module that
@@ -46,9 +47,6 @@ export interface ConfigFlags {
   verbose?: boolean | undefined;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
 
 function pick<T extends string>(value: string | undefined, allowed: readonly T[], what: string, fallback: T): T {
   if (value === undefined || value === '') return fallback;

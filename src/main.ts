@@ -6,10 +6,9 @@
 import { createInterface } from 'node:readline/promises';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { AllianceError, AuthenticationError } from './alliance/errors.js';
-import { InputError } from './batch/errors.js';
-import { ConfigError, loadConfig, parseDuration, parseFee, type Config, type ConfigFlags } from './config.js';
-import { BatchNotFoundError, RefusedError, UsageError } from './engine/run.js';
+import { AllianceError } from './alliance/errors.js';
+import { loadConfig, parseDuration, parseFee, type Config, type ConfigFlags } from './config.js';
+import { ConfigError, EXIT, ProgramError, UsageError } from './errors.js';
 import { parseRupees } from './money.js';
 import { crashHookFromEnv } from './engine/crash.js';
 import { parseFaultOptions } from './sandbox/faults.js';
@@ -265,13 +264,10 @@ process.on('SIGTERM', () => stop.abort());
 
 function describe(err: unknown, verbose: boolean): { code: number; message: string } {
   const e = err as Error;
-  if (err instanceof InputError || err instanceof UsageError || err instanceof ConfigError || err instanceof BatchNotFoundError) {
-    return { code: 2, message: e.message };
-  }
-  if (err instanceof AuthenticationError) return { code: 2, message: e.message };
-  if (err instanceof RefusedError) return { code: 3, message: e.message };
-  if (err instanceof AllianceError) return { code: 1, message: e.message };
-  return { code: 1, message: verbose ? (e.stack ?? String(e)) : `${e.message ?? String(e)} (run with --verbose for details)` };
+  if (err instanceof ProgramError) return { code: err.exitCode, message: e.message };
+  // An API call that failed outright (unreachable, refused credentials, 5xx through every retry).
+  if (err instanceof AllianceError) return { code: EXIT.apiUnavailable, message: e.message };
+  return { code: EXIT.unfinished, message: verbose ? (e.stack ?? String(e)) : `${e.message ?? String(e)} (run with --verbose for details)` };
 }
 
 try {

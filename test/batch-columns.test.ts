@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fieldForHeader, mapHeader, REQUIRED_FIELDS } from '../src/batch/columns.js';
-import { InputError } from '../src/batch/errors.js';
+import { InputError } from '../src/errors.js';
 
 const CANON = [
   'beneficiary_name', 'beneficiary_email', 'beneficiary_mobile_no', 'beneficiary_address', 'payment_method',
@@ -67,7 +67,7 @@ describe('mapHeader', () => {
 
   it('a missing required column is an InputError naming it and the accepted names', () => {
     const e = thrown(() => mapHeader(CANON.filter((c) => c !== 'ifsc')));
-    expect(e.code).toBe(2);
+    expect(e.exitCode).toBe(2);
     expect(e.message).toMatch(/missing the required column ifsc/);
     expect(e.message).toMatch(/ifsc code/);
   });

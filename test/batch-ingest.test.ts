@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HeaderMapping } from '../src/batch/columns.js';
-import { InputError } from '../src/batch/errors.js';
+import { InputError } from '../src/errors.js';
 import { readBatchRows, type IngestRow } from '../src/batch/ingest.js';
 
 const HEADER =
@@ -56,7 +56,7 @@ async function inputError(input: string | NodeJS.ReadableStream): Promise<InputE
     await collect(input);
   } catch (e) {
     expect(e).toBeInstanceOf(InputError);
-    expect((e as InputError).code).toBe(2);
+    expect((e as InputError).exitCode).toBe(2);
     return e as InputError;
   }
   throw new Error('expected an InputError');

@@ -265,11 +265,11 @@ describe('configuration and connection problems', () => {
     expect(r.stderr).not.toMatch(STACK);
   });
 
-  it('wrong keys: one line naming keys, IP and clock; exit 2; no stack; secrets not echoed', async () => {
+  it('wrong keys: one line naming keys, IP and clock; exit 6 (credentials refused); no stack; secrets not echoed', async () => {
     const s = await sb();
     const wrong = { accessKey: 'wrong-access-key-xyz', secretKey: 'wrong-secret-key-abcdef012345' };
     const r = await runCli(['balance'], { env: apiEnv(s, wrong) });
-    expect(r.code, show(r)).toBe(2);
+    expect(r.code, show(r)).toBe(6);
     const lines = plainLines(r.stderr);
     expect(lines, r.stderr).toHaveLength(1);
     expect(lines[0]).toMatch(/^payouts: /);
@@ -282,12 +282,12 @@ describe('configuration and connection problems', () => {
     expect(r.stdout + r.stderr).not.toContain(wrong.accessKey);
   });
 
-  it('wrong keys on run: exit 2 and nothing sent', async () => {
+  it('wrong keys on run: exit 6 and nothing sent', async () => {
     const s = await sb();
     const d = scenario();
     const csv = writeCsv(d.work, 'p.csv', ALL_VALID);
     const r = await runCli(['run', csv, ...d.dirArgs, ...FAST], { env: apiEnv(s, { ...KEYS, secretKey: 'not-the-secret-000000' }) });
-    expect(r.code, show(r)).toBe(2);
+    expect(r.code, show(r)).toBe(6);
     expect(plainLines(r.stderr).join('\n')).toMatch(/ALLIANCE_ACCESS_KEY|key/i);
     expect(r.stderr).not.toMatch(STACK);
     expect(s.ledger()).toHaveLength(0);
@@ -303,7 +303,7 @@ describe('configuration and connection problems', () => {
     servers.push(t.server);
     const r = await runCli(['balance'], { env: apiEnv(t) });
     expect(t.hits()).toBeGreaterThan(0);
-    expect(r.code, show(r)).toBe(2);
+    expect(r.code, show(r)).toBe(6);
     const lines = plainLines(r.stderr);
     expect(lines, r.stderr).toHaveLength(1);
     expect(lines[0]).toMatch(/clock/i);
@@ -734,7 +734,7 @@ describe('logs', () => {
     const s = await sb();
     const wrong = { accessKey: 'wrong-access-key-xyz', secretKey: 'wrong-secret-key-abcdef012345' };
     const r = await runCli(['balance', '--verbose'], { env: apiEnv(s, wrong) });
-    expect(r.code, show(r)).toBe(2);
+    expect(r.code, show(r)).toBe(6);
     expect(r.stdout + r.stderr).not.toContain(wrong.secretKey);
     expect(r.stdout + r.stderr).not.toContain(wrong.accessKey);
   });

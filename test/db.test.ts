@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
-import { ROW_STATES } from '../src/engine/states.js';
+import { ROW_STATES } from '../src/states.js';
 import { insertBatch } from '../src/db/batches.js';
 import { advance, claimReady, commitOutcome, countByState, insertRows, renewForSend, type NewRow } from '../src/db/rows.js';
 
@@ -35,9 +35,15 @@ describe.each(BACKENDS)('storage on %s', (kind) => {
   it('accepts every state the TypeScript side knows (the CHECK constraint mirrors ROW_STATES)', async () => {
     let n = 100;
     for (const state of Object.values(ROW_STATES)) {
-      await db.knex('payout_rows').insert({ ...row(n++), batch: 'b1', errors: '[]', warnings: '[]', amount_paise: '1', state, row_no: n });
+      await db.knex('payout_rows').insert({ ...row(n++), batch: 'b1', errors: '[]', warnings: '[]', amount_paise: '1', state, row_no: n, first_claimed_at: new Date() });
     }
     await db.knex('payout_rows').where('row_no', '>', 100).del();
+  });
+
+  it('refuses a row that may exist at the API but was never claimed', async () => {
+    for (const state of ['submitting', 'pending', 'approved', 'rejected']) {
+      await expect(db.knex('payout_rows').insert({ ...row(200), errors: '[]', warnings: '[]', amount_paise: '1', state })).rejects.toThrow(/check/i);
+    }
   });
 
   it('claims each ready row once, fences stale writers and only moves status forward', async () => {

@@ -5,8 +5,9 @@ import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
 import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
 import { expectedInvalidRows, generateCsv } from '../bench/gen-csv.js';
 import { ingestFile } from '../src/engine/ingest.js';
-import { runBatch, UsageError } from '../src/engine/run.js';
-import { InputError } from '../src/batch/errors.js';
+import { runBatch } from '../src/engine/run.js';
+import { UsageError } from '../src/errors.js';
+import { InputError } from '../src/errors.js';
 import { countByState } from '../src/db/rows.js';
 
 describe.each(BACKENDS)('ingest on %s', (kind) => {

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
 import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
-import { RefusedError, runBatch, UsageError, type RunOptions } from '../src/engine/run.js';
+import { runBatch, type RunOptions } from '../src/engine/run.js';
+import { RefusedError, UsageError } from '../src/errors.js';
 import { getBatch } from '../src/db/batches.js';
 import { rowsOfBatch } from '../src/db/rows.js';
 import type { Sandbox } from '../src/sandbox/server.js';
@@ -136,7 +137,7 @@ describe.each(BACKENDS)('a batch end to end on %s', (kind) => {
       );
       expect(res.exitCode).toBe(4);
       expect(res.message).toMatch(/nothing sent.*balance check failed/);
-      expect(res.report!.summary.counts.pending).toBe(4);
+      expect(res.report!.summary.counts.not_sent).toBe(4);
     } finally {
       await down.close();
     }
@@ -159,7 +160,7 @@ describe.each(BACKENDS)('a batch end to end on %s', (kind) => {
       expect(res.exitCode).toBe(3);
       expect(res.message).toMatch(/short/);
       expect(poor.ledger()).toHaveLength(0);
-      expect(res.report!.summary.counts.skipped).toBe(5);
+      expect(res.report!.summary.counts.not_sent).toBe(5);
     } finally {
       await c2.close();
       await poor.close();

@@ -3,7 +3,7 @@
  * names; common aliases are accepted, compared case-insensitively with spaces, underscores, hyphens,
  * dots and slashes ignored ("Account No.", "account_no", "A/C No" all match).
  */
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 
 export const CANONICAL_FIELDS = [
   'beneficiary_name',

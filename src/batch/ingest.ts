@@ -14,7 +14,7 @@ import { stat } from 'node:fs/promises';
 import { Transform, pipeline, type TransformCallback } from 'node:stream';
 import { parse, CsvError, type Info } from 'csv-parse';
 import { mapHeader, pickFields, type HeaderMapping } from './columns.js';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 import { contentKeyOf, deriveOrderId } from './orderId.js';
 import { hasPayoutIdentity, validateRow, type RowIssue, type ValidatedRow } from './validate.js';
 

@@ -1,7 +1,7 @@
 import { getBatch } from '../db/batches.js';
 import { rowsOfBatch } from '../db/rows.js';
 import { reconcileBatch } from '../engine/reconcile.js';
-import { BatchNotFoundError } from '../engine/run.js';
+import { BatchNotFoundError } from '../errors.js';
 import { clientOf, loggerOf, printJson, withDb, type CommandIO } from './context.js';
 
 export interface ReconcileCommandOptions {

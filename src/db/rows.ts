@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { RowState } from '../engine/states.js';
+import type { RowState } from '../states.js';
 
 /** One line of payout_rows as the database returns it (bigint columns come back as strings from pg). */
 export interface PayoutRow {
@@ -38,7 +38,17 @@ export interface PayoutRow {
   created_at: Date;
   updated_at: Date;
   first_sent_at: Date | null;
+  /** Set on the first claim, never cleared: a row ever claimed may exist at the API. */
+  first_claimed_at: Date | null;
   finalized_at: Date | null;
+  payee_key: string | null;
+  ref_key: string | null;
+  reference: string | null;
+  /** The input's cells for this row, in the order of batches.source_header. */
+  source: string[] | null;
+  /** False for a row kept from an earlier revision (it was sent) that the latest file no longer has. */
+  in_file: boolean;
+  replaces_row_id: string | null;
 }
 
 export interface Issue {
@@ -135,7 +145,7 @@ export interface Claimed extends PayoutRow {
   /** For a stale claim: who held the row before (a dead process, or an expired lease). */
   prev_owner?: string | null;
   /** For a ready claim: set when the row was claimed (so maybe sent) before, e.g. failed and retried. */
-  prev_first_sent_at?: Date | null;
+  prev_first_claimed_at?: Date | null;
   prev_send_deadline?: Date | null;
 }
 
@@ -149,13 +159,13 @@ export async function claimReady(db: Knex, batch: string, owner: string, leaseMs
   const res = await db.raw(
     `UPDATE payout_rows SET state = 'submitting', lease_owner = ?, lease_expires_at = now() + (? * interval '1 millisecond'),
         send_deadline = now() + (? * interval '1 millisecond'), fence = nextval('payout_fence'), updated_at = now(),
-        first_sent_at = coalesce(payout_rows.first_sent_at, now())
-      FROM (SELECT r.id, r.first_sent_at AS prev_first_sent_at, r.send_deadline AS prev_send_deadline
+        first_sent_at = coalesce(payout_rows.first_sent_at, now()), first_claimed_at = coalesce(payout_rows.first_claimed_at, now())
+      FROM (SELECT r.id, r.first_claimed_at AS prev_first_claimed_at, r.send_deadline AS prev_send_deadline
               FROM payout_rows r JOIN batches b ON b.name = r.batch
              WHERE r.batch = ? AND r.state = 'ready' AND b.ingest_complete AND r.revision = b.revision
              ORDER BY r.row_no, r.id LIMIT ? FOR UPDATE OF r SKIP LOCKED) old
       WHERE payout_rows.id = old.id
-      RETURNING payout_rows.*, old.prev_first_sent_at, old.prev_send_deadline, now() AS db_now`,
+      RETURNING payout_rows.*, old.prev_first_claimed_at, old.prev_send_deadline, now() AS db_now`,
     [owner, leaseMs, leaseMs, batch, limit],
   );
   return sortByRow(res.rows as Claimed[]);

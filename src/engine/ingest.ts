@@ -4,8 +4,8 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { readBatchRows, type IngestRow } from '../batch/ingest.js';
-import { InputError } from '../batch/errors.js';
-import { SENT_STATES, type RowState } from './states.js';
+import { InputError } from '../errors.js';
+import { SENT_STATES, type RowState } from '../states.js';
 import { getBatch, insertBatch, reviseBatch } from '../db/batches.js';
 import { dropUnsentFromOlderRevisions, existingOrderIds, insertRows, type NewRow } from '../db/rows.js';
 

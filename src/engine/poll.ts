@@ -3,7 +3,7 @@ import { withRetry } from '../alliance/retry.js';
 import { advance, duePending, nextPollInMs, schedulePoll, type PayoutRow } from '../db/rows.js';
 import type { Runner } from './context.js';
 import { outcomeOf } from './payout.js';
-import type { RowState } from './states.js';
+import type { RowState } from '../states.js';
 import { sleep } from '../alliance/retry.js';
 
 /** The states a fetched status may move a row out of: only forward, never back from a final state. */

@@ -4,7 +4,7 @@ import type { PayoutInfo } from '../alliance/types.js';
 import { advance, claimStale, commitOutcome, iterateRows, leaseOwners, releaseLease, type PayoutRow } from '../db/rows.js';
 import { Runner, type EngineDeps, type EngineOptions } from './context.js';
 import { outcomeOf } from './payout.js';
-import type { RowState } from './states.js';
+import type { RowState } from '../states.js';
 import { ownerIsDead } from './owner.js';
 
 export interface ReconcileOptions extends Partial<EngineOptions> {

@@ -1,3 +1,4 @@
+import { BatchNotFoundError, EXIT, RefusedError, UsageError, type ExitCode } from '../errors.js';
 import { withRetry } from '../alliance/retry.js';
 import { AllianceError, AuthenticationError } from '../alliance/errors.js';
 import { formatRupeesIndian, type Paise } from '../money.js';
@@ -12,14 +13,6 @@ import { pollUntilFinal } from './poll.js';
 import { ApiUnavailableError, processRow } from './submit.js';
 import { ownerIsDead } from './owner.js';
 
-export const EXIT = {
-  ok: 0,
-  unpaidRows: 1,
-  usage: 2,
-  refused: 3,
-  pendingAtTimeout: 4,
-} as const;
-export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 export interface RunOptions extends Partial<EngineOptions> {
   batch: string;
@@ -81,19 +74,6 @@ export interface RunResult {
   report?: ReportPaths;
 }
 
-export class BatchNotFoundError extends Error {
-  override name = 'BatchNotFoundError';
-}
-
-/** Options that cannot work together: exit 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
-
-/** Refused before sending anything (a file that conflicts with what the batch already paid): exit 3. */
-export class RefusedError extends Error {
-  override name = 'RefusedError';
-}
 
 /**
  * One batch, end to end: read the file (if given), check the balance, send every ready row once through the
@@ -164,7 +144,7 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
     return {
       batch: opts.batch,
       ...(ingest ? { ingest } : {}),
-      exitCode: EXIT.pendingAtTimeout,
+      exitCode: EXIT.unfinished,
       message: `nothing sent: the balance check failed (${err.message}); run \`payouts resume ${opts.batch}\` when the API answers`,
       stillPending: 0,
       report,
@@ -216,18 +196,18 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
   }
   const c = (await summarize(db, opts.batch)).counts;
   // Skipped rows (another runner's refusal, say) are work still to do, never "paid".
-  const unfinished = c.pending + c.skipped;
+  const unfinished = c.pending + c.sending + c.not_sent;
   // Finished first, so the report written next records when.
   if (unfinished === 0) await markFinished(db, opts.batch);
   const report = await writeReports(db, opts.batch, reportDir);
-  const unpaid = c.invalid + c.rejected + c.failed + c.needs_review;
+  const unpaid = c.invalid + c.rejected + c.failed + c.needs_review + c.cancelled;
   let exitCode: ExitCode;
   let message: string;
   if (authFailure) {
     exitCode = EXIT.usage;
     message = `${stoppedEarly}; ${unfinished} rows not final yet: fix the credentials, then \`payouts resume ${opts.batch}\``;
   } else if (unfinished > 0) {
-    exitCode = EXIT.pendingAtTimeout;
+    exitCode = EXIT.unfinished;
     const states = await countByState(db, opts.batch);
     const why =
       stoppedEarly ??
@@ -325,7 +305,7 @@ async function submitAll(
       const t = Date.now();
       const rows = await claimReady(db, batch, owner, options.leaseMs, room);
       // A row claimed before (failed and retried, or put back) may exist at the API: status first.
-      for (const r of rows) start(r, r.prev_first_sent_at ? 'recover' : 'fresh', t);
+      for (const r of rows) start(r, r.prev_first_claimed_at ? 'recover' : 'fresh', t);
       if (rows.length === 0) {
         if (active.size === 0) break;
         await Promise.race(active);

@@ -255,7 +255,7 @@ export async function resolveByStatus(
  */
 function recoveryBoundary(row: Claimed): number {
   const offset = Date.now() - new Date(row.db_now).getTime();
-  const prev = row.prev_first_sent_at !== undefined ? row.prev_send_deadline : row.send_deadline;
+  const prev = row.prev_first_claimed_at !== undefined ? row.prev_send_deadline : row.send_deadline;
   const deadline = prev ? new Date(prev).getTime() + offset : Date.now();
   return row.prev_owner && ownerIsDead(row.prev_owner) ? Math.min(deadline, Date.now()) : deadline;
 }

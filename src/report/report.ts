@@ -5,7 +5,7 @@ import { formatRupees } from '../money.js';
 import { maskAccount } from '../log.js';
 import { getBatch } from '../db/batches.js';
 import { iterateRows, type Issue, type PayoutRow } from '../db/rows.js';
-import { REPORT_STATUSES, reportStatus, type ReportStatus } from '../engine/states.js';
+import { REPORT_STATUSES, reportStatus, type ReportStatus } from '../states.js';
 import { csvLine, writeFileAtomic } from './files.js';
 
 export const REPORT_COLUMNS = [
