@@ -27,6 +27,7 @@ function io(argv: Args): CommandIO {
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   return {
     out: (line) => process.stdout.write(line + '\n'),
+    err: (line) => process.stderr.write(line + '\n'),
     json: Boolean(argv.json),
     config: loadConfig(argv, process.env),
     cwd: process.cwd(),

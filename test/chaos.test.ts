@@ -26,6 +26,8 @@ const ROWS = 10;
 
 /** Tight timings so a schedule takes a second or two; the ratios match the defaults' intent. */
 const FAST: Partial<RunOptions> = {
+  // The engine sends only after an explicit yes; these tests are not about confirmation.
+  yes: true,
   rate: 1000,
   pollIntervalMs: 20,
   pollMaxIntervalMs: 50,

@@ -539,12 +539,16 @@ describe('payouts run: a mixed file (valid, invalid, rejected, formula-looking n
 });
 
 describe('payouts run: outcomes', () => {
-  it('all rows valid and approved: exit 0', async () => {
+  it('all rows valid and approved: exit 0; without a terminal it pays only with --yes', async () => {
     const s = await sb();
     const d = scenario();
     const csv = writeCsv(d.work, 'ok.csv', ALL_VALID);
-    // Without --yes: no terminal (cron, CI) means nobody is asked and nothing hangs.
-    const r = await runCli(['run', csv, ...d.dirArgs, ...FAST.filter((a) => a !== '--yes')], { env: apiEnv(s), cwd: d.work });
+    // Without --yes and without a terminal (cron, CI, a pipe): nobody can say yes, so nothing is sent (exit 3), nothing hangs.
+    const refused = await runCli(['run', csv, ...d.dirArgs, ...FAST.filter((a) => a !== '--yes')], { env: apiEnv(s), cwd: d.work });
+    expect(refused.code, show(refused)).toBe(3);
+    expect(refused.stdout + refused.stderr).toMatch(/--yes/);
+    expect(s.ledger()).toHaveLength(0);
+    const r = await runCli(['run', csv, ...d.dirArgs, ...FAST], { env: apiEnv(s), cwd: d.work });
     expect(r.code, show(r)).toBe(0);
     expect(r.stdout).toMatch(/all 2 rows paid/);
     expect(s.ledger().map((e) => e.status)).toEqual(['Approved', 'Approved']);

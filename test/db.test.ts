@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
 import { ROW_STATES } from '../src/states.js';
 import { insertBatch } from '../src/db/batches.js';
-import { advance, claimReady, commitOutcome, countByState, insertRows, renewForSend, type NewRow } from '../src/db/rows.js';
+import { countByState, insertRows, type NewRow } from '../src/db/rows.js';
+import { advance, claimReady, commitOutcome, renewForSend } from '../src/db/claims.js';
 
 function row(n: number, over: Partial<NewRow> = {}): NewRow {
   return {

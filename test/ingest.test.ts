@@ -6,8 +6,7 @@ import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
 import { expectedInvalidRows, generateCsv } from '../bench/gen-csv.js';
 import { ingestFile } from '../src/engine/ingest.js';
 import { runBatch } from '../src/engine/run.js';
-import { UsageError } from '../src/errors.js';
-import { InputError } from '../src/errors.js';
+import { BatchNotFoundError, InputError } from '../src/errors.js';
 import { countByState } from '../src/db/rows.js';
 
 describe.each(BACKENDS)('ingest on %s', (kind) => {
@@ -40,14 +39,17 @@ describe.each(BACKENDS)('ingest on %s', (kind) => {
     await generateCsv(csv, 1500, { seed: 6 });
     appendFileSync(csv, 'Broken,"unterminated quote,x@y.in\n'); // an unclosed quote at the end: the file is rejected
     await expect(ingestFile(db.knex, { batch: 'broken', csvPath: csv, defaultUserId: 'u', chunkSize: 500 })).rejects.toBeInstanceOf(InputError);
+    // A file refused part-way leaves nothing stored: no batch, no rows (the first chunks were written, then rolled back).
+    expect(await db.knex('batches').where({ name: 'broken' }).first()).toBeUndefined();
+    expect(Number(((await db.knex('payout_rows').where({ batch: 'broken' }).count('* as n').first()) as { n: string }).n)).toBe(0);
     const sb = await sandbox();
     const client = clientFor(sb);
     try {
       await expect(
-        runBatch({ batch: 'broken', reportDir: path.join(dir, 'r') }, { db: db.knex, client, logger: quietLogger }),
-      ).rejects.toBeInstanceOf(UsageError);
+        runBatch({ batch: 'broken', reportDir: path.join(dir, 'r'), yes: true }, { db: db.knex, client, logger: quietLogger }),
+      ).rejects.toBeInstanceOf(BatchNotFoundError);
       expect(sb.requestCount()).toBe(0);
-      // Fixed file under the same batch: read as a new revision, the half-read rows replaced.
+      // The fixed file under the same batch: read whole.
       await generateCsv(csv, 1500, { seed: 6 });
       const res = await ingestFile(db.knex, { batch: 'broken', csvPath: csv, defaultUserId: 'u', chunkSize: 500 });
       expect(res.rows).toBe(1500);

@@ -108,8 +108,9 @@ describe.each(BACKENDS)('kill -9 on %s', (kind) => {
       const csv = path.join(dir, `${batch}.csv`);
       const rows = writeChaosCsv(csv, 80, 11);
       const base = ['--data-dir', path.join(dir, 'unused'), '--report-dir', path.join(dir, 'reports')];
-      const dry = await runCli(['run', csv, '--batch', batch, '--user-id', 'u', '--dry-run', ...base, ...FLAGS], { env: env(sb) });
-      expect(dry.code, dry.stderr).toBe(1); // invalid rows present; nothing sent
+      // Read the batch in without paying: no terminal and no --yes is refused before sending (exit 3).
+      const read = await runCli(['run', csv, '--batch', batch, '--user-id', 'u', ...base, ...FLAGS.filter((f) => f !== '--yes')], { env: env(sb) });
+      expect(read.code, read.stderr).toBe(3);
       expect(sb.ledger()).toHaveLength(0);
       // Three runners at 40 requests/s each on the same batch.
       const slow = FLAGS.map((f) => (f === '500' ? '40' : f));

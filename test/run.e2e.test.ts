@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
 import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
 import { runBatch, type RunOptions } from '../src/engine/run.js';
-import { RefusedError, UsageError } from '../src/errors.js';
+import { RefusedError } from '../src/errors.js';
 import { getBatch } from '../src/db/batches.js';
 import { rowsOfBatch } from '../src/db/rows.js';
 import type { Sandbox } from '../src/sandbox/server.js';
@@ -21,6 +21,8 @@ const CSV = [
 ].join('\r\n');
 
 const FAST: Partial<RunOptions> = {
+  // The engine sends only after an explicit yes; these tests are not about confirmation.
+  yes: true,
   rate: 200,
   concurrency: 4,
   pollIntervalMs: 30,
@@ -98,9 +100,16 @@ describe.each(BACKENDS)('a batch end to end on %s', (kind) => {
     writeFileSync(csv, CSV.replace('SBIN060589', 'SBIN0060589').replace('José Kumar', 'Jose Kumar'));
     const requests = sb.requestCount();
     await expect(run()).rejects.toBeInstanceOf(RefusedError);
-    await expect(run({ dryRun: true })).rejects.toBeInstanceOf(UsageError);
-    expect(sb.requestCount()).toBe(requests);
+    // A dry run says what a real run would do: refuse without --revise, show the merge with it; and it stores nothing.
+    await expect(run({ dryRun: true })).rejects.toBeInstanceOf(RefusedError);
+    const preview = await run({ dryRun: true, revise: true });
+    expect(preview.dryRun).toBe(true);
+    expect(preview.ingest).toMatchObject({ kind: 'revised', revision: 2, invalid: 0 });
+    expect(preview.ingest!.revisionSummary).toMatchObject({ kept: 4, toInsert: 1, conflicts: [] });
+    expect(preview.preflight!.toSend).toBe(1);
+    expect(sb.requestCount()).toBe(requests + 1); // the balance check only
     expect((await getBatch(db.knex, 'nov'))!.revision).toBe(1);
+    expect((await rowsOfBatch(db.knex, 'nov')).map((r) => r.state).sort()).toEqual(['approved', 'approved', 'approved', 'invalid', 'rejected']);
   });
 
   it('a corrected copy pays only the fixed row', async () => {
@@ -127,7 +136,7 @@ describe.each(BACKENDS)('a batch end to end on %s', (kind) => {
     expect(res.report!.summary.counts.failed).toBe(0);
   });
 
-  it('an API that cannot answer the balance check sends nothing and exits 4', async () => {
+  it('an API that cannot answer the balance check sends nothing and exits 6', async () => {
     const down = clientFor({ url: 'http://127.0.0.1:9' });
     try {
       writeFileSync(path.join(dir, 'down.csv'), CSV);
@@ -135,8 +144,8 @@ describe.each(BACKENDS)('a batch end to end on %s', (kind) => {
         { batch: 'down', csvPath: path.join(dir, 'down.csv'), defaultUserId: 'u', reportDir: reports, ...FAST },
         { db: db.knex, client: down, logger: quietLogger },
       );
-      expect(res.exitCode).toBe(4);
-      expect(res.message).toMatch(/nothing sent.*balance check failed/);
+      expect(res.exitCode).toBe(6);
+      expect(res.message).toMatch(/nothing sent.*did not answer the balance check/);
       expect(res.report!.summary.counts.not_sent).toBe(4);
     } finally {
       await down.close();

@@ -65,14 +65,15 @@ export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<n
             const i = e.ingest;
             const what = i.kind === 'unchanged' ? 'already read; carrying on' : i.kind === 'revised' ? `corrected copy merged (revision ${i.revision})` : 'read';
             io.out(`Batch ${i.batch}: ${i.rows} rows ${what}, ${i.invalid} invalid, ${i.warnings} with warnings`);
-          } else if (e.type === 'preflight' && e.toSend > 0) {
-            io.out(`Balance ${formatRupeesIndian(e.balancePaise)}; to send ${e.toSend} payouts needing ${formatRupeesIndian(e.needPaise)}`);
+          } else if (e.type === 'preflight' && e.preflight.toSend > 0) {
+            io.out(`Balance ${formatRupeesIndian(e.preflight.balancePaise ?? 0n)}; to send ${e.preflight.toSend} payouts needing ${formatRupeesIndian(e.preflight.needPaise)}`);
           } else if (e.type === 'recovering') {
             io.out(`Resolving ${e.rows} payouts an earlier run left unfinished (asking their status first)`);
           }
         },
       };
-      if (!o.yes && io.ask && !o.dryRun) opts.confirm = (pf) => confirm(io, batch, pf);
+      opts.yes = o.yes ?? false;
+      if (io.ask && !o.dryRun) opts.confirm = (pf) => confirm(io, batch, pf);
       const res = await runBatch(opts, { db: db.knex, client, logger, crash: o.crash });
       printResult(io, res);
       return res.exitCode;
@@ -117,7 +118,9 @@ function printResult(io: CommandIO, res: RunResult): void {
     printTotals(io, s.totals);
     io.out(`  charges ${rupeesText(s.charges)}; debited ${rupeesText(s.debited)}`);
   }
-  io.out(res.message);
+  // A run that could not do its work says why on stderr too, where scripts and people look for errors.
+  if (res.exitCode >= 2) (io.err ?? io.out)(`payouts: ${res.message}`);
+  else io.out(res.message);
   if (res.report) io.out(`Report: ${res.report.csv} and ${res.report.json}`);
 }
 

@@ -8,6 +8,8 @@ import { createLogger } from '../log.js';
 export interface CommandIO {
   /** Results: stdout. */
   out: (line: string) => void;
+  /** Problems a person must see: stderr. */
+  err?: (line: string) => void;
   /** Print machine-readable JSON instead of lines. */
   json: boolean;
   config: Config;

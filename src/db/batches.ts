@@ -11,19 +11,55 @@ export interface BatchRecord {
   updated_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  /** What derived order_ids hash besides the payout; null for batches made before it existed (the name is used). */
+  identity: string | null;
+  source_header: string[] | null;
+  reference_column: string | null;
+  /** 'approved' (a person said yes for this revision) or 'declined' (no later run sends until confirmed again). */
+  decision: 'approved' | 'declined' | null;
+  decided_at: Date | null;
+  decision_note: string | null;
+  cancelled_at: Date | null;
 }
 
 export async function getBatch(db: Knex, name: string): Promise<BatchRecord | undefined> {
   return db<BatchRecord>('batches').where({ name }).first();
 }
 
+/** The batch row, locked until the transaction ends: one ingest (or revision) of a batch at a time. */
+export async function lockBatch(trx: Knex.Transaction, name: string): Promise<BatchRecord | undefined> {
+  return trx<BatchRecord>('batches').where({ name }).forUpdate().first();
+}
+
 export async function listBatches(db: Knex): Promise<BatchRecord[]> {
   return db<BatchRecord>('batches').orderBy('created_at', 'desc');
 }
 
+/** Other batches read from a file with this content (duplicate uploads). */
+export async function batchesWithFile(db: Knex, sha256: string, except: string): Promise<BatchRecord[]> {
+  return db<BatchRecord>('batches').where({ file_sha256: sha256 }).whereNot({ name: except }).orderBy('created_at');
+}
+
+/**
+ * Creates the batch unless it exists; a runner that lost the race waits for the winner's transaction and
+ * then sees its batch. Returns true when this call created it.
+ */
+export async function createBatch(
+  db: Knex,
+  b: { name: string; sourceFile: string; sha256: string; defaultUserId: string | null; identity: string },
+): Promise<boolean> {
+  const res = await db.raw(
+    `INSERT INTO batches (name, source_file, file_sha256, default_user_id, revision, identity, ingest_complete)
+     VALUES (?, ?, ?, ?, 1, ?, false) ON CONFLICT (name) DO NOTHING RETURNING name`,
+    [b.name, b.sourceFile, b.sha256, b.defaultUserId, b.identity],
+  );
+  return (res.rows as unknown[]).length === 1;
+}
+
+/** Kept for tests that build batches by hand. */
 export async function insertBatch(
   db: Knex,
-  b: { name: string; sourceFile: string; sha256: string; defaultUserId: string | null },
+  b: { name: string; sourceFile: string; sha256: string; defaultUserId: string | null; identity?: string },
 ): Promise<void> {
   await db('batches').insert({
     name: b.name,
@@ -31,22 +67,38 @@ export async function insertBatch(
     file_sha256: b.sha256,
     default_user_id: b.defaultUserId,
     revision: 1,
+    identity: b.identity ?? null,
   });
 }
 
-/** A corrected copy of the file: the batch moves to a new revision. */
-export async function reviseBatch(db: Knex, name: string, sourceFile: string, sha256: string): Promise<number> {
-  const [row] = await db('batches')
+/** A file completely read in: the batch's current content. A new revision clears an earlier decision. */
+export async function completeIngest(
+  db: Knex,
+  name: string,
+  f: { sourceFile: string; sha256: string; revision: number; sourceHeader: string[] | null; referenceColumn: string | null },
+): Promise<void> {
+  const prev = await db<BatchRecord>('batches').where({ name }).first();
+  const revised = prev !== undefined && prev.revision !== f.revision;
+  await db('batches')
     .where({ name })
     .update({
-      source_file: sourceFile,
-      file_sha256: sha256,
-      revision: db.raw('revision + 1'),
-      ingest_complete: false,
+      source_file: f.sourceFile,
+      file_sha256: f.sha256,
+      revision: f.revision,
+      ingest_complete: true,
+      source_header: f.sourceHeader === null ? null : JSON.stringify(f.sourceHeader),
+      reference_column: f.referenceColumn,
       updated_at: db.fn.now(),
-    })
-    .returning('revision');
-  return (row as { revision: number }).revision;
+      ...(revised ? { decision: null, decided_at: null, decision_note: null } : {}),
+    });
+}
+
+export async function recordDecision(db: Knex, name: string, decision: 'approved' | 'declined', note: string): Promise<void> {
+  await db('batches').where({ name }).update({ decision, decided_at: db.fn.now(), decision_note: note, updated_at: db.fn.now() });
+}
+
+export async function markCancelled(db: Knex, name: string): Promise<void> {
+  await db('batches').where({ name }).update({ cancelled_at: db.raw('coalesce(cancelled_at, now())'), updated_at: db.fn.now() });
 }
 
 export async function markStarted(db: Knex, name: string): Promise<void> {

@@ -6,6 +6,7 @@ import PQueue from 'p-queue';
 import type { AllianceClient } from '../alliance/client.js';
 import type { BackoffOptions } from '../alliance/retry.js';
 import { CrashError, type CrashHook, type CrashPoint } from './crash.js';
+import type { RunEvent } from './events.js';
 import { PROCESS_TAG } from './owner.js';
 
 /** Knobs of the engine. Every default is what an unattended payroll run should do. */
@@ -55,6 +56,8 @@ export interface EngineDeps {
   logger: Logger;
   /** Crash-test hook (issue 4); absent in production. */
   crash?: CrashHook | undefined;
+  /** Progress for whoever watches (a terminal, a web page); the engine never prints. */
+  onEvent?: ((e: RunEvent) => void) | undefined;
 }
 
 /** One runner's live state: its identity, its rate-limited queue, and the switch that kills it. */
@@ -62,6 +65,8 @@ export class Runner {
   readonly owner: string;
   readonly queue: PQueue;
   readonly options: EngineOptions;
+  /** False for a cancelled batch: rows in flight are resolved, nothing new is sent. */
+  mayInitiate = true;
   private readonly dead = new AbortController();
 
   constructor(
@@ -97,6 +102,9 @@ export class Runner {
   }
   get logger() {
     return this.deps.logger;
+  }
+  emit(e: RunEvent): void {
+    this.deps.onEvent?.(e);
   }
   /** Aborted when the runner is killed (simulated crash): in-flight requests die with it. */
   get signal(): AbortSignal {

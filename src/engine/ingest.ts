@@ -4,33 +4,66 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { readBatchRows, type IngestRow } from '../batch/ingest.js';
-import { InputError } from '../errors.js';
-import { SENT_STATES, type RowState } from '../states.js';
-import { getBatch, insertBatch, reviseBatch } from '../db/batches.js';
-import { dropUnsentFromOlderRevisions, existingOrderIds, insertRows, type NewRow } from '../db/rows.js';
+import type { HeaderMapping } from '../batch/columns.js';
+import { InputError, RefusedError } from '../errors.js';
+import { formatRupeesIndian, type Paise } from '../money.js';
+import { maskAccount } from '../log.js';
+import { completeIngest, createBatch, lockBatch, type BatchRecord } from '../db/batches.js';
+import { existingOrderIds, insertRows, readyByMethod, type Issue, type NewRow } from '../db/rows.js';
+import { countClaimed, countRowsOf, dropNeverClaimed, keepForLine, lockPayees, markNotInFile } from '../db/revisions.js';
+import { payeeKey, planRevision, refKey, type Conflict, type NewPayee, type RevisionPlan } from './revise.js';
+import { batchIdentity, batchKey } from './identity.js';
+
+export interface IngestOptions {
+  batch: string;
+  csvPath: string;
+  defaultUserId?: string | undefined;
+  /** Merge a different file into a batch that has sent payouts (a corrected copy). Without it: refused. */
+  revise?: boolean;
+  /** Lines of a corrected copy (its row numbers) whose changed amount or account is to be paid in addition. */
+  acceptChanges?: readonly number[];
+  /** Do everything, then roll it all back: what a real run would store, with nothing stored. */
+  dryRun?: boolean;
+  /** Control totals (as bank bulk files carry): refuse the file unless they match. */
+  expectRows?: number | undefined;
+  expectTotalPaise?: Paise | undefined;
+  /** Rows per insert statement. Default 1000. */
+  chunkSize?: number;
+  logger?: Logger;
+  /** Clock, for the batch identity's month (tests). */
+  now?: () => Date;
+}
+
+export interface RevisionSummary {
+  /** Lines whose payee was already sent the same money: not paid again. */
+  kept: number;
+  /** Rows of the earlier file never sent and no longer in the file (or replaced by their corrected line). */
+  dropped: number;
+  /** Rows sent earlier that the new file does not have: kept, with their payouts. */
+  keptNotInFile: number;
+  /** New lines to pay (new payees, corrected unsent rows, rows whose earlier payout failed). */
+  toInsert: number;
+  /** Accepted changes: paid in addition to what the payee was sent. */
+  accepted: number;
+  conflicts: Conflict[];
+}
 
 export interface IngestResult {
   batch: string;
   revision: number;
   /** 'new' batch, 'unchanged' file (nothing read), or a 'revised' (corrected) copy merged in. */
   kind: 'new' | 'unchanged' | 'revised';
+  /** Data rows in the file. */
   rows: number;
   invalid: number;
   warnings: number;
-}
-
-export interface IngestOptions {
-  batch: string;
-  csvPath: string;
-  defaultUserId?: string | undefined;
-  /** Rows per insert transaction. Default 1000. */
-  chunkSize?: number;
-  logger?: Logger;
-  /**
-   * Called before a different file is merged into an existing batch, with how many of its payouts may
-   * already exist at the API; throw to refuse (nothing is changed then).
-   */
-  onRevision?: (sentRows: number) => Promise<void>;
+  /** Total of the file's valid rows. */
+  validTotalPaise: Paise;
+  revisionSummary?: RevisionSummary;
+  /** Rows the batch has ready to send after this read, in total and per method (a dry run's preflight uses it). */
+  ready: { count: number; paise: Paise; byMethod: { method: string; count: number; paise: Paise }[] };
+  /** Nothing was stored (dry run). */
+  dryRun: boolean;
 }
 
 export async function fileSha256(file: string): Promise<string> {
@@ -50,107 +83,348 @@ export function defaultBatchName(csvPath: string): string {
   return path.basename(csvPath).replace(/\.[^.]*$/, '') || 'batch';
 }
 
+/** The fields of a line that later code needs besides the validated ones (reference, original cells). */
+type Line = IngestRow & { reference?: string | null; source?: string[] };
+
+/** A dry run ends by rolling its transaction back; this carries the result out. */
+class RollBack extends Error {
+  constructor(readonly result: IngestResult) {
+    super('dry run: rolled back');
+  }
+}
+
 /**
- * Reads a CSV into the batch's rows, every row valid or not, in chunks of short transactions.
+ * Reads a CSV into the batch's rows, every row valid or not, in ONE transaction: a file that fails part-way,
+ * a crash mid-read, a refused revision or a dry run leave nothing stored, and two runners reading the same
+ * batch at once store each row once (the second waits on the batch's lock and then finds it read).
  *
- * The same file again changes nothing. A different file under the same batch name is a corrected copy:
- * rows whose order_id is already known keep their state (an already-paid row is never paid again), new
- * rows are added, and rows of the old file that were never sent are dropped. A crash mid-read leaves the
- * batch marked incomplete, and the next run reads the file again from the start.
+ * The same file again changes nothing. A different file is a corrected copy, merged by payee (see revise.ts):
+ * a row ever claimed is never deleted, a changed amount or account of a row that may have paid is a conflict
+ * (refused unless accepted), and nothing already paid is paid again.
  */
 export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestResult> {
   const sha = await fileSha256(opts.csvPath);
   const source = path.resolve(opts.csvPath);
-  const existing = await getBatch(db, opts.batch);
-  let revision: number;
-  let kind: IngestResult['kind'];
-  if (!existing) {
-    await insertBatch(db, { name: opts.batch, sourceFile: source, sha256: sha, defaultUserId: opts.defaultUserId ?? null });
-    revision = 1;
-    kind = 'new';
-  } else if (existing.file_sha256 === sha && existing.ingest_complete) {
-    return { batch: opts.batch, revision: existing.revision, kind: 'unchanged', ...(await countRows(db, opts.batch)) };
-  } else if (existing.file_sha256 === sha) {
-    // Interrupted ingest of this very file: drop what it half wrote (never sent) and read again.
-    revision = existing.revision;
-    kind = existing.revision === 1 ? 'new' : 'revised';
-    await db('payout_rows').where({ batch: opts.batch, revision }).whereIn('state', ['invalid', 'ready']).del();
-  } else {
-    if (opts.onRevision) {
-      const sent = await db('payout_rows').where({ batch: opts.batch }).whereIn('state', SENT_STATES as RowState[]).count('* as n').first();
-      await opts.onRevision(Number((sent as { n: string | number }).n));
-    }
-    revision = await reviseBatch(db, opts.batch, source, sha);
-    kind = 'revised';
-    opts.logger?.info({ batch: opts.batch, revision }, 'a different file for an existing batch: merging it as a corrected copy');
-  }
+  const now = opts.now ?? (() => new Date());
+  const quick = await db<BatchRecord>('batches').where({ name: opts.batch }).first();
+  if (quick && quick.file_sha256 === sha && quick.ingest_complete) return unchanged(db, quick, opts.dryRun ?? false);
 
-  const chunkSize = opts.chunkSize ?? 1000;
-  let chunk: IngestRow[] = [];
-  let rows = 0;
-  let invalid = 0;
-  let warnings = 0;
-  const flush = async () => {
-    if (chunk.length === 0) return;
-    const batchRows = chunk;
-    chunk = [];
-    await db.transaction(async (trx) => {
-      const explicit = batchRows.filter((r) => r.orderIdSource === 'csv' && r.orderId).map((r) => r.orderId!);
-      const taken = await existingOrderIds(trx, explicit);
-      const values = batchRows.map((r) => toNewRow(r, opts.batch, revision, taken));
-      for (const v of values) {
-        if (v.state === 'invalid') invalid++;
-        if (v.warnings.length) warnings++;
-      }
-      await insertRows(trx, values);
-    });
-  };
-  // One chunk is written while the next is read and validated: parsing and the database overlap.
-  let writing: Promise<void> | undefined;
-  const drain = async () => {
-    const w = writing;
-    writing = undefined;
-    await w;
-  };
   try {
-    for await (const r of readBatchRows(opts.csvPath, {
-      batch: opts.batch,
-      ...(opts.defaultUserId ? { defaultUserId: opts.defaultUserId } : {}),
-    })) {
-      chunk.push(r);
-      rows++;
-      if (chunk.length >= chunkSize) {
-        await drain();
-        writing = flush();
-        writing.catch(() => {}); // surfaced by the next drain
-      }
-    }
-    await drain();
-  } finally {
-    // A file error mid-way: let the chunk in flight finish before the caller moves on (or closes the db).
-    await writing?.catch(() => {});
+    return await db.transaction(async (trx) => {
+      await createBatch(trx, {
+        name: opts.batch,
+        sourceFile: source,
+        sha256: sha,
+        defaultUserId: opts.defaultUserId ?? null,
+        identity: batchIdentity(opts.batch, sha, now()),
+      });
+      const b = (await lockBatch(trx, opts.batch))!;
+      // Another runner read this very file while we waited for the lock.
+      if (b.file_sha256 === sha && b.ingest_complete) return unchanged(trx, b, opts.dryRun ?? false);
+      // Rows left by a partial read of an older version of this program (never claimable, never claimed).
+      if (!b.ingest_complete) await trx('payout_rows').where({ batch: b.name, revision: b.revision }).whereNull('first_claimed_at').del();
+
+      const hasRows = (await countRowsOf(trx, b.name)) > 0;
+      const result = hasRows ? await revise(trx, b, opts, sha) : await readNew(trx, b, opts, sha);
+      if (opts.dryRun) throw new RollBack(result);
+      return result;
+    });
+  } catch (err) {
+    if (err instanceof RollBack) return err.result;
+    throw err;
   }
-  await flush();
-  if (rows === 0) throw new InputError(`${opts.csvPath} has a header but no rows: nothing to pay`);
-  await db.transaction(async (trx) => {
-    if (kind === 'revised') await dropUnsentFromOlderRevisions(trx, opts.batch, revision);
-    await trx('batches').where({ name: opts.batch }).update({ ingest_complete: true, updated_at: trx.fn.now() });
-  });
-  return { batch: opts.batch, revision, kind, rows, invalid, warnings };
 }
 
-function toNewRow(r: IngestRow, batch: string, revision: number, taken: Map<string, string>): NewRow {
-  const errors = [...r.errors];
-  if (r.orderIdSource === 'csv' && r.orderId) {
-    const other = taken.get(r.orderId);
-    if (other !== undefined && other !== batch) {
-      errors.push({
-        field: 'order_id',
-        code: 'order_id_used',
-        message: `order_id ${r.orderId} was already used in batch ${other}: order_ids must be unique across batches`,
+async function unchanged(db: Knex, b: BatchRecord, dryRun: boolean): Promise<IngestResult> {
+  const r = (await db('payout_rows')
+    .where({ batch: b.name, in_file: true })
+    .select(
+      db.raw('count(*)::int AS rows'),
+      db.raw(`count(*) FILTER (WHERE state = 'invalid')::int AS invalid`),
+      db.raw(`count(*) FILTER (WHERE jsonb_array_length(warnings) > 0)::int AS warnings`),
+      db.raw(`coalesce(sum(amount_paise) FILTER (WHERE state <> 'invalid'), 0)::text AS total`),
+    )
+    .first()) as { rows: number; invalid: number; warnings: number; total: string };
+  return {
+    batch: b.name,
+    revision: b.revision,
+    kind: 'unchanged',
+    rows: Number(r.rows),
+    invalid: Number(r.invalid),
+    warnings: Number(r.warnings),
+    validTotalPaise: BigInt(r.total),
+    ready: await readyOf(db, b.name),
+    dryRun,
+  };
+}
+
+async function readyOf(db: Knex, batch: string): Promise<IngestResult['ready']> {
+  const byMethod = await readyByMethod(db, batch);
+  return { count: byMethod.reduce((n, m) => n + m.count, 0), paise: byMethod.reduce((n, m) => n + m.paise, 0n), byMethod };
+}
+
+interface ReadPass {
+  header: string[] | null;
+  referenceColumn: string | null;
+  rows: number;
+  invalid: number;
+  warnings: number;
+  validTotalPaise: Paise;
+}
+
+/** Streams the file once; `onLine` sees every data row in order. */
+async function readPass(b: BatchRecord, opts: IngestOptions, key: string, onLine: (line: Line) => Promise<void> | void): Promise<ReadPass> {
+  const pass: ReadPass = { header: null, referenceColumn: null, rows: 0, invalid: 0, warnings: 0, validTotalPaise: 0n };
+  for await (const line of readBatchRows(opts.csvPath, {
+    batch: key,
+    ...(opts.defaultUserId ?? b.default_user_id ? { defaultUserId: (opts.defaultUserId ?? b.default_user_id)! } : {}),
+    onHeader: (m: HeaderMapping & { referenceColumn?: string | null }) => {
+      pass.header = m.header;
+      pass.referenceColumn = m.referenceColumn ?? null;
+    },
+  })) {
+    pass.rows++;
+    await onLine(line as Line);
+  }
+  return pass;
+}
+
+function checkControlTotals(opts: IngestOptions, rows: number, validTotal: Paise): void {
+  const problems: string[] = [];
+  if (opts.expectRows !== undefined && rows !== opts.expectRows) {
+    problems.push(`it has ${rows} data rows, the control total says ${opts.expectRows}`);
+  }
+  if (opts.expectTotalPaise !== undefined && validTotal !== opts.expectTotalPaise) {
+    problems.push(`its valid rows total ${formatRupeesIndian(validTotal)}, the control total says ${formatRupeesIndian(opts.expectTotalPaise)}`);
+  }
+  if (problems.length) {
+    throw new InputError(
+      `${opts.csvPath} does not match its control totals: ${problems.join('; ')}. Check the file against the payroll sheet (rows lost or merged, a file cut short?); nothing was stored or sent`,
+    );
+  }
+}
+
+/** Inserts lines in chunks, with order_ids already used elsewhere turned into errors. */
+class RowWriter {
+  private chunk: NewRow[] = [];
+  invalid = 0;
+  warnings = 0;
+  validTotalPaise = 0n;
+  constructor(
+    private readonly trx: Knex.Transaction,
+    private readonly batch: string,
+    private readonly revision: number,
+    private readonly chunkSize: number,
+  ) {}
+
+  async add(line: Line, extraErrors: Issue[] = [], replaces: string | null = null): Promise<void> {
+    this.chunk.push(toNewRow(line, this.batch, this.revision, extraErrors, replaces));
+    if (this.chunk.length >= this.chunkSize) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.chunk.length === 0) return;
+    const rows = this.chunk;
+    this.chunk = [];
+    const taken = await existingOrderIds(
+      this.trx,
+      rows.filter((r) => r.order_id !== null).map((r) => r.order_id!),
+    );
+    for (const r of rows) {
+      const other = r.order_id === null ? undefined : taken.get(r.order_id);
+      if (other !== undefined) {
+        r.errors.push({
+          field: 'order_id',
+          code: 'order_id_used',
+          message:
+            other === this.batch
+              ? `order_id ${r.order_id} is already used by another row of this batch that was sent earlier: give this row its own order_id`
+              : `order_id ${r.order_id} was already used in batch ${other}: order_ids must be unique across batches`,
+        });
+      }
+      if (r.errors.length > 0 && r.state !== 'invalid') {
+        r.state = 'invalid';
+        r.order_id = null;
+        r.order_id_source = null;
+      }
+      if (r.state === 'invalid') this.invalid++;
+      else this.validTotalPaise += r.amount_paise ?? 0n;
+      if (r.warnings.length) this.warnings++;
+    }
+    await insertRows(this.trx, rows);
+  }
+}
+
+/** A new batch: every line becomes a row. */
+async function readNew(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions, sha: string): Promise<IngestResult> {
+  const revision = b.revision;
+  const writer = new RowWriter(trx, b.name, revision, opts.chunkSize ?? 1000);
+  const pass = await readPass(b, opts, batchKey(b, revision), (line) => writer.add(line));
+  await writer.flush();
+  checkControlTotals(opts, pass.rows, writer.validTotalPaise);
+  await finish(trx, b, opts, sha, revision, pass);
+  return {
+    batch: b.name,
+    revision,
+    kind: 'new',
+    rows: pass.rows,
+    invalid: writer.invalid,
+    warnings: writer.warnings,
+    validTotalPaise: writer.validTotalPaise,
+    ready: await readyOf(trx, b.name),
+    dryRun: opts.dryRun ?? false,
+  };
+}
+
+/** A different file for a batch that has rows: matched by payee, in two passes over the file. */
+async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions, sha: string): Promise<IngestResult> {
+  const claimed = await countClaimed(trx, b.name);
+  if (claimed > 0 && !opts.revise) {
+    throw new RefusedError(
+      `batch "${b.name}" was read from a different file and ${claimed} of its payouts may already exist at the API. ` +
+        `For a new payroll use a new --batch name; to merge a corrected copy of this one, pass --revise ` +
+        `(lines whose payee was already sent the same amount are not paid again; changed amounts are listed for a decision)`,
+    );
+  }
+  const revision = b.revision + 1;
+  const key = batchKey(b, revision);
+
+  // Pass 1: who is in the new file.
+  const lines: NewPayee[] = [];
+  await readPass(b, opts, key, (l) => {
+    lines.push({
+      rowNo: l.rowNo,
+      account: l.accountNumber,
+      ifsc: l.ifsc,
+      amountPaise: l.amountPaise,
+      reference: l.reference ?? null,
+      identifiable: l.orderId !== null && l.amountPaise !== null && l.amountPaise > 0n && l.accountNumber !== '' && l.ifsc !== '',
+    });
+  });
+  const stored = await lockPayees(trx, b.name);
+  const plan = planRevision(
+    stored.map((s) => ({
+      id: String(s.id),
+      rowNo: s.row_no,
+      account: s.account_no,
+      ifsc: s.ifsc,
+      amountPaise: s.amount_paise === null ? null : BigInt(s.amount_paise),
+      reference: s.reference,
+      state: s.state,
+      claimed: s.first_claimed_at !== null,
+      orderId: s.order_id,
+      transactionId: s.transaction_id,
+    })),
+    lines,
+    new Set(opts.acceptChanges ?? []),
+  );
+  if (plan.conflicts.length > 0) throw new RefusedError(conflictMessage(b.name, plan.conflicts));
+
+  // Apply: rows never claimed go first (their explicit order_ids may be reused by their corrected lines).
+  const dropped = await dropNeverClaimed(trx, plan.drop);
+  if (dropped !== plan.drop.length) {
+    throw new Error(`batch "${b.name}" changed while the corrected copy was merged (a row was claimed meanwhile): run the command again`);
+  }
+  await markNotInFile(trx, plan.keptNotInFile, revision);
+
+  // Pass 2: write what the plan says, line by line.
+  const inserting = new Set(plan.insert);
+  const writer = new RowWriter(trx, b.name, revision, opts.chunkSize ?? 1000);
+  let validTotal = 0n;
+  let invalid = 0;
+  let warnings = 0;
+  const pass = await readPass(b, opts, key, async (line) => {
+    const keep = plan.keep.get(line.rowNo);
+    if (keep !== undefined) {
+      await keepForLine(trx, keep, { rowNo: line.rowNo, revision, source: line.source ?? null });
+      if (line.errors.length === 0 && line.amountPaise) validTotal += line.amountPaise;
+      else invalid++;
+      if (line.warnings.length) warnings++;
+      return;
+    }
+    if (!inserting.has(line.rowNo)) return;
+    const extra: Issue[] = [];
+    const zeros = plan.lostZeros.get(line.rowNo);
+    if (zeros) {
+      extra.push({
+        field: 'beneficiary_acc_no',
+        code: 'account_lost_zeros',
+        message: `account ${maskAccount(line.accountNumber)} is the earlier copy's ${maskAccount(zeros.oldAccount)} without its leading zeros (spreadsheet damage?): write the account as text with every digit`,
       });
     }
+    await writer.add(line, extra, plan.accepted.get(line.rowNo) ?? null);
+  });
+  await writer.flush();
+  if (pass.rows !== lines.length || (await fileSha256(opts.csvPath)) !== sha) {
+    throw new InputError(`${opts.csvPath} changed while it was being read (is it still being written?): wait until it is complete and run again`);
   }
+  validTotal += writer.validTotalPaise;
+  invalid += writer.invalid;
+  warnings += writer.warnings;
+  checkControlTotals(opts, pass.rows, validTotal);
+  await finish(trx, b, opts, sha, revision, pass);
+  return {
+    batch: b.name,
+    revision,
+    kind: 'revised',
+    rows: pass.rows,
+    invalid,
+    warnings,
+    validTotalPaise: validTotal,
+    revisionSummary: summaryOf(plan, stored.length),
+    ready: await readyOf(trx, b.name),
+    dryRun: opts.dryRun ?? false,
+  };
+}
+
+async function finish(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions, sha: string, revision: number, pass: ReadPass): Promise<void> {
+  if (revision === b.revision && (await fileSha256(opts.csvPath)) !== sha) {
+    throw new InputError(`${opts.csvPath} changed while it was being read (is it still being written?): wait until it is complete and run again`);
+  }
+  await completeIngest(trx, b.name, {
+    sourceFile: path.resolve(opts.csvPath),
+    sha256: sha,
+    revision,
+    sourceHeader: pass.header,
+    referenceColumn: pass.referenceColumn,
+  });
+}
+
+function summaryOf(plan: RevisionPlan, _stored: number): RevisionSummary {
+  return {
+    kept: plan.keep.size,
+    dropped: plan.drop.length,
+    keptNotInFile: plan.keptNotInFile.length - plan.accepted.size,
+    toInsert: plan.insert.length,
+    accepted: plan.accepted.size,
+    conflicts: plan.conflicts,
+  };
+}
+
+function money(p: bigint | null): string {
+  return p === null ? '(none)' : formatRupeesIndian(p);
+}
+
+/** The refusal a person reads: each conflict with old and new values, and the ways out. */
+export function conflictMessage(batch: string, conflicts: Conflict[]): string {
+  const lines = conflicts.map((c) => {
+    const changes: string[] = [];
+    if (c.oldAmountPaise !== c.newAmountPaise) changes.push(`amount ${money(c.oldAmountPaise)} -> ${money(c.newAmountPaise)}`);
+    if (payeeKey(c.oldAccount, c.oldIfsc) !== payeeKey(c.newAccount, c.newIfsc)) {
+      changes.push(`account ${maskAccount(c.oldAccount)} ${c.oldIfsc ?? ''} -> ${maskAccount(c.newAccount)} ${c.newIfsc}`);
+    }
+    return `  row ${c.newRowNo} (was row ${c.oldRowNo}, ${c.oldState}${c.oldTransactionId ? `, UTR ${c.oldTransactionId}` : ''}): ${changes.join(', ')}`;
+  });
+  return (
+    `the corrected copy changes ${conflicts.length} payout${conflicts.length > 1 ? 's' : ''} of batch "${batch}" that may already have been paid; nothing was stored or sent:\n` +
+    lines.join('\n') +
+    `\nEither put the old values back in the file (the earlier payout stands), pay the difference in a follow-up batch, ` +
+    `or pay the new line in full in addition with --accept-change <row> (${conflicts.map((c) => `--accept-change ${c.newRowNo}`).join(' ')}).`
+  );
+}
+
+function toNewRow(r: Line, batch: string, revision: number, extraErrors: Issue[], replaces: string | null): NewRow {
+  const errors = [...r.errors, ...extraErrors];
   const valid = errors.length === 0 && r.orderId !== null;
   return {
     batch,
@@ -173,17 +447,10 @@ function toNewRow(r: IngestRow, batch: string, revision: number, taken: Map<stri
     user_id: r.userId,
     errors,
     warnings: r.warnings,
+    payee_key: r.accountNumber && r.ifsc ? payeeKey(r.accountNumber, r.ifsc) : null,
+    ref_key: r.reference ? refKey(r.reference) : null,
+    reference: r.reference ?? null,
+    source: r.source ?? null,
+    replaces_row_id: replaces,
   };
-}
-
-async function countRows(db: Knex, batch: string): Promise<{ rows: number; invalid: number; warnings: number }> {
-  const r = (await db('payout_rows')
-    .where({ batch })
-    .select(
-      db.raw('count(*)::int AS rows'),
-      db.raw(`count(*) FILTER (WHERE state = 'invalid')::int AS invalid`),
-      db.raw(`count(*) FILTER (WHERE jsonb_array_length(warnings) > 0)::int AS warnings`),
-    )
-    .first()) as { rows: number; invalid: number; warnings: number };
-  return { rows: Number(r.rows), invalid: Number(r.invalid), warnings: Number(r.warnings) };
 }

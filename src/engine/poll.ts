@@ -1,18 +1,18 @@
 import { NotFoundError } from '../alliance/errors.js';
-import { withRetry } from '../alliance/retry.js';
-import { advance, duePending, nextPollInMs, schedulePoll, type PayoutRow } from '../db/rows.js';
+import { sleep, withRetry } from '../alliance/retry.js';
+import { advance } from '../db/claims.js';
+import { countPending, duePending, nextPollInMs, schedulePoll } from '../db/polls.js';
+import type { PayoutRow } from '../db/rows.js';
+import type { RowState } from '../states.js';
 import type { Runner } from './context.js';
 import { outcomeOf } from './payout.js';
-import type { RowState } from '../states.js';
-import { sleep } from '../alliance/retry.js';
 
 /** The states a fetched status may move a row out of: only forward, never back from a final state. */
-const POLLABLE: RowState[] = ['pending', 'needs_review'];
+const POLLABLE: RowState[] = ['pending'];
 
 /**
- * Fetches one payout's status and applies it if it moves the row forward. Also what a webhook receiver
- * calls on a hint: the webhook body itself is never trusted.
- * Returns the row's state afterwards as far as this call knows.
+ * Fetches one payout's status and applies it if it moves the row forward. Also what a webhook hint leads
+ * to: the webhook body itself is never trusted. Returns the row's state afterwards as far as this call knows.
  */
 export async function refreshRow(runner: Runner, row: PayoutRow): Promise<RowState> {
   const orderId = row.order_id!;
@@ -29,13 +29,16 @@ export async function refreshRow(runner: Runner, row: PayoutRow): Promise<RowSta
       return 'pending';
     }
     const moved = await advance(runner.db, row.id, POLLABLE, o);
-    if (moved) runner.checkpoint('finalized', orderId);
+    if (moved) {
+      runner.checkpoint('finalized', orderId);
+      runner.emit({ type: 'row', state: o.state, amountPaise: BigInt(row.amount_paise ?? '0') });
+    }
     return o.state;
   } catch (err) {
     runner.assertAlive();
     const msg =
       err instanceof NotFoundError
-        ? `status says order_id ${orderId} does not exist though it was accepted: reconcile will flag it`
+        ? `status says order_id ${orderId} does not exist though it was accepted: \`payouts reconcile\` flags it`
         : `status check failed: ${(err as Error).message}`;
     runner.logger.warn({ orderId, err: (err as Error).message }, 'poll failed; will retry');
     await schedulePoll(runner.db, row.id, nextDelay(runner, row.poll_count), msg);
@@ -48,34 +51,46 @@ function nextDelay(runner: Runner, pollCount: number): number {
   return Math.min(pollMaxIntervalMs, pollIntervalMs * 1.5 ** pollCount);
 }
 
+export interface PollLoopOptions {
+  /** Still sending: keep polling even when nothing is pending right now, and set no deadline yet. */
+  sending: () => boolean;
+  /** When sending ends, polling may go on this long. */
+  pollTimeoutMs: number;
+  stop?: AbortSignal | undefined;
+}
+
 /**
- * Polls every pending row of a batch until none is left or the deadline passes.
- * Returns the number still pending.
+ * Polls the batch's pending rows while sends go on and after them, until none is pending (and sending
+ * has ended), the deadline passes, or a stop is asked. Returns the number still pending.
  */
-export async function pollUntilFinal(
-  runner: Runner,
-  batch: string,
-  deadline: number,
-  stop?: AbortSignal,
-): Promise<number> {
+export async function pollLoop(runner: Runner, batch: string, o: PollLoopOptions): Promise<number> {
   const limit = Math.max(10, runner.options.concurrency * 4);
+  let deadline = Infinity;
   for (;;) {
     runner.assertAlive();
-    if (Date.now() >= deadline || stop?.aborted) return duePendingCount(runner, batch);
+    if (o.sending()) deadline = Infinity;
+    else if (deadline === Infinity) deadline = Date.now() + o.pollTimeoutMs;
+    if (Date.now() >= deadline || o.stop?.aborted) return countPending(runner.db, batch);
     const due = await duePending(runner.db, batch, limit);
     if (due.length > 0) {
       await Promise.all(due.map((r) => refreshRow(runner, r)));
       continue;
     }
     const next = await nextPollInMs(runner.db, batch);
-    if (next === undefined) return 0;
-    const left = deadline - Date.now();
-    if (left <= 0) continue;
-    await sleep(Math.min(next + 5, left), runner.signal);
+    if (next === undefined && !o.sending()) return 0;
+    // While sending, new pending rows appear at any moment: look again soon.
+    const wait = Math.min(next ?? 100, o.sending() ? 100 : Infinity, deadline - Date.now());
+    if (wait > 0) await sleepOrStop(wait + 5, runner.signal, o.stop);
   }
 }
 
-async function duePendingCount(runner: Runner, batch: string): Promise<number> {
-  const r = (await runner.db('payout_rows').where({ batch, state: 'pending' }).count('* as n').first()) as { n: string | number };
-  return Number(r.n);
+async function sleepOrStop(ms: number, dead: AbortSignal, stop: AbortSignal | undefined): Promise<void> {
+  if (!stop) return sleep(ms, dead);
+  const both = AbortSignal.any([dead, stop]);
+  try {
+    await sleep(ms, both);
+  } catch (err) {
+    if (dead.aborted) throw err;
+  }
 }
+

@@ -1,149 +1,244 @@
-import { NotFoundError } from '../alliance/errors.js';
+import { AllianceError, AuthenticationError, NotFoundError } from '../alliance/errors.js';
 import { withRetry } from '../alliance/retry.js';
 import type { PayoutInfo } from '../alliance/types.js';
-import { advance, claimStale, commitOutcome, iterateRows, leaseOwners, releaseLease, type PayoutRow } from '../db/rows.js';
-import { Runner, type EngineDeps, type EngineOptions } from './context.js';
-import { outcomeOf } from './payout.js';
+import { advance, claimStale, commitOutcome, extendLease, leaseOwners, releaseLease, type Claimed, type Outcome } from '../db/claims.js';
+import { iterateRows, type PayoutRow } from '../db/rows.js';
+import { ApiUnavailableError } from '../errors.js';
 import type { RowState } from '../states.js';
+import { Runner, type EngineDeps, type EngineOptions } from './context.js';
+import { collisionOutcome, notOurs, outcomeOf } from './payout.js';
 import { ownerIsDead } from './owner.js';
 
 export interface ReconcileOptions extends Partial<EngineOptions> {
   batch: string;
-  /** Rows still unresolved this long after they were first sent move to needs_review. Default 1 hour. */
+  /** Rows still Pending at the API (or unresolved) this long after they were first sent move to needs_review. Default 1 hour. */
   reviewAfterMs?: number;
   /** Only list, change nothing. */
   dryRun?: boolean;
+  /** Stop early (Ctrl-C): what was checked stays done. */
+  stopSignal?: AbortSignal | undefined;
 }
+
+export type ReconcileAction = 'adopted' | 'needs_review' | 'requeued' | 'flagged' | 'none';
 
 export interface ReconcileFinding {
   row: number;
   orderId: string;
   ours: RowState;
   api: string;
-  action: 'adopted' | 'flagged' | 'needs_review' | 'none';
+  action: ReconcileAction;
   note: string;
 }
 
 export interface ReconcileResult {
   batch: string;
   checked: number;
+  /** Rows whose state the API confirmed. */
   agreed: number;
+  /** Rows a live runner holds: not checked now. */
+  held: number;
   findings: ReconcileFinding[];
+  /** Every change actually written (a refused fenced write is not counted). */
+  changed: Record<Exclude<ReconcileAction, 'flagged' | 'none'>, number>;
 }
 
-const STATUS_OF: Partial<Record<RowState, string>> = { pending: 'Pending', approved: 'Approved', rejected: 'Rejected' };
+type Status = { kind: 'found'; info: PayoutInfo } | { kind: 'absent'; askedAt: number } | { kind: 'error'; message: string };
 
 /**
- * Compares every sendable row of a batch with the API's status. Safe repairs are made: a final state the
- * API reports is adopted by a row that was not final (never the other way round). What stays unresolved
- * past `reviewAfterMs` moves to needs_review, for an operator. Final rows that disagree are only listed.
+ * Compares every row of a batch that may concern the API with the API's status, and makes only safe
+ * repairs: a payout that is ours and final is adopted (never a final state overwritten), a payout that is
+ * not ours (a collision) or a row Pending past the review age goes to needs_review, and a row whose
+ * payout certainly does not exist goes back to ready for the next resume. It never sends a payout.
+ * Rows left `submitting` are claimed in small chunks right before they are checked, so a backlog of any
+ * size is worked through under fresh leases.
  */
 export async function reconcileBatch(opts: ReconcileOptions, deps: EngineDeps): Promise<ReconcileResult> {
   const runner = new Runner(deps, opts);
   const { db } = runner;
   const reviewAfter = opts.reviewAfterMs ?? 3_600_000;
-  const findings: ReconcileFinding[] = [];
-  let checked = 0;
-  let agreed = 0;
+  const dryRun = opts.dryRun ?? false;
+  const res: ReconcileResult = {
+    batch: opts.batch,
+    checked: 0,
+    agreed: 0,
+    held: 0,
+    findings: [],
+    changed: { adopted: 0, needs_review: 0, requeued: 0 },
+  };
+  const record = (row: PayoutRow, f: Omit<ReconcileFinding, 'row' | 'orderId' | 'ours'> | undefined) => {
+    res.checked++;
+    if (!f) {
+      res.agreed++;
+      return;
+    }
+    res.findings.push({ row: row.row_no, orderId: row.order_id!, ours: row.state, ...f });
+    if (f.action !== 'flagged' && f.action !== 'none') res.changed[f.action]++;
+    if (f.action === 'adopted' || f.action === 'needs_review' || f.action === 'requeued') {
+      runner.emit({ type: 'row', state: f.action === 'adopted' ? (f.note.replace(/^adopted /, '') as RowState) : f.action === 'requeued' ? 'ready' : 'needs_review', amountPaise: BigInt(row.amount_paise ?? '0') });
+    }
+  };
+  const limit = Math.max(4, (opts.concurrency ?? runner.options.concurrency) * 4);
+  let authError: AuthenticationError | undefined;
 
-  // Rows a dead or expired runner left submitting are claimed first, so nobody else acts on them meanwhile.
-  const dead = (await leaseOwners(db, opts.batch)).filter(ownerIsDead);
-  const claimed = new Map<string, Awaited<ReturnType<typeof claimStale>>[number]>();
-  if (!opts.dryRun) {
+  // 1. Rows a dead or expired runner left submitting: claimed a chunk at a time, checked at once.
+  if (!dryRun) {
+    const dead = (await leaseOwners(db, opts.batch)).filter(ownerIsDead);
+    const tried: string[] = [];
     for (;;) {
-      const rows = await claimStale(db, opts.batch, runner.owner, runner.options.leaseMs, 500, dead);
-      if (rows.length === 0) break;
-      for (const r of rows) claimed.set(r.id, r);
+      if (opts.stopSignal?.aborted || authError) break;
+      const claimedAt = Date.now();
+      const chunk = await claimStale(db, opts.batch, runner.owner, runner.options.leaseMs, limit, dead, tried);
+      if (chunk.length === 0) break;
+      await Promise.all(
+        chunk.map(async (row) => {
+          tried.push(row.id);
+          try {
+            record(row, await checkClaimed(runner, row, claimedAt));
+          } catch (err) {
+            if (err instanceof AuthenticationError) authError = err;
+            else throw err;
+          }
+        }),
+      );
     }
   }
 
-  const work: Promise<void>[] = [];
+  // 2. Every other row that may concern the API, a page at a time, checked through the rate-limited queue.
+  const work = new Set<Promise<void>>();
   for await (const row of iterateRows(db, opts.batch)) {
-    if (!row.order_id || row.state === 'invalid') continue;
-    if (row.state === 'submitting' && !claimed.has(row.id) && !opts.dryRun) continue; // a live runner holds it
-    checked++;
-    work.push(
-      check(runner, row, claimed.get(row.id)?.fence, reviewAfter, opts.dryRun ?? false).then((f) => {
-        if (f) findings.push(f);
-        else agreed++;
-      }),
-    );
-    if (work.length >= 200) await Promise.all(work.splice(0));
+    if (opts.stopSignal?.aborted || authError) break;
+    if (!row.order_id || row.state === 'invalid' || row.state === 'cancelled') continue;
+    if (row.state === 'submitting') {
+      if (dryRun) record(row, { api: '-', action: 'flagged', note: 'outcome unknown here; a real reconcile asks its status' });
+      else res.held++;
+      continue;
+    }
+    const p = checkRow(runner, row, reviewAfter, dryRun)
+      .then((f) => record(row, f))
+      .catch((err: unknown) => {
+        if (err instanceof AuthenticationError) authError = err;
+        else throw err;
+      })
+      .finally(() => work.delete(p));
+    work.add(p);
+    if (work.size >= limit) await Promise.race(work);
   }
   await Promise.all(work);
-  // Claims that ended in no decision go back at once, so the next run or reconcile can take them.
-  for (const r of claimed.values()) await releaseLease(db, r.id, r.fence, r.last_error ?? 'checked by reconcile: unresolved');
-  findings.sort((a, b) => a.row - b.row);
-  return { batch: opts.batch, checked, agreed, findings };
+  if (authError) throw new ApiUnavailableError(`the API refused our credentials: ${authError.message}`, { cause: authError });
+  // Rows still submitting after the claims above belong to a live runner.
+  res.findings.sort((a, b) => a.row - b.row);
+  return res;
 }
 
-async function fetchStatus(runner: Runner, orderId: string): Promise<PayoutInfo | null | Error> {
+async function fetchStatus(runner: Runner, orderId: string): Promise<Status> {
+  let askedAt = 0;
   try {
-    return await withRetry(() => runner.api(() => runner.client.payoutStatus(orderId)), { ...runner.options.retry, retries: 3 });
+    const info = await withRetry(
+      () =>
+        runner.api(() => {
+          askedAt = Date.now();
+          return runner.client.payoutStatus(orderId, { signal: runner.signal });
+        }),
+      { ...runner.options.retry, retries: 3, signal: runner.signal },
+    );
+    return { kind: 'found', info };
   } catch (err) {
-    if (err instanceof NotFoundError) return null;
-    return err as Error;
+    if (err instanceof NotFoundError) return { kind: 'absent', askedAt };
+    if (err instanceof AuthenticationError) throw err;
+    if (err instanceof AllianceError) return { kind: 'error', message: err.message };
+    throw err;
   }
 }
 
-async function check(
-  runner: Runner,
-  row: PayoutRow,
-  fence: string | undefined,
-  reviewAfter: number,
-  dryRun: boolean,
-): Promise<ReconcileFinding | undefined> {
-  const orderId = row.order_id!;
-  const info = await fetchStatus(runner, orderId);
-  const base = { row: row.row_no, orderId, ours: row.state };
-  const sentAt = row.first_sent_at ? new Date(row.first_sent_at).getTime() : Date.now();
-  const old = Date.now() - sentAt > reviewAfter;
-  const db = runner.db;
-
-  if (info instanceof Error) {
-    return { ...base, api: 'unreachable', action: 'none', note: info.message };
+/** A submitting row this reconcile claimed: decided by status, or released unchanged. */
+async function checkClaimed(runner: Runner, row: Claimed, claimedAt: number): Promise<Omit<ReconcileFinding, 'row' | 'orderId' | 'ours'> | undefined> {
+  const { db } = runner;
+  // The lease was taken moments ago for this very check; keep it while the status call waits its turn.
+  if (Date.now() - claimedAt > runner.options.leaseMs / 2) await extendLease(db, row.id, row.fence, runner.options.leaseMs);
+  const s = await fetchStatus(runner, row.order_id!);
+  const maySent = row.prev_send_deadline !== null;
+  const commit = async (o: Outcome, action: ReconcileAction, api: string, note: string) => {
+    const ok = await commitOutcome(db, row.id, row.fence, o);
+    return { api, action: ok ? action : 'none', note: ok ? note : `${note} (not written: the claim was lost)` } as const;
+  };
+  if (s.kind === 'error') {
+    await releaseLease(db, row.id, row.fence, `checked by reconcile: ${s.message}`);
+    return { api: 'unreachable', action: 'none', note: s.message };
   }
-  if (info === null) {
-    if (row.state === 'ready' || row.state === 'skipped' || row.state === 'failed') return undefined;
-    const unresolved = row.state === 'submitting' || row.state === 'pending';
-    if (unresolved && old && !dryRun) {
-      const moved = await toReview(db, row, fence, 'the API has no payout with this order_id after the review age: check before resending');
-      return { ...base, api: 'not found', action: moved ? 'needs_review' : 'none', note: 'not found at the API' };
+  if (s.kind === 'found') {
+    const why = notOurs(row, s.info, maySent);
+    if (why) return commit(collisionOutcome(row, s.info, why), 'needs_review', s.info.status, `order_id collision: ${why}`);
+    const o = outcomeOf(row, s.info);
+    return commit(o, o.state === 'needs_review' ? 'needs_review' : 'adopted', s.info.status, o.state === 'needs_review' ? (o.last_error ?? '') : `adopted ${o.state}`);
+  }
+  // Not found: trusted only when asked after every request of ours could have arrived.
+  const boundary = row.prev_owner && ownerIsDead(row.prev_owner) ? Math.min(Date.now(), deadlineOf(row)) : deadlineOf(row);
+  if (s.askedAt >= boundary + runner.options.ambiguousGraceMs) {
+    return commit(
+      { state: 'ready', last_error: 'the API has no payout under this order_id: the next `payouts resume` sends it (status first)' },
+      'requeued',
+      'not found',
+      'not at the API: back to ready for the next resume',
+    );
+  }
+  await releaseLease(db, row.id, row.fence, 'checked by reconcile: not found yet, but a request may still be on its way');
+  return { api: 'not found', action: 'none', note: 'not found yet; asked too soon after the last send to be sure' };
+}
+
+function deadlineOf(row: Claimed): number {
+  const offset = Date.now() - new Date(row.db_now).getTime();
+  return row.prev_send_deadline ? new Date(row.prev_send_deadline).getTime() + offset : Date.now();
+}
+
+/** A row outside a claim (pending, final, never or no longer in flight). */
+async function checkRow(runner: Runner, row: PayoutRow, reviewAfter: number, dryRun: boolean): Promise<Omit<ReconcileFinding, 'row' | 'orderId' | 'ours'> | undefined> {
+  const { db } = runner;
+  const s = await fetchStatus(runner, row.order_id!);
+  if (s.kind === 'error') return { api: 'unreachable', action: 'none', note: s.message };
+  const sentAt = row.first_sent_at ?? row.first_claimed_at;
+  const old = sentAt !== null && Date.now() - new Date(sentAt).getTime() > reviewAfter;
+  const maySent = row.send_deadline !== null;
+  const write = async (from: RowState[], o: Outcome, action: ReconcileAction, api: string, note: string) => {
+    if (dryRun) return { api, action: 'flagged' as const, note: `would be ${action}: ${note}` };
+    const ok = await advance(db, row.id, from, o);
+    return { api, action: ok ? action : 'none', note: ok ? note : `${note} (not written: the row changed meanwhile)` };
+  };
+
+  if (s.kind === 'absent') {
+    if (row.state === 'pending' && old) {
+      return write(['pending'], { state: 'needs_review', last_error: 'the API accepted this payout earlier but now has no such order_id: ask Alliance' }, 'needs_review', 'not found', 'accepted earlier, not found now');
     }
-    return { ...base, api: 'not found', action: 'flagged', note: `we hold ${row.state}, the API has no such payout` };
+    if (row.state === 'pending' || row.state === 'approved' || row.state === 'rejected') {
+      return { api: 'not found', action: 'flagged', note: `we hold ${row.state}, the API has no such payout` };
+    }
+    return undefined; // ready, skipped, failed, needs_review: nothing exists, as we think
+  }
+
+  const info = s.info;
+  const why = notOurs(row, info, maySent);
+  if (row.state === 'approved' || row.state === 'rejected') {
+    if (why || info.status.toLowerCase() !== row.state) {
+      return { api: info.status, action: 'flagged', note: why ? `the API's payout under this order_id is not this row's (${why}): check by hand` : 'a final state disagrees with the API: not changed, check by hand' };
+    }
+    return undefined;
+  }
+  if (why) {
+    if (row.state === 'needs_review') return undefined; // already with an operator
+    return write([row.state], collisionOutcome(row, info, why), 'needs_review', info.status, `order_id collision: ${why}`);
   }
   const o = outcomeOf(row, info);
-  if (STATUS_OF[row.state] === info.status && o.state !== 'needs_review') return undefined;
-  const final = o.state === 'approved' || o.state === 'rejected';
-  if (row.state === 'approved' || row.state === 'rejected') {
-    return { ...base, api: info.status, action: 'flagged', note: 'a final state disagrees with the API: not changed, check by hand' };
-  }
-  if (dryRun) return { ...base, api: info.status, action: 'flagged', note: 'would adopt' };
   if (o.state === 'needs_review') {
-    const moved = await toReview(db, row, fence, o.last_error ?? 'amount differs from the API');
-    return { ...base, api: info.status, action: moved ? 'needs_review' : 'none', note: o.last_error ?? '' };
+    if (row.state === 'needs_review') return undefined;
+    return write([row.state], o, 'needs_review', info.status, o.last_error ?? 'amount differs from the API');
   }
-  if (row.state === 'submitting') {
-    if (!fence) return { ...base, api: info.status, action: 'none', note: 'held by a live runner' };
-    const ok = await commitOutcome(db, row.id, fence, o);
-    return { ...base, api: info.status, action: ok ? 'adopted' : 'none', note: `adopted ${o.state}` };
+  if (o.state === 'pending') {
+    if (row.state === 'needs_review') return undefined; // with an operator already
+    if (row.state === 'pending') {
+      if (!old) return undefined;
+      return write(['pending'], { state: 'needs_review', last_error: `still Pending at the API more than ${Math.round(reviewAfter / 60_000)} min after it was sent: ask Alliance about it` }, 'needs_review', info.status, 'Pending past the review age');
+    }
+    // ready, skipped, failed or needs_review rows the API holds as ours: they must never be sent again.
+    return write([row.state], o, 'adopted', info.status, 'adopted pending');
   }
-  if (final || row.state !== 'pending') {
-    // ready, skipped, failed, needs_review or pending rows take what the API says exists: it must never be sent again.
-    const ok = await advance(db, row.id, ['ready', 'skipped', 'failed', 'needs_review', 'pending'], o);
-    return { ...base, api: info.status, action: ok ? 'adopted' : 'none', note: `adopted ${o.state}` };
-  }
-  if (old && !dryRun) {
-    const moved = await toReview(db, row, fence, 'still Pending at the API after the review age');
-    return { ...base, api: info.status, action: moved ? 'needs_review' : 'none', note: 'pending too long' };
-  }
-  return undefined;
-}
-
-async function toReview(db: EngineDeps['db'], row: PayoutRow, fence: string | undefined, why: string): Promise<boolean> {
-  if (row.state === 'submitting') {
-    if (!fence) return false;
-    return commitOutcome(db, row.id, fence, { state: 'needs_review', last_error: why });
-  }
-  return advance(db, row.id, ['pending'], { state: 'needs_review', last_error: why });
+  return write([row.state], o, 'adopted', info.status, `adopted ${o.state}`);
 }

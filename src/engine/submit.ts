@@ -1,20 +1,21 @@
-import {
-  AllianceError,
-  AuthenticationError,
-  NotFoundError,
-  ValidationError,
-} from '../alliance/errors.js';
+import { AllianceError, AuthenticationError, NotFoundError, ValidationError } from '../alliance/errors.js';
 import type { PreparedRequest } from '../alliance/client.js';
 import { sleep, withRetry } from '../alliance/retry.js';
-import type { PayoutInfo } from '../alliance/types.js';
-import { commitOutcome, extendLease, releaseLease, renewForSend, type Claimed, type Outcome } from '../db/rows.js';
-import { ownerIsDead } from './owner.js';
+import { commitOutcome, extendLease, releaseLease, renewForSend, type Claimed } from '../db/claims.js';
 import type { Runner } from './context.js';
-import { outcomeOf, payoutRequestOf } from './payout.js';
+import { next, start, type End, type Event, type Memory, type Phase } from './machine.js';
+import { ownerIsDead } from './owner.js';
+import { payoutRequestOf } from './payout.js';
 
 /** The API stayed unreachable (or kept refusing with 429) through every retry: stop sending. */
-export class ApiUnavailableError extends Error {
-  override name = 'ApiUnavailableError';
+export class StopSending extends Error {
+  constructor(
+    readonly reason: 'unavailable' | 'auth',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StopSending';
+  }
 }
 
 /** This runner lost its claim on a row (lease expired, another runner took it): it must not act on it. */
@@ -74,108 +75,76 @@ class Lease {
   }
 }
 
-type Resolution = { kind: 'found'; info: PayoutInfo } | { kind: 'absent' } | { kind: 'unknown'; error: string };
+/** The machine's memory for a freshly claimed row. */
+export function memoryOf(runner: Runner, row: Claimed): Memory {
+  const maySent = row.prev_send_deadline !== null && row.prev_send_deadline !== undefined;
+  return {
+    maySent,
+    sentBoundary: maySent ? recoveryBoundary(row) : 0,
+    sends: 0,
+    priorSends: Number(row.send_count),
+    maxSends: runner.options.maxSendsPerRow,
+    mayInitiate: runner.mayInitiate,
+    prevSendDeadline: row.prev_send_deadline ?? null,
+  };
+}
 
 /**
- * Takes one claimed row to an outcome, or leaves it `submitting` when the outcome cannot be known now.
- *
- * `fresh` rows were `ready` and never claimed before: nothing was ever sent for them, so the first send
- * needs no question. `recover` rows may have a request at the API (left `submitting` by a runner that died
- * or gave up, or claimed before and put back): status is asked first, and a 404 is trusted only once the
- * grace period after the last possible send has passed.
+ * Takes one claimed row through the state machine (machine.ts) to a committed outcome, or leaves it
+ * `submitting` when its outcome cannot be known now. Throws StopSending after committing when the API
+ * stopped taking requests; a crash (CrashError) propagates with nothing committed after it.
  */
-export async function processRow(runner: Runner, row: Claimed, mode: 'fresh' | 'recover', claimStartedAt = Date.now()): Promise<void> {
-  const { db, logger, options } = runner;
+export async function processRow(runner: Runner, row: Claimed, claimStartedAt = Date.now()): Promise<End | undefined> {
+  let mem = memoryOf(runner, row);
+  const lease = new Lease(runner, row, claimStartedAt, !mem.maySent);
   const orderId = row.order_id!;
-  const lease = new Lease(runner, row, claimStartedAt, mode === 'fresh');
-  const prepared = runner.client.preparePayout(payoutRequestOf(row));
-  const priorSends = Number(row.send_count);
-  let sends = 0;
-  // Whether a request for this order_id may exist at the API, and the local time after which no request
-  // of ours can still arrive there.
-  let maybeSent = mode === 'recover';
-  let sentBoundary = mode === 'recover' ? recoveryBoundary(row) : 0;
-  let askFirst = maybeSent;
-
-  const commit = async (o: Outcome): Promise<void> => {
-    runner.assertAlive();
-    const ok = await commitOutcome(db, row.id, row.fence, { ...o, sends });
-    if (!ok) logger.warn({ orderId }, 'outcome not committed: the claim was lost (another runner will resolve it)');
-  };
-  const leave = async (why: string): Promise<void> => {
-    runner.assertAlive();
-    await releaseLease(db, row.id, row.fence, why, sends);
-    logger.warn({ orderId, why }, 'payout left unresolved (submitting); a later run or reconcile resolves it');
-  };
-  /** Status first; true when the row is settled (adopted or left), false when the API has no such payout. */
-  const settledByStatus = async (): Promise<boolean> => {
-    const r = await resolveByStatus(runner, orderId, sentBoundary, (ms) => lease.hold(ms));
-    runner.assertAlive();
-    if (r.kind === 'found') {
-      await commit(outcomeOf(row, r.info));
-      runner.checkpoint('outcome_committed', orderId);
-      return true;
-    }
-    if (r.kind === 'unknown') {
-      await leave(r.error);
-      return true;
-    }
-    return false;
-  };
-
-  if (mode === 'fresh') runner.checkpoint('intent_committed', orderId);
+  let phase: Phase = start(mem);
+  if (!mem.maySent) runner.checkpoint('intent_committed', orderId);
   try {
-    for (;;) {
-      if (askFirst) {
-        if (await settledByStatus()) return;
-        askFirst = false;
-      }
-      if (priorSends + sends >= options.maxSendsPerRow) {
-        await commit({
-          state: 'needs_review',
-          last_error: `sent ${priorSends + sends} times and each time the API later had no such payout: check with Alliance before paying this row again`,
-        });
-        return;
-      }
-      try {
-        const info = await sendOnce(runner, lease, prepared, orderId, () => {
-          sends++;
-        });
-        runner.checkpoint('response_received', orderId);
-        await commit(outcomeOf(row, info));
-        runner.checkpoint('outcome_committed', orderId);
-        return;
-      } catch (err) {
-        if (!(err instanceof AllianceError)) throw err;
-        runner.assertAlive();
-        if ((err instanceof ValidationError && err.orderIdTaken) || err.ambiguous) {
-          // Taken: a payout with this order_id exists (perhaps an earlier attempt of ours), adopt it.
-          // Ambiguous: it may have been created. Either way, status before anything else.
-          logger.warn({ orderId, err: err.message }, 'outcome unknown: asking status before anything else');
-          maybeSent = true;
-          sentBoundary = Date.now();
-          askFirst = true;
-          continue;
-        }
-        // A definite answer: this request was not executed. An earlier one of ours may have been.
-        if (maybeSent && (await settledByStatus())) return;
-        if (err instanceof AuthenticationError || err.retryable) {
-          // Refused before execution (401, or 429s / refused connections through every retry).
-          if (maybeSent) await leave(err.message);
-          else await commit({ state: 'ready', last_error: err.message });
-          throw err instanceof AuthenticationError ? err : new ApiUnavailableError(err.message, { cause: err });
-        }
-        await commit({ state: 'failed', api_message: err.message, last_error: err.message });
-        runner.checkpoint('outcome_committed', orderId);
-        return;
-      }
+    while (phase.kind !== 'done') {
+      const event = await perform(runner, row, phase, mem, lease);
+      runner.assertAlive();
+      ({ phase, mem } = next(phase, event, mem, row, Date.now()));
     }
   } catch (err) {
     if (err instanceof LeaseLostError) {
-      logger.warn({ orderId }, err.message);
-      return;
+      runner.logger.warn({ orderId }, 'lost the claim on a row: another runner resolves it');
+      return undefined;
     }
     throw err;
+  }
+  await finish(runner, row, phase.end);
+  return phase.end;
+}
+
+async function finish(runner: Runner, row: Claimed, end: End): Promise<void> {
+  const orderId = row.order_id!;
+  runner.assertAlive();
+  if (end.kind === 'commit') {
+    const ok = await commitOutcome(runner.db, row.id, row.fence, end.outcome);
+    if (!ok) runner.logger.warn({ orderId }, 'outcome not committed: the claim was lost (another runner will resolve it)');
+    else runner.checkpoint('outcome_committed', orderId);
+    runner.emit({ type: 'row', state: end.outcome.state, amountPaise: BigInt(row.amount_paise ?? '0'), ...(end.outcome.collision ? { collision: true } : {}) });
+  } else {
+    await releaseLease(runner.db, row.id, row.fence, end.why);
+    runner.logger.warn({ orderId, why: end.why }, 'payout left unresolved (submitting); a later run or reconcile asks its status');
+    runner.emit({ type: 'row', state: 'submitting', amountPaise: BigInt(row.amount_paise ?? '0') });
+  }
+  if (end.stop) throw new StopSending(end.stop.kind, end.stop.message);
+}
+
+/** The one effect of a phase, as the event the machine reads. */
+async function perform(runner: Runner, row: Claimed, phase: Phase, mem: Memory, lease: Lease): Promise<Event> {
+  const orderId = row.order_id!;
+  switch (phase.kind) {
+    case 'resolve':
+      return resolveByStatus(runner, orderId, mem.sentBoundary, (ms) => lease.hold(ms));
+    case 'inspect':
+      return resolveByStatus(runner, orderId, 0);
+    case 'send':
+      return sendOnce(runner, lease, runner.client.preparePayout(payoutRequestOf(row)), orderId);
+    case 'done':
+      throw new Error('nothing to perform in a final phase');
   }
 }
 
@@ -183,32 +152,39 @@ export async function processRow(runner: Runner, row: Claimed, mode: 'fresh' | '
  * One send with retries for what certainly was not executed (429, connection refused); an ambiguous
  * error comes straight back. Each attempt renews the lease if needed and is re-signed over the same bytes.
  */
-async function sendOnce(
-  runner: Runner,
-  lease: Lease,
-  prepared: PreparedRequest,
-  orderId: string,
-  onSend: () => void,
-): Promise<PayoutInfo> {
-  return withRetry(
-    () =>
-      runner.api(async () => {
-        await lease.ensureForSend();
-        runner.assertAlive();
-        onSend();
-        const p = runner.client.initiatePayout(prepared, { signal: runner.signal });
-        // A crash right here abandons the request: it dies with the runner, as in a killed process.
-        p.catch(() => {});
-        runner.checkpoint('request_sent', orderId);
-        return p;
-      }),
-    {
-      ...runner.options.retry,
-      signal: runner.signal,
-      onRetry: (e, attempt, delayMs) =>
-        runner.logger.info({ orderId, attempt, delayMs, err: e.message }, 'payout initiate will be retried'),
-    },
-  );
+async function sendOnce(runner: Runner, lease: Lease, prepared: PreparedRequest, orderId: string): Promise<Event> {
+  try {
+    const info = await withRetry(
+      () =>
+        runner.api(async () => {
+          await lease.ensureForSend();
+          runner.assertAlive();
+          const p = runner.client.initiatePayout(prepared, { signal: runner.signal });
+          // A crash right here abandons the request: it dies with the runner, as in a killed process.
+          p.catch(() => {});
+          runner.checkpoint('request_sent', orderId);
+          return p;
+        }),
+      {
+        ...runner.options.retry,
+        signal: runner.signal,
+        onRetry: (e, attempt, delayMs) => runner.logger.info({ orderId, attempt, delayMs, err: e.message }, 'payout initiate will be retried'),
+      },
+    );
+    runner.checkpoint('response_received', orderId);
+    return { kind: 'accepted', info };
+  } catch (err) {
+    if (!(err instanceof AllianceError)) throw err;
+    runner.assertAlive();
+    if (err instanceof ValidationError && err.orderIdTaken) return { kind: 'taken', message: err.message };
+    if (err.ambiguous) {
+      runner.logger.warn({ orderId, err: err.message }, 'outcome unknown: asking status before anything else');
+      return { kind: 'ambiguous', message: err.message };
+    }
+    if (err instanceof AuthenticationError) return { kind: 'auth_refused', message: err.message };
+    if (err.retryable) return { kind: 'unavailable', message: err.message };
+    return { kind: 'refused', message: err.message };
+  }
 }
 
 /**
@@ -220,7 +196,7 @@ export async function resolveByStatus(
   orderId: string,
   sentBoundary: number,
   wait: (ms: number) => Promise<void> = (ms) => sleep(ms, runner.signal),
-): Promise<Resolution> {
+): Promise<Event> {
   const trustFrom = sentBoundary + runner.options.ambiguousGraceMs;
   for (;;) {
     // A 404 describes the server when the question was asked, not when the answer came back.
@@ -242,21 +218,21 @@ export async function resolveByStatus(
         await wait(Math.max(0, trustFrom - Date.now()));
         continue;
       }
-      if (err instanceof AuthenticationError) throw err;
-      return { kind: 'unknown', error: `status unavailable: ${(err as Error).message}` };
+      if (err instanceof AuthenticationError) return { kind: 'auth_refused', message: err.message };
+      if (!(err instanceof AllianceError)) throw err;
+      return { kind: 'status_unavailable', message: `status unavailable: ${err.message}` };
     }
   }
 }
 
 /**
  * For a row that may have been sent: the last moment a request for it could have left. A dead process on
- * this host sent nothing after it died (now at the latest); otherwise the last claim's send deadline bounds
- * it (for a row put back to ready and claimed again, the deadline of its previous claim).
+ * this host sent nothing after it died (now at the latest); otherwise the send deadline of the claims
+ * before this one bounds it.
  */
 function recoveryBoundary(row: Claimed): number {
   const offset = Date.now() - new Date(row.db_now).getTime();
-  const prev = row.prev_first_claimed_at !== undefined ? row.prev_send_deadline : row.send_deadline;
+  const prev = row.prev_send_deadline;
   const deadline = prev ? new Date(prev).getTime() + offset : Date.now();
   return row.prev_owner && ownerIsDead(row.prev_owner) ? Math.min(deadline, Date.now()) : deadline;
 }
-

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Knex } from 'knex';
 import type { Sandbox } from '../../src/sandbox/server.js';
-import { rowsOfBatch } from '../../src/db/rows.js';
+import { rowsOfBatch, type PayoutRow } from '../../src/db/rows.js';
 
 const HEADER =
   'beneficiary_name,beneficiary_email,beneficiary_mobile_no,beneficiary_address,payment_method,beneficiary_acc_no,bank_name,ifsc,amount,remarks';
@@ -28,29 +28,43 @@ export function writeChaosCsv(file: string, n: number, seed: number): number {
 export interface OracleReport {
   doublePaid: string[];
   lost: number[];
+  /** Valid rows that did not end approved or rejected once the faults stopped (liveness). */
   notFinal: { row: number; state: string }[];
   disagreements: string[];
 }
 
+export interface OracleOptions {
+  /** Rows that may end needs_review (an order_id another database paid: its fate is not this database's to know). */
+  reviewAllowed?: (row: PayoutRow) => boolean;
+  /** Payouts another database made (the lost-database schedule): they belong to no row here. */
+  foreign?: ReadonlySet<string>;
+  /** The file's row numbers when they are not 2..inputRows+1 (a revised copy). */
+  rowNumbers?: number[];
+}
+
 /**
  * The invariants, checked against the sandbox's ledger (the oracle):
- * - no order_id executed more than once;
- * - every input row is in the database, in a final state or needs_review;
- * - the database and the ledger agree row by row (status, amount, UTR), and every ledger payout is a row.
+ * - safety: no order_id executed more than once, and every payout the API made belongs to a row;
+ * - no row lost: every input row is in the database;
+ * - liveness: every valid row ends approved or rejected (needs_review only where the schedule allows it);
+ * - the database and the ledger agree row by row (status, amount), and an approved row's UTR is that of a
+ *   payout the API made for this row in this batch (created after the row was first claimed here).
  */
-export async function checkInvariants(db: Knex, sb: Sandbox, batch: string, inputRows: number): Promise<OracleReport> {
+export async function checkInvariants(db: Knex, sb: Sandbox, batch: string, inputRows: number, o: OracleOptions = {}): Promise<OracleReport> {
   const rows = await rowsOfBatch(db, batch);
   const ledger = sb.ledger();
   const byOrder = new Map<string, typeof ledger>();
   for (const e of ledger) byOrder.set(e.orderId, [...(byOrder.get(e.orderId) ?? []), e]);
   const doublePaid = [...byOrder.entries()].filter(([id, es]) => es.length > 1 || sb.executions(id) > 1).map(([id]) => id);
 
-  const rowNos = new Set(rows.map((r) => r.row_no));
+  const rowNos = new Set(rows.filter((r) => r.in_file).map((r) => r.row_no));
   const lost: number[] = [];
-  for (let i = 2; i < inputRows + 2; i++) if (!rowNos.has(i)) lost.push(i);
+  const expected = o.rowNumbers ?? Array.from({ length: inputRows }, (_, i) => i + 2);
+  for (const n of expected) if (!rowNos.has(n)) lost.push(n);
 
   const notFinal = rows
-    .filter((r) => !['approved', 'rejected', 'failed', 'invalid', 'needs_review'].includes(r.state))
+    .filter((r) => r.state !== 'invalid' && r.state !== 'approved' && r.state !== 'rejected')
+    .filter((r) => !(r.state === 'needs_review' && o.reviewAllowed?.(r)))
     .map((r) => ({ row: r.row_no, state: r.state }));
 
   const disagreements: string[] = [];
@@ -66,11 +80,15 @@ export async function checkInvariants(db: Knex, sb: Sandbox, batch: string, inpu
         if (e.status.toLowerCase() !== r.state) disagreements.push(`row ${r.row_no}: db ${r.state}, ledger ${e.status}`);
         if (e.amountPaise !== BigInt(r.amount_paise!)) disagreements.push(`row ${r.row_no}: amount differs`);
         if (r.state === 'approved' && e.transactionId !== r.transaction_id) disagreements.push(`row ${r.row_no}: UTR differs`);
+        if (o.foreign?.has(r.order_id)) disagreements.push(`row ${r.row_no} reports a payout another database made (${r.order_id}) as its own`);
+        const claimed = r.first_claimed_at ? new Date(r.first_claimed_at).getTime() : NaN;
+        // The sandbox stamps created_at to the second.
+        if (!(Date.parse(e.createdAt) >= claimed - 2000)) disagreements.push(`row ${r.row_no} reports a payout created before it was first claimed (${e.createdAt})`);
       }
-    } else if (r.state === 'failed' || r.state === 'invalid' || r.state === 'skipped' || r.state === 'ready') {
-      if (e) disagreements.push(`row ${r.row_no} is ${r.state} but the API executed ${r.order_id}`);
+    } else if (r.state === 'failed' || r.state === 'invalid' || r.state === 'skipped' || r.state === 'ready' || r.state === 'cancelled') {
+      if (e && !o.foreign?.has(r.order_id)) disagreements.push(`row ${r.row_no} is ${r.state} but the API executed ${r.order_id}`);
     }
   }
-  for (const id of byOrder.keys()) if (!ours.has(id)) disagreements.push(`ledger payout ${id} belongs to no row`);
+  for (const id of byOrder.keys()) if (!ours.has(id) && !o.foreign?.has(id)) disagreements.push(`ledger payout ${id} belongs to no row`);
   return { doublePaid, lost, notFinal, disagreements };
 }
