@@ -20,6 +20,8 @@ export interface Claimed extends PayoutRow {
   prev_first_claimed_at?: Date | null;
   /** send_deadline before this claim: null means no earlier request can have executed. */
   prev_send_deadline: Date | null;
+  /** The batch was cancelled (ready claims): resolve, never send. */
+  batch_cancelled?: boolean;
 }
 
 /**
@@ -33,12 +35,15 @@ export async function claimReady(db: Knex, batch: string, owner: string, leaseMs
         send_deadline = greatest(payout_rows.send_deadline, now() + (? * interval '1 millisecond')),
         fence = nextval('payout_fence'), updated_at = now(),
         first_sent_at = coalesce(payout_rows.first_sent_at, now()), first_claimed_at = coalesce(payout_rows.first_claimed_at, now())
-      FROM (SELECT r.id, r.first_claimed_at AS prev_first_claimed_at, r.send_deadline AS prev_send_deadline
+      FROM (SELECT r.id, r.first_claimed_at AS prev_first_claimed_at, r.send_deadline AS prev_send_deadline,
+                   b.cancelled_at IS NOT NULL AS batch_cancelled
               FROM payout_rows r JOIN batches b ON b.name = r.batch
-             WHERE r.batch = ? AND r.state = 'ready' AND b.ingest_complete AND r.revision = b.revision AND b.cancelled_at IS NULL
+             WHERE r.batch = ? AND r.state = 'ready' AND b.ingest_complete AND r.revision = b.revision
+               -- A cancelled batch sends nothing new; rows that may exist at the API are still resolved.
+               AND (b.cancelled_at IS NULL OR r.send_deadline IS NOT NULL)
              ORDER BY r.row_no, r.id LIMIT ? FOR UPDATE OF r SKIP LOCKED) old
       WHERE payout_rows.id = old.id
-      RETURNING payout_rows.*, old.prev_first_claimed_at, old.prev_send_deadline, now() AS db_now`,
+      RETURNING payout_rows.*, old.prev_first_claimed_at, old.prev_send_deadline, old.batch_cancelled, now() AS db_now`,
     [owner, leaseMs, leaseMs, batch, limit],
   );
   return sortByRow(res.rows as Claimed[]);

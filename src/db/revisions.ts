@@ -11,13 +11,14 @@ export interface StoredPayee {
   reference: string | null;
   state: RowState;
   first_claimed_at: Date | null;
+  send_deadline: Date | null;
   order_id: string | null;
   transaction_id: string | null;
 }
 
 export async function lockPayees(trx: Knex.Transaction, batch: string): Promise<StoredPayee[]> {
   return trx('payout_rows')
-    .select('id', 'row_no', 'account_no', 'ifsc', 'amount_paise', 'reference', 'state', 'first_claimed_at', 'order_id', 'transaction_id')
+    .select('id', 'row_no', 'account_no', 'ifsc', 'amount_paise', 'reference', 'state', 'first_claimed_at', 'send_deadline', 'order_id', 'transaction_id')
     .where('batch', batch)
     .orderBy('row_no')
     .orderBy('id')
@@ -49,10 +50,20 @@ export async function dropNeverClaimed(trx: Knex.Transaction, ids: string[]): Pr
   return n;
 }
 
-/** Rows kept from an earlier revision that the new file no longer has (they were sent). */
+/**
+ * Rows kept from an earlier revision that the new file no longer has (they were claimed). They are never
+ * sent again: one whose request may have executed is resolved by status, one that certainly never reached
+ * the API is cancelled here.
+ */
 export async function markNotInFile(trx: Knex.Transaction, ids: string[], revision: number): Promise<void> {
   for (let i = 0; i < ids.length; i += 1000) {
-    await trx('payout_rows').whereIn('id', ids.slice(i, i + 1000)).update({ in_file: false, revision, updated_at: trx.fn.now() });
+    const chunk = ids.slice(i, i + 1000);
+    await trx('payout_rows').whereIn('id', chunk).update({ in_file: false, revision, updated_at: trx.fn.now() });
+    await trx('payout_rows')
+      .whereIn('id', chunk)
+      .whereIn('state', ['ready', 'skipped'])
+      .whereNull('send_deadline')
+      .update({ state: 'cancelled', finalized_at: trx.fn.now(), last_error: "not in the batch's corrected file, and never sent: cancelled" });
   }
 }
 

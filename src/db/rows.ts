@@ -180,3 +180,14 @@ export async function readyByMethod(db: Knex, batch: string): Promise<{ method: 
   }[];
   return rows.map((r) => ({ method: r.method ?? '?', count: Number(r.count), paise: BigInt(r.paise) }));
 }
+
+/** A cancelled batch: rows no request can ever have reached become cancelled (the rest are resolved by status). */
+export async function cancelUnsent(db: Knex, batch: string): Promise<number> {
+  const rows = (await db('payout_rows')
+    .where({ batch })
+    .whereIn('state', ['ready', 'skipped'])
+    .whereNull('send_deadline')
+    .update({ state: 'cancelled', finalized_at: db.fn.now(), last_error: 'cancelled by an operator before it was sent', updated_at: db.fn.now() })
+    .returning('id')) as unknown[];
+  return rows.length;
+}

@@ -312,6 +312,7 @@ async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions
       reference: s.reference,
       state: s.state,
       claimed: s.first_claimed_at !== null,
+      maySent: s.send_deadline !== null,
       orderId: s.order_id,
       transactionId: s.transaction_id,
     })),

@@ -66,8 +66,10 @@ export interface Memory {
   priorSends: number;
   /** Sends of one order_id, each after a trusted 404, before leaving the row to an operator. */
   maxSends: number;
-  /** False when the batch was cancelled: nothing new is sent; rows in flight are still resolved. */
+  /** False when the batch was cancelled or the row left the batch's file: nothing new is sent; rows in flight are still resolved. */
   mayInitiate: boolean;
+  /** Why nothing new may be sent, for the row's record. */
+  cancelNote?: string;
   /** send_deadline before this claim, put back when the claim ends with nothing of it executed. */
   prevSendDeadline: Date | null;
 }
@@ -87,7 +89,7 @@ export function start(mem: Memory): Phase {
 /** Into `send`, unless the batch was cancelled or the row has been sent too often already. */
 function toSend(mem: Memory): Phase {
   if (!mem.mayInitiate) {
-    return done({ kind: 'commit', outcome: { state: 'cancelled', last_error: 'cancelled by an operator before it was sent', ...closing(mem) } });
+    return done({ kind: 'commit', outcome: { state: 'cancelled', last_error: mem.cancelNote ?? 'cancelled by an operator before it was sent', ...closing(mem) } });
   }
   const total = mem.priorSends + mem.sends;
   if (total >= mem.maxSends) {

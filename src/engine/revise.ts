@@ -13,7 +13,8 @@ import type { RowState } from '../states.js';
  * - the old row was claimed, the money differs and the money may have moved (anything but rejected or
  *   failed): a conflict, never paid automatically; `acceptChanges` (the new file's row numbers) pays the
  *   new line as a payout of its own, in addition;
- * - the old row was rejected or failed (no money moved): the new line is paid, the old row is kept as history.
+ * - the old row was rejected or failed, or none of its requests can have executed (no money moved): the new
+ *   line is paid, the old row is kept as history and never sent.
  * Old rows without a line: kept if ever claimed ("kept: already sent"), dropped otherwise. New lines
  * without an old row are new payees.
  */
@@ -26,8 +27,10 @@ export interface OldPayee {
   amountPaise: bigint | null;
   reference: string | null;
   state: RowState;
-  /** first_claimed_at is set: a payout may exist at the API. */
+  /** first_claimed_at is set: the row was claimed at least once (it is never deleted). */
   claimed: boolean;
+  /** send_deadline is set: a request for it may have executed, so money may have moved. */
+  maySent: boolean;
   orderId: string | null;
   transactionId: string | null;
 }
@@ -141,7 +144,7 @@ export function planRevision(old: OldPayee[], lines: NewPayee[], acceptChanges: 
       plan.keep.set(n.rowNo, o.id);
       return;
     }
-    if (NO_MONEY_MOVED.includes(o.state)) {
+    if (!o.maySent || NO_MONEY_MOVED.includes(o.state)) {
       plan.keptNotInFile.push(o.id);
       plan.insert.push(n.rowNo);
       return;

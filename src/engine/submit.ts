@@ -84,7 +84,8 @@ export function memoryOf(runner: Runner, row: Claimed): Memory {
     sends: 0,
     priorSends: Number(row.send_count),
     maxSends: runner.options.maxSendsPerRow,
-    mayInitiate: runner.mayInitiate,
+    mayInitiate: runner.mayInitiate && row.in_file !== false && !row.batch_cancelled,
+    ...(row.in_file === false ? { cancelNote: "not in the batch's corrected file: asked about, never sent" } : {}),
     prevSendDeadline: row.prev_send_deadline ?? null,
   };
 }

@@ -1,0 +1,163 @@
+/**
+ * Issue 9 (engine side): a run sends only after an explicit yes; a "no" (or Ctrl-C at the prompt) is
+ * recorded and no later run pays the batch until someone confirms it; `cancel` stops a batch for good,
+ * resolving what may be in flight instead of abandoning it.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
+import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
+import { runBatch, type RunOptions } from '../src/engine/run.js';
+import { approveBatch, cancelBatch } from '../src/engine/decisions.js';
+import { getBatch } from '../src/db/batches.js';
+import { rowsOfBatch } from '../src/db/rows.js';
+import { crashAt, CrashError } from '../src/engine/crash.js';
+import { UsageError } from '../src/errors.js';
+import type { Sandbox } from '../src/sandbox/server.js';
+
+const HEADER = 'beneficiary_name,beneficiary_email,beneficiary_mobile_no,beneficiary_address,payment_method,beneficiary_acc_no,bank_name,ifsc,amount';
+const FAST: Partial<RunOptions> = {
+  rate: 500,
+  concurrency: 2,
+  pollIntervalMs: 20,
+  pollMaxIntervalMs: 50,
+  pollTimeoutMs: 5_000,
+  requestTimeoutMs: 2000,
+  leaseMs: 5000,
+  ambiguousGraceMs: 200,
+  retry: { retries: 2, baseMs: 5, maxMs: 20 },
+};
+
+const SHORT: Partial<RunOptions> = { leaseMs: 1000, requestTimeoutMs: 300, leaseMarginMs: 50, ambiguousGraceMs: 200 };
+
+describe.each(BACKENDS)('decisions on %s', (kind) => {
+  let db: TestDb;
+  let sb: Sandbox;
+  let dir: string;
+  beforeAll(async () => {
+    db = await freshDb(kind);
+    sb = await sandbox({ settleMs: 20 });
+    dir = tmpDir('payouts-decisions-');
+  });
+  afterAll(async () => {
+    await sb?.close();
+    await db?.close();
+  });
+
+  function csv(name: string, n: number, from: number): string {
+    const f = path.join(dir, `${kind}-${name}.csv`);
+    const lines = [HEADER];
+    for (let i = from; i < from + n; i++) lines.push(`P ${i},p${i}@example.com,9876543210,A,IMPS,${8000000 + i}1,B,SBIN0000691,${100 + i}`);
+    writeFileSync(f, lines.join('\n') + '\n');
+    return f;
+  }
+
+  async function run(o: Partial<RunOptions> & { batch: string }, s: Sandbox = sb) {
+    const client = clientFor(s);
+    try {
+      return await runBatch({ reportDir: path.join(dir, 'r'), defaultUserId: 'M1', ...FAST, ...o }, { db: db.knex, client, logger: quietLogger });
+    } finally {
+      await client.close();
+    }
+  }
+
+  it('"n" at the prompt is recorded: a later unattended run, even with --yes, pays nothing until someone confirms', async () => {
+    const batch = `${kind}-declined`;
+    const file = csv('declined', 3, 0);
+    const before = sb.ledger().length;
+    let asked = 0;
+    const no = await run({ batch, csvPath: file, confirm: async () => (asked++, false) });
+    expect(asked).toBe(1);
+    expect(no.exitCode).toBe(3);
+    expect(no.message).toMatch(/not confirmed: nothing sent.*until someone confirms/);
+    expect((await getBatch(db.knex, batch))!.decision).toBe('declined');
+    // Cron, with --yes: refused, saying why.
+    const cron = await run({ batch, yes: true });
+    expect(cron.exitCode).toBe(3);
+    expect(cron.message).toMatch(/declined at the confirmation prompt/);
+    expect(sb.ledger().length).toBe(before);
+    // A person says yes at a terminal: paid.
+    const yes = await run({ batch, confirm: async () => true });
+    expect(yes.exitCode).toBe(0);
+    expect(sb.ledger().length - before).toBe(3);
+    expect((await getBatch(db.knex, batch))!.decision).toBe('approved');
+  });
+
+  it('Ctrl-C at the prompt declines too', async () => {
+    const batch = `${kind}-ctrlc-prompt`;
+    const before = sb.ledger().length;
+    const res = await run({
+      batch,
+      csvPath: csv('ctrlc-prompt', 2, 10),
+      confirm: async () => {
+        throw new Error('interrupted');
+      },
+    });
+    expect(res.exitCode).toBe(3);
+    expect((await getBatch(db.knex, batch))!.decision).toBe('declined');
+    expect(sb.ledger().length).toBe(before);
+  });
+
+  it('no terminal and no --yes: refused before sending; `approve` lets a later unattended run pay; a corrected copy needs a new yes', async () => {
+    const batch = `${kind}-approve`;
+    const before = sb.ledger().length;
+    const res = await run({ batch, csvPath: csv('approve', 2, 20) });
+    expect(res.exitCode).toBe(3);
+    expect(res.message).toMatch(/pass --yes/);
+    await approveBatch({ db: db.knex }, batch, 'approved by test');
+    // A corrected copy before anything was sent clears the approval: it is another payroll now.
+    const revised = await run({ batch, csvPath: csv('approve-v2', 3, 20) });
+    expect(revised.ingest!.kind).toBe('revised');
+    expect(revised.exitCode).toBe(3);
+    await approveBatch({ db: db.knex }, batch, 'approved again');
+    const paid = await run({ batch });
+    expect(paid.exitCode).toBe(0);
+    expect(sb.ledger().length - before).toBe(3);
+  });
+
+  it('cancel: never-sent rows are cancelled, rows that may be at the API are asked about, nothing new is ever sent', async () => {
+    const slow = await sandbox({ seed: 31, settleMs: 60_000 });
+    const batch = `${kind}-cancel`;
+    try {
+      const file = csv('cancel', 6, 30);
+      // Two rows reach the API (pending at the bank); the runner dies right after claiming two more.
+      const client = clientFor(slow);
+      const crashed = await runBatch(
+        { batch, csvPath: file, defaultUserId: 'M1', reportDir: path.join(dir, 'r'), ...FAST, ...SHORT, yes: true, concurrency: 1 },
+        { db: db.knex, client, logger: quietLogger, crash: crashAt('intent_committed', 3) },
+      ).catch((e: unknown) => e);
+      await client.close();
+      expect(crashed).toBeInstanceOf(CrashError);
+      const atCrash = await rowsOfBatch(db.knex, batch);
+      const neverClaimed = atCrash.filter((r) => r.first_claimed_at === null).length;
+      expect(neverClaimed).toBeGreaterThan(0);
+      const sent = slow.ledger().length;
+      expect(sent).toBeGreaterThan(0);
+      // The dead runner's leases run out; then its claimed rows can be asked about.
+      await new Promise((r) => setTimeout(r, SHORT.leaseMs! + SHORT.ambiguousGraceMs! + 100));
+      const cclient = clientFor(slow);
+      let res;
+      try {
+        res = await cancelBatch({ batch, reportDir: path.join(dir, 'r'), ...FAST, ...SHORT, pollTimeoutMs: 300 }, { db: db.knex, client: cclient, logger: quietLogger });
+      } finally {
+        await cclient.close();
+      }
+      expect(res.cancelledNow).toBe(neverClaimed);
+      expect(slow.ledger()).toHaveLength(sent); // nothing new sent
+      expect(res.exitCode).toBe(4); // payouts still at the bank
+      // Later: the bank settles; a resume polls the two to final, the claimed ones are resolved (not at the API: cancelled).
+      slow.settleAll();
+      const later = await run({ batch, yes: true, ...SHORT }, slow);
+      expect(slow.ledger()).toHaveLength(sent);
+      const final = (await rowsOfBatch(db.knex, batch)).map((r) => r.state);
+      expect(final.filter((s) => s === 'approved')).toHaveLength(sent);
+      expect(final.filter((s) => s === 'cancelled')).toHaveLength(6 - sent);
+      expect(later.exitCode).toBe(1);
+      expect(later.message).toMatch(new RegExp(`${6 - sent} cancelled`));
+      await expect(approveBatch({ db: db.knex }, batch, 'x')).rejects.toBeInstanceOf(UsageError);
+    } finally {
+      await slow.close();
+    }
+  });
+});
