@@ -5,15 +5,18 @@
  * Bounded here (a couple of dozen schedules per backend); `npm run test:chaos` (CHAOS_FULL=1) runs the full
  * set. A failing schedule names its seed; CHAOS_SEED=<n> replays just that one.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
 import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
-import { checkInvariants, writeChaosCsv, type OracleReport } from './helpers/oracle.js';
+import { checkInvariants, writeChaosCsv, type OracleOptions, type OracleReport } from './helpers/oracle.js';
 import { runBatch, type RunOptions, type RunResult } from '../src/engine/run.js';
 import { reconcileBatch } from '../src/engine/reconcile.js';
 import { CRASH_POINTS, CrashError, crashAt } from '../src/engine/crash.js';
 import { AllianceError, NotFoundError } from '../src/alliance/errors.js';
+import { RefusedError } from '../src/errors.js';
+import { rowsOfBatch } from '../src/db/rows.js';
 import type { FaultOptions } from '../src/sandbox/faults.js';
 import type { Sandbox } from '../src/sandbox/server.js';
 import { Rng } from '../src/sandbox/rng.js';
@@ -23,6 +26,8 @@ const ONLY = process.env['CHAOS_SEED'] ? Number(process.env['CHAOS_SEED']) : und
 const CRASH_SCHEDULES = FULL ? 200 : 15;
 const FAULT_SEEDS = FULL ? 1000 : 15;
 const ROWS = 10;
+const LOST_DB = FULL ? 100 : 4;
+const REVISED = FULL ? 100 : 4;
 
 /** Tight timings so a schedule takes a second or two; the ratios match the defaults' intent. */
 const FAST: Partial<RunOptions> = {
@@ -84,7 +89,7 @@ describe.each(BACKENDS)('exactly-once on %s', (kind) => {
   }
 
   /** Runs the same command again until the batch is done, then settles, reconciles and checks the oracle. */
-  async function finishAndCheck(sb: Sandbox, batch: string, rows: number, concurrency: number): Promise<OracleReport> {
+  async function finishAndCheck(sb: Sandbox, batch: string, rows: number, concurrency: number, oracle: OracleOptions = {}): Promise<OracleReport> {
     for (let i = 0; i < 10; i++) {
       const res = await runOnce(sb, { batch, concurrency });
       if (res instanceof CrashError) throw res;
@@ -98,7 +103,7 @@ describe.each(BACKENDS)('exactly-once on %s', (kind) => {
     const client = clientFor(sb);
     await reconcileBatch({ batch, reviewAfterMs: 0, ...FAST }, { db: db.knex, client, logger: quietLogger });
     await client.close();
-    return checkInvariants(db.knex, sb, batch, rows);
+    return checkInvariants(db.knex, sb, batch, rows, oracle);
   }
 
   function expectClean(report: OracleReport, seed: number) {
@@ -141,6 +146,67 @@ describe.each(BACKENDS)('exactly-once on %s', (kind) => {
         expect(res).not.toBeInstanceOf(CrashError);
         if (!(res instanceof Error)) expect(res.exitCode).not.toBe(2);
         expectClean(await finishAndCheck(sb, batch, rows, 2), seed);
+      } finally {
+        await sb.close();
+      }
+    }
+  });
+
+  it(`a lost database, the same batch name: nothing adopted, nothing paid twice (${seeds(LOST_DB).length} schedules)`, { timeout: 900_000 }, async () => {
+    for (const seed of seeds(LOST_DB)) {
+      // The documented API: a repeated order_id is refused with 422. This is what protects a lost database.
+      const sb = await sandbox({ seed, dedupOrderIds: true, settleMs: 30, faults: faultsFor(seed) });
+      const lost = await freshDb(kind);
+      try {
+        const batch = `${kind}-lostdb-${seed}`;
+        const csv = path.join(dir, `${batch}.csv`);
+        const rows = writeChaosCsv(csv, ROWS, seed);
+        const point = CRASH_POINTS[seed % CRASH_POINTS.length]!;
+        const client = clientFor(sb, { timeoutMs: FAST.requestTimeoutMs! });
+        // The first database pays part of the batch, then its runner dies and the database is lost.
+        await runBatch({ ...FAST, reportDir: path.join(dir, 'reports'), batch, csvPath: csv, defaultUserId: 'u', concurrency: 2 }, { db: lost.knex, client, logger: quietLogger, crash: crashAt(point, 1 + (seed % 4)) }).catch(
+          (e: unknown) => (e instanceof CrashError || e instanceof AllianceError ? e : Promise.reject(e)),
+        );
+        await client.close();
+        await new Promise((r) => setTimeout(r, FAST.ambiguousGraceMs!)); // a payout in flight at the crash lands
+        const foreign = new Set(sb.ledger().map((e) => e.orderId));
+        // Another machine (a fresh database) runs the same file under the same name, in the same month.
+        await runOnce(sb, { batch, csvPath: csv, defaultUserId: 'u', concurrency: 2 });
+        const report = await finishAndCheck(sb, batch, rows, 2, { foreign, reviewAllowed: (r) => foreign.has(r.order_id ?? '') && /collided/.test(r.last_error ?? '') });
+        expectClean(report, seed);
+        // Every payout the first database made shows up here as a collision, never as paid.
+        const here = await rowsOfBatch(db.knex, batch);
+        for (const r of here) if (foreign.has(r.order_id ?? '')) expect(r.state, `row ${r.row_no}`).toBe('needs_review');
+      } finally {
+        await lost.close();
+        await sb.close();
+      }
+    }
+  });
+
+  it(`a corrected copy mid-batch: each payee paid once, nothing lost (${seeds(REVISED).length} schedules)`, { timeout: 900_000 }, async () => {
+    for (const seed of seeds(REVISED)) {
+      const sb = await sandbox({ seed, dedupOrderIds: false, settleMs: 30, faults: faultsFor(seed) });
+      try {
+        const batch = `${kind}-revised-${seed}`;
+        const v1 = path.join(dir, `${batch}-v1.csv`);
+        writeChaosCsv(v1, ROWS, seed);
+        const point = CRASH_POINTS[seed % CRASH_POINTS.length]!;
+        await runOnce(sb, { batch, csvPath: v1, defaultUserId: 'u', concurrency: 2 }, crashAt(point, 1 + (seed % 5)));
+        // The corrected copy: the third row removed, the fourth row's amount changed, a new person added.
+        const lines = readFileSync(v1, 'utf8').trim().split('\n');
+        const changed = lines[4]!.replace(/,(\d+)\.(\d\d),row/, (_m, r: string, p: string) => `,${Number(r) + 1}.${p},row`);
+        const v2Lines = [lines[0]!, lines[1]!, lines[2]!, changed, ...lines.slice(5), `New Person,new@example.com,9876512345,"9/9 Road, City",IMPS,${910000 + seed}9999,Bank,SBIN0000691,123.45,new`];
+        const v2 = path.join(dir, `${batch}-v2.csv`);
+        writeFileSync(v2, v2Lines.join('\n') + '\n');
+        let res = await runOnce(sb, { batch, csvPath: v2, defaultUserId: 'u', concurrency: 2, revise: true }).catch((e: unknown) => e);
+        if (res instanceof RefusedError) {
+          // The changed amount had already gone to the API: an explicit decision pays the new line in addition.
+          expect(res.message).toMatch(/--accept-change 4/);
+          res = await runOnce(sb, { batch, csvPath: v2, defaultUserId: 'u', concurrency: 2, revise: true, acceptChanges: [4] });
+        }
+        const rowNumbers = Array.from({ length: v2Lines.length - 1 }, (_, i) => i + 2);
+        expectClean(await finishAndCheck(sb, batch, rowNumbers.length, 2, { rowNumbers }), seed);
       } finally {
         await sb.close();
       }

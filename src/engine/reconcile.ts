@@ -8,6 +8,7 @@ import type { RowState } from '../states.js';
 import { Runner, type EngineDeps, type EngineOptions } from './context.js';
 import { collisionOutcome, notOurs, outcomeOf } from './payout.js';
 import { ownerIsDead } from './owner.js';
+import { pastReviewAge } from './review.js';
 
 export interface ReconcileOptions extends Partial<EngineOptions> {
   batch: string;
@@ -195,8 +196,7 @@ async function checkRow(runner: Runner, row: PayoutRow, reviewAfter: number, dry
   const { db } = runner;
   const s = await fetchStatus(runner, row.order_id!);
   if (s.kind === 'error') return { api: 'unreachable', action: 'none', note: s.message };
-  const sentAt = row.first_sent_at ?? row.first_claimed_at;
-  const old = sentAt !== null && Date.now() - new Date(sentAt).getTime() > reviewAfter;
+  const old = pastReviewAge(row, reviewAfter);
   const maySent = row.send_deadline !== null;
   const write = async (from: RowState[], o: Outcome, action: ReconcileAction, api: string, note: string) => {
     if (dryRun) return { api, action: 'flagged' as const, note: `would be ${action}: ${note}` };

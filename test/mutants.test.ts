@@ -1,0 +1,182 @@
+/**
+ * Mutation tests (issue 8): three bugs the project once had, put back one at a time, must be caught by the
+ * same checks the suite relies on — the ledger oracle (safety and liveness) and reconcile's review rule.
+ * Each scenario also runs unmutated and must come out clean, so a check that can never fail is caught too.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { freshDb, type TestDb } from './helpers/db.js';
+import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
+import { checkInvariants, type OracleReport } from './helpers/oracle.js';
+import { runBatch, type RunOptions } from '../src/engine/run.js';
+import { reconcileBatch } from '../src/engine/reconcile.js';
+import { rowsOfBatch } from '../src/db/rows.js';
+import { SENT_STATES } from '../src/states.js';
+import type { Sandbox } from '../src/sandbox/server.js';
+
+const mutate = vi.hoisted(() => ({ count429AsSend: false, inferSentFromState: false, ignoreReviewAge: false }));
+
+vi.mock('../src/engine/machine.js', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('../src/engine/machine.js')>();
+  return {
+    ...orig,
+    // Mutant 1: a refused attempt (429, connection refused) counted as a send that may have executed.
+    next: ((phase, event, mem, row, now) =>
+      orig.next(phase, mutate.count429AsSend && event.kind === 'unavailable' ? { kind: 'ambiguous', message: event.message } : event, mem, row, now)) as typeof orig.next,
+  };
+});
+vi.mock('../src/engine/revise.js', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('../src/engine/revise.js')>();
+  return {
+    ...orig,
+    // Mutant 2: "never sent" inferred from the current state, so a claimed row put back to ready looks unsent.
+    planRevision: ((old, lines, accept) =>
+      orig.planRevision(mutate.inferSentFromState ? old.map((o) => ({ ...o, claimed: SENT_STATES.includes(o.state), maySent: SENT_STATES.includes(o.state) })) : old, lines, accept)) as typeof orig.planRevision,
+  };
+});
+vi.mock('../src/db/revisions.js', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('../src/db/revisions.js')>();
+  return {
+    ...orig,
+    dropNeverClaimed: (async (trx, ids) => {
+      if (!mutate.inferSentFromState) return orig.dropNeverClaimed(trx, ids);
+      const gone = (await trx('payout_rows').whereIn('id', ids).del().returning('id')) as unknown[];
+      return gone.length;
+    }) as typeof orig.dropNeverClaimed,
+  };
+});
+vi.mock('../src/engine/review.js', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('../src/engine/review.js')>();
+  // Mutant 3: reconcile ignores the review age (a payout stuck Pending is never handed to a person).
+  return { ...orig, pastReviewAge: ((row, after, now) => (mutate.ignoreReviewAge ? false : orig.pastReviewAge(row, after, now))) as typeof orig.pastReviewAge };
+});
+
+const HEADER = 'beneficiary_name,beneficiary_email,beneficiary_mobile_no,beneficiary_address,payment_method,beneficiary_acc_no,bank_name,ifsc,amount';
+const FAST: Partial<RunOptions> = {
+  yes: true,
+  rate: 500,
+  concurrency: 2,
+  pollIntervalMs: 20,
+  pollMaxIntervalMs: 50,
+  pollTimeoutMs: 5000,
+  requestTimeoutMs: 2000,
+  leaseMs: 5000,
+  ambiguousGraceMs: 100,
+  maxSendsPerRow: 3,
+  retry: { retries: 2, baseMs: 5, maxMs: 20 },
+};
+
+const clean = (r: OracleReport) => r.doublePaid.length + r.lost.length + r.notFinal.length + r.disagreements.length === 0;
+
+describe('mutants the suite must catch', () => {
+  let db: TestDb;
+  let dir: string;
+  beforeAll(async () => {
+    db = await freshDb('pglite');
+    dir = tmpDir('payouts-mutants-');
+  });
+  afterAll(async () => db?.close());
+
+  function csv(name: string, n: number, from: number): string {
+    const f = path.join(dir, `${name}.csv`);
+    const lines = [HEADER];
+    for (let i = from; i < from + n; i++) lines.push(`P ${i},p${i}@example.com,9876543210,A,IMPS,${6000000 + i}1,B,SBIN0000691,${100 + i}`);
+    writeFileSync(f, lines.join('\n') + '\n');
+    return f;
+  }
+
+  async function run(sb: Sandbox, o: Partial<RunOptions> & { batch: string }) {
+    const client = clientFor(sb);
+    try {
+      return await runBatch({ reportDir: path.join(dir, 'r'), defaultUserId: 'M1', ...FAST, ...o }, { db: db.knex, client, logger: quietLogger });
+    } finally {
+      await client.close();
+    }
+  }
+
+  /** Three outage runs (every initiate answered 429), the API recovers, one more run: the oracle's verdict. */
+  async function outage(name: string): Promise<OracleReport> {
+    const sb = await sandbox({ seed: 41, settleMs: 10, faults: { burst429Rate: 1, onlyPaths: ['api/v1/payout/initiate'] } });
+    try {
+      const file = csv(name, 4, 0);
+      for (let i = 0; i < 3; i++) await run(sb, { batch: name, ...(i === 0 ? { csvPath: file } : {}) });
+      sb.setFaults({});
+      await run(sb, { batch: name });
+      return await checkInvariants(db.knex, sb, name, 4);
+    } finally {
+      await sb.close();
+    }
+  }
+
+  it('counting a 429 as a send strands rows after an outage: the liveness oracle says so', async () => {
+    expect(clean(await outage('outage-ok'))).toBe(true);
+    mutate.count429AsSend = true;
+    try {
+      const r = await outage('outage-mutant');
+      expect(r.notFinal.length).toBeGreaterThan(0);
+      expect(r.notFinal.every((x) => x.state === 'needs_review')).toBe(true);
+    } finally {
+      mutate.count429AsSend = false;
+    }
+  });
+
+  /** A row sent, put back to ready by an operator's retry while the API is down, then a corrected copy without it. */
+  async function keptRow(name: string): Promise<OracleReport> {
+    const sb = await sandbox({ seed: 42, settleMs: 60_000 });
+    try {
+      const v1 = csv(`${name}-v1`, 2, 10);
+      await run(sb, { batch: name, csvPath: v1, pollTimeoutMs: 50 });
+      const client = clientFor(sb);
+      await reconcileBatch({ batch: name, reviewAfterMs: 0, ...FAST }, { db: db.knex, client, logger: quietLogger });
+      await client.close();
+      const down = clientFor({ url: 'http://127.0.0.1:9' });
+      await runBatch({ batch: name, retryReview: true, reportDir: path.join(dir, 'r'), ...FAST }, { db: db.knex, client: down, logger: quietLogger });
+      await down.close();
+      const v2 = path.join(dir, `${name}-v2.csv`);
+      writeFileSync(v2, [HEADER, readFileSync(v1, 'utf8').trim().split('\n')[2]!].join('\n') + '\n');
+      await run(sb, { batch: name, csvPath: v2, revise: true, pollTimeoutMs: 50 });
+      sb.settleAll();
+      await run(sb, { batch: name });
+      return await checkInvariants(db.knex, sb, name, 1, { rowNumbers: [2] });
+    } finally {
+      await sb.close();
+    }
+  }
+
+  it('deleting a claimed row on revise loses a payout the API made: the oracle says so', async () => {
+    expect(clean(await keptRow('kept-ok'))).toBe(true);
+    mutate.inferSentFromState = true;
+    try {
+      const r = await keptRow('kept-mutant');
+      expect(r.disagreements.some((d) => /belongs to no row/.test(d))).toBe(true);
+    } finally {
+      mutate.inferSentFromState = false;
+    }
+  });
+
+  /** Payouts stuck Pending, reconciled past the review age: rows that nobody will look at. */
+  async function stuck(name: string): Promise<number> {
+    const sb = await sandbox({ seed: 43, settleMs: 600_000 });
+    try {
+      await run(sb, { batch: name, csvPath: csv(name, 3, 20), pollTimeoutMs: 50 });
+      await new Promise((r) => setTimeout(r, 250));
+      const client = clientFor(sb);
+      await reconcileBatch({ batch: name, reviewAfterMs: 200, ...FAST }, { db: db.knex, client, logger: quietLogger });
+      await client.close();
+      return (await rowsOfBatch(db.knex, name, ['pending'])).length;
+    } finally {
+      await sb.close();
+    }
+  }
+
+  it('reconcile ignoring the review age leaves payouts stuck Pending with nobody told: the reconcile check says so', async () => {
+    expect(await stuck('stuck-ok')).toBe(0);
+    mutate.ignoreReviewAge = true;
+    try {
+      expect(await stuck('stuck-mutant')).toBe(3);
+    } finally {
+      mutate.ignoreReviewAge = false;
+    }
+  });
+});
