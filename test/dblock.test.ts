@@ -4,7 +4,7 @@
  * with SIGKILL under a parent that never reaps it (a real zombie), or a live process given the recorded pid.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -27,7 +27,8 @@ function sleeper(): Promise<number> {
   return new Promise((resolve) => c.once('spawn', () => resolve(c.pid!)));
 }
 
-describe('the data directory lock', () => {
+// Each case starts the built command a few times; generous timeouts for a loaded 2-core machine.
+describe('the data directory lock', { timeout: 240_000 }, () => {
   let dir: string;
   // An API that accepts connections and never answers: a run holds the lock while it waits on the balance.
   let silent: Server;
@@ -40,20 +41,21 @@ describe('the data directory lock', () => {
     cpSync(path.join(template, 'pgdata'), path.join(d, 'pgdata'), { recursive: true });
     return d;
   }
+  // A fresh PGlite directory runs initdb: tens of seconds on a loaded 2-core machine.
   beforeAll(async () => {
     dir = tmpDir('payouts-lock-');
-    template = path.join(dir, 'template');
-    await (await openDb({ dataDir: template })).close();
     silent = createServer((s) => sockets.push(s));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     apiUrl = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
-  });
+    template = path.join(dir, 'template');
+    await (await openDb({ dataDir: template })).close();
+  }, 300_000);
   afterAll(async () => {
     for (const s of sockets) s.destroy();
-    await new Promise((r) => silent.close(r));
+    if (silent) await new Promise((r) => silent.close(r));
   });
 
-  it('a runner killed with kill -9 and never reaped (a zombie) does not block the next run', { timeout: 120_000 }, async () => {
+  it('a runner killed with kill -9 and never reaped (a zombie) does not block the next run', async () => {
     const data = dataDir('zombie');
     const lock = path.join(data, 'lock');
     const env = { ALLIANCE_BASE_URL: apiUrl, ALLIANCE_ACCESS_KEY: KEYS.accessKey, ALLIANCE_SECRET_KEY: KEYS.secretKey };
@@ -62,7 +64,7 @@ describe('the data directory lock', () => {
       env,
     );
     procs.push(parent);
-    await waitFor('the runner to take the lock', () => existsSync(lock) && readFileSync(lock, 'utf8').startsWith(`${PROCESS_TAG}:${childPid}:`), 60_000);
+    await waitFor('the runner to take the lock', () => existsSync(lock) && readFileSync(lock, 'utf8').startsWith(`${PROCESS_TAG}:${childPid}:`), 150_000);
     expect(readFileSync(lock, 'utf8').split('\n')[0]).toBe(`${PROCESS_TAG}:${childPid}:${procStartTime(childPid)}`);
 
     // While it runs, a second process is refused, and told who holds the directory and what to do.
@@ -125,7 +127,7 @@ describe('the data directory lock', () => {
     expect(bad.stderr).toContain(`names no process`);
   });
 
-  it('of several processes that find the same stale lock at once, exactly one takes it', { timeout: 120_000 }, async () => {
+  it('of several processes that find the same stale lock at once, exactly one takes it', async () => {
     const lockModule = path.join(ROOT, 'dist/src/db/dataDirLock.js');
     for (let round = 0; round < 3; round++) {
       const data = path.join(dir, `race-${round}`);
@@ -141,8 +143,9 @@ describe('the data directory lock', () => {
       const script = `
         const { lockDataDir } = await import(${JSON.stringify(lockModule)});
         const fs = await import('node:fs');
+        fs.writeFileSync(${JSON.stringify(data)} + '/ready-' + process.pid, '');
         while (!fs.existsSync(${JSON.stringify(go)})) await new Promise((r) => setTimeout(r, 2));
-        try { await lockDataDir(${JSON.stringify(data)}); console.log('got'); await new Promise((r) => setTimeout(r, 1500)); }
+        try { await lockDataDir(${JSON.stringify(data)}); console.log('got'); await new Promise((r) => setTimeout(r, 3000)); }
         catch (e) { console.log(e.name === 'BusyError' ? 'busy' : 'error ' + e.message); }`;
       const results = Array.from({ length: 6 }, () => {
         const c = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -150,7 +153,7 @@ describe('the data directory lock', () => {
         c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
         return new Promise<string>((resolve) => c.on('close', () => resolve(out.trim())));
       });
-      await new Promise((r) => setTimeout(r, 1000));
+      await waitFor('every contender to be ready', () => readdirSync(data).filter((f) => f.startsWith('ready-')).length === 6, 120_000);
       writeFileSync(go, '');
       const outcomes = (await Promise.all(results)).sort();
       expect(outcomes, `round ${round}`).toEqual(['busy', 'busy', 'busy', 'busy', 'busy', 'got']);
@@ -177,7 +180,7 @@ describe('the data directory lock', () => {
   });
 });
 
-describe('a database that cannot be opened', () => {
+describe('a database that cannot be opened', { timeout: 120_000 }, () => {
   it('a data directory that cannot be created is a DatabaseError naming it, exit 2', async () => {
     const dir = tmpDir('payouts-baddir-');
     const file = path.join(dir, 'file');
