@@ -72,6 +72,20 @@ describe.runIf(ADMIN)('migrations on a fresh PostgreSQL database, started togeth
     await db.close();
   });
 
+  it('a lock table with two rows (left by a race with an unlocked knex call) is repaired, not a permanent refusal', async () => {
+    const url = await emptyDatabase();
+    await (await openDb({ databaseUrl: url })).close();
+    const k = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
+    try {
+      await k('knex_migrations_lock').insert({ is_locked: 0 });
+      expect((await k('knex_migrations_lock').count('* as n'))[0]).toEqual({ n: '2' });
+      await (await openDb({ databaseUrl: url })).close();
+      expect(await k('knex_migrations_lock').select('is_locked')).toEqual([{ is_locked: 0 }]);
+    } finally {
+      await k.destroy();
+    }
+  });
+
   it('waits for a migration in progress elsewhere instead of failing', async () => {
     const url = await emptyDatabase();
     // Another session holds the migration lock for a moment, as a peer migrating would.

@@ -19,8 +19,21 @@ const MIGRATION_WAIT_MS = 120_000;
  * so that row is freed first.
  */
 export async function migrateLatest(knex: Knex): Promise<void> {
-  await knex.migrate.forceFreeMigrationsLock({ migrationSource });
+  await freeKnexLock(knex);
   await knex.migrate.latest({ migrationSource });
+}
+
+/**
+ * Sets knex's lock row free, in place. Not knex's forceFreeMigrationsLock: it deletes the row and inserts a
+ * new one, and in that moment any knex.migrate call of another process (they create the row when the table
+ * is empty, outside our advisory lock: `payouts migrate` lists migrations) can add a second row, after which
+ * knex's lock (an UPDATE that must touch exactly one row) fails for ever. For the same reason, duplicate rows
+ * left by such a race are reduced to one, never to none.
+ */
+async function freeKnexLock(knex: Knex): Promise<void> {
+  if (!(await knex.schema.hasTable('knex_migrations_lock'))) return;
+  await knex('knex_migrations_lock').update({ is_locked: 0 });
+  await knex.raw('DELETE FROM knex_migrations_lock WHERE index <> (SELECT min(index) FROM knex_migrations_lock)');
 }
 
 /**
