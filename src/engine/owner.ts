@@ -1,26 +1,25 @@
-import { readFileSync, readlinkSync } from 'node:fs';
-import { hostname } from 'node:os';
-import { isAlive } from '../db/connect.js';
+import { randomBytes } from 'node:crypto';
+import { PROCESS_ID, PROCESS_TAG, refIsDead } from '../proc.js';
+
+export { PROCESS_TAG };
 
 /**
- * Who this process is, precise enough that "that process is dead" is never said of a live one: the host
- * name, the boot, and the pid namespace (containers sharing a host name have their own), then the pid.
+ * A lease owner: "tag:pid:starttime:nonce". The start time (src/proc.ts) tells this process apart from a
+ * later one given the same pid; the nonce tells apart two runners in one process.
  */
-function processTag(): string {
-  const read = (f: string) => {
-    try {
-      return f.endsWith('boot_id') ? readFileSync(f, 'utf8').trim().slice(0, 8) : readlinkSync(f).replace(/\D/g, '');
-    } catch {
-      return '?';
-    }
-  };
-  return `${hostname().replace(/[:~]/g, '_')}~${read('/proc/sys/kernel/random/boot_id')}~${read('/proc/self/ns/pid')}`;
+export function newOwner(): string {
+  return `${PROCESS_ID}:${randomBytes(4).toString('hex')}`;
 }
 
-export const PROCESS_TAG = processTag();
-
-/** "tag:pid:nonce" of a process on this very host, boot and pid namespace that no longer runs. */
+/**
+ * Whether the runner named by a lease owner is known to be gone: on this very host, boot and pid namespace,
+ * and not running (exited, a zombie, or its pid now someone else's). Reads "tag:pid:starttime:nonce" and the
+ * older "tag:pid:nonce" (no start time: a zombie is still told apart, a reused pid is not).
+ */
 export function ownerIsDead(owner: string): boolean {
-  const [tag, pid] = owner.split(':');
-  return tag === PROCESS_TAG && !PROCESS_TAG.includes('?') && !isAlive(Number(pid));
+  const parts = owner.split(':');
+  const [tag, pid] = parts;
+  if (tag === undefined || pid === undefined) return false;
+  const startTime = parts.length >= 4 && /^\d+$/.test(parts[2]!) ? parts[2] : undefined;
+  return refIsDead({ tag, pid: Number(pid), startTime });
 }
