@@ -22,7 +22,7 @@ describe('payouts sandbox in one shell, payouts balance in another', () => {
       expect(ok.code, ok.stderr).toBe(0);
       expect(ok.stdout).toContain('₹1,111.11');
       const bad = await runCli(['balance'], { env: { ALLIANCE_BASE_URL: url, ALLIANCE_ACCESS_KEY: 'K-sb', ALLIANCE_SECRET_KEY: 'nope' } });
-      expect(bad.code).toBe(2);
+      expect(bad.code).toBe(6); // credentials refused
       expect(bad.stderr).toMatch(/401/);
     } finally {
       child.kill('SIGTERM');

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
@@ -7,7 +6,7 @@ import type { AllianceClient } from '../alliance/client.js';
 import type { BackoffOptions } from '../alliance/retry.js';
 import { CrashError, type CrashHook, type CrashPoint } from './crash.js';
 import type { RunEvent } from './events.js';
-import { PROCESS_TAG } from './owner.js';
+import { newOwner } from './owner.js';
 
 /** Knobs of the engine. Every default is what an unattended payroll run should do. */
 export interface EngineOptions {
@@ -84,7 +83,7 @@ export class Runner {
     // Every in-flight request listens on the kill switch: as many listeners as the concurrency, not a leak.
     setMaxListeners(0, this.dead.signal);
     // The owner names this process so a later run on this host can tell that it died.
-    this.owner = `${PROCESS_TAG}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    this.owner = newOwner();
     const rate = this.options.rate;
     const intervalCap = Math.max(1, Math.round(rate / 10));
     this.queue = new PQueue({
