@@ -22,11 +22,14 @@ export interface Preflight {
  */
 export type RunEvent =
   | { type: 'phase'; phase: RunPhase }
+  | { type: 'ingest_progress'; rows: number }
   | { type: 'ingested'; ingest: IngestResult }
   | { type: 'preflight'; preflight: Preflight }
   /** A row reached a new state (committed). */
   | { type: 'row'; state: RowState; amountPaise: Paise; collision?: boolean }
   | { type: 'recovering'; rows: number }
+  /** reconcile: rows compared with the API so far. */
+  | { type: 'checked'; checked: number }
   /** The API is refusing or unreachable: sending pauses or stops. */
   | { type: 'api_trouble'; message: string }
   | { type: 'stopping'; reason: string };

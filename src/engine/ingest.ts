@@ -32,7 +32,19 @@ export interface IngestOptions {
   logger?: Logger;
   /** Clock, for the batch identity's month (tests). */
   now?: () => Date;
+  /** Rows read so far, every few hundred rows and at the end of each pass (for a progress display). */
+  onProgress?: (rows: number) => void;
 }
+
+/** One row's problems, for a person: account numbers masked. */
+export interface RowProblem {
+  row: number;
+  errors: string[];
+  warnings: string[];
+}
+
+/** Rows' problems kept in a result; the report has them all. */
+export const MAX_PROBLEMS = 1000;
 
 export interface RevisionSummary {
   /** Lines whose payee was already sent the same money: not paid again. */
@@ -60,6 +72,10 @@ export interface IngestResult {
   /** Total of the file's valid rows. */
   validTotalPaise: Paise;
   revisionSummary?: RevisionSummary;
+  /** Notes about the header: columns ignored, empty header cells. */
+  headerNotes: string[];
+  /** The first rows with errors or warnings (at most MAX_PROBLEMS), accounts masked. */
+  problems: RowProblem[];
   /** Rows the batch has ready to send after this read, in total and per method (a dry run's preflight uses it). */
   ready: { count: number; paise: Paise; byMethod: { method: string; count: number; paise: Paise }[] };
   /** Nothing was stored (dry run). */
@@ -153,6 +169,8 @@ async function unchanged(db: Knex, b: BatchRecord, dryRun: boolean): Promise<Ing
     invalid: Number(r.invalid),
     warnings: Number(r.warnings),
     validTotalPaise: BigInt(r.total),
+    headerNotes: [],
+    problems: [],
     ready: await readyOf(db, b.name),
     dryRun,
   };
@@ -165,6 +183,8 @@ async function readyOf(db: Knex, batch: string): Promise<IngestResult['ready']> 
 
 interface ReadPass {
   header: string[] | null;
+  headerNotes: string[];
+  problems: RowProblem[];
   referenceColumn: string | null;
   rows: number;
   invalid: number;
@@ -174,18 +194,25 @@ interface ReadPass {
 
 /** Streams the file once; `onLine` sees every data row in order. */
 async function readPass(b: BatchRecord, opts: IngestOptions, key: string, onLine: (line: Line) => Promise<void> | void): Promise<ReadPass> {
-  const pass: ReadPass = { header: null, referenceColumn: null, rows: 0, invalid: 0, warnings: 0, validTotalPaise: 0n };
+  const pass: ReadPass = { header: null, headerNotes: [], problems: [], referenceColumn: null, rows: 0, invalid: 0, warnings: 0, validTotalPaise: 0n };
   for await (const line of readBatchRows(opts.csvPath, {
     batch: key,
     ...(opts.defaultUserId ?? b.default_user_id ? { defaultUserId: (opts.defaultUserId ?? b.default_user_id)! } : {}),
     onHeader: (m: HeaderMapping & { referenceColumn?: string | null }) => {
       pass.header = m.header;
+      pass.headerNotes = m.warnings;
       pass.referenceColumn = m.referenceColumn ?? null;
     },
   })) {
     pass.rows++;
+    if ((line.errors.length || line.warnings.length) && pass.problems.length < MAX_PROBLEMS) {
+      const mask = (m: string) => (line.accountNumber.length >= 5 ? m.split(line.accountNumber).join(maskAccount(line.accountNumber)) : m);
+      pass.problems.push({ row: line.rowNo, errors: line.errors.map((e) => mask(e.message)), warnings: line.warnings.map((w) => mask(w.message)) });
+    }
+    if (pass.rows % 500 === 0) opts.onProgress?.(pass.rows);
     await onLine(line as Line);
   }
+  opts.onProgress?.(pass.rows);
   return pass;
 }
 
@@ -271,6 +298,8 @@ async function readNew(trx: Knex.Transaction, b: BatchRecord, opts: IngestOption
     invalid: writer.invalid,
     warnings: writer.warnings,
     validTotalPaise: writer.validTotalPaise,
+    headerNotes: pass.headerNotes,
+    problems: pass.problems,
     ready: await readyOf(trx, b.name),
     dryRun: opts.dryRun ?? false,
   };
@@ -373,6 +402,8 @@ async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions
     warnings,
     validTotalPaise: validTotal,
     revisionSummary: summaryOf(plan, stored.length),
+    headerNotes: pass.headerNotes,
+    problems: pass.problems,
     ready: await readyOf(trx, b.name),
     dryRun: opts.dryRun ?? false,
   };

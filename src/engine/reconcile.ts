@@ -68,6 +68,7 @@ export async function reconcileBatch(opts: ReconcileOptions, deps: EngineDeps): 
   };
   const record = (row: PayoutRow, f: Omit<ReconcileFinding, 'row' | 'orderId' | 'ours'> | undefined) => {
     res.checked++;
+    runner.emit({ type: 'checked', checked: res.checked });
     if (!f) {
       res.agreed++;
       return;

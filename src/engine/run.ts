@@ -107,6 +107,7 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
       expectTotalPaise: opts.expectTotalPaise,
       logger: deps.logger,
       ...(opts.now ? { now: opts.now } : {}),
+      onProgress: (rows) => emit({ type: 'ingest_progress', rows }),
     });
     emit({ type: 'ingested', ingest });
   }
