@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { parseApiAmount, paiseToJsonNumber } from '../money.js';
@@ -6,9 +7,11 @@ import {
   AllianceError,
   MalformedResponseError,
   NetworkError,
+  RateLimitError,
   TimeoutError,
   errorFromResponse,
 } from './errors.js';
+import type { RateGate } from './gate.js';
 import { bodyLine, serializeBody, sign, type GetBodyMode, type JsonEscapeMode } from './signing.js';
 import {
   API_PATHS,
@@ -35,7 +38,10 @@ export interface ClientOptions {
   escape?: JsonEscapeMode;
   /** Send beneficiary_mobile_no as a JSON number instead of a string. Default false. */
   mobileAsNumber?: boolean;
-  /** Keep-alive connections to the API. Default 16. */
+  /**
+   * Keep-alive connections to the API. Default 256 (opened only as needed): a request must never wait in
+   * the pool after taking its rate slot, so this must be at least the caller's concurrency.
+   */
   connections?: number;
   /** Bring your own undici dispatcher (tests); the client then does not close it. */
   dispatcher?: Dispatcher;
@@ -61,6 +67,8 @@ export interface RawResponse {
 
 export interface CallOptions {
   signal?: AbortSignal;
+  /** The rate limit: a slot is taken right before the request goes on the wire (gate.ts). */
+  gate?: RateGate | undefined;
 }
 
 /**
@@ -109,7 +117,7 @@ export class AllianceClient {
       this.ownsDispatcher = false;
     } else {
       this.dispatcher = new Agent({
-        connections: opts.connections ?? 16,
+        connections: opts.connections ?? 256,
         keepAliveTimeout: 10_000,
         connect: { timeout: Math.min(this.timeoutMs, 10_000) },
       });
@@ -118,6 +126,11 @@ export class AllianceClient {
     // Keep secrets off enumerable properties so a stray console.log(client) shows nothing.
     Object.defineProperty(this, 'secretKey', { enumerable: false });
     Object.defineProperty(this, 'accessKey', { enumerable: false });
+  }
+
+  /** Names the API account (base URL and access key) without revealing the key: the rate budget's key. */
+  accountKey(): string {
+    return createHash('sha256').update(`${this.baseUrl}\n${this.accessKey}`).digest('hex').slice(0, 32);
   }
 
   async close(): Promise<void> {
@@ -177,6 +190,8 @@ export class AllianceClient {
   /** One attempt: sign now, send the prepared bytes, map any failure to an AllianceError. */
   async send(prepared: PreparedRequest, opts: CallOptions = {}): Promise<RawResponse> {
     const { method, path } = prepared;
+    // Nothing but signing between the slot and the wire: the slot's time is when the server sees the request.
+    if (opts.gate) await opts.gate.take(opts.signal);
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
     const started = this.now();
@@ -217,7 +232,7 @@ export class AllianceClient {
       }
       return { statusCode: res.statusCode, headers, json };
     }
-    throw errorFromResponse({
+    const error = errorFromResponse({
       statusCode: res.statusCode,
       method,
       path,
@@ -226,6 +241,8 @@ export class AllianceClient {
       serverDate: headerValue(headers['date']),
       now: this.now(),
     });
+    if (error instanceof RateLimitError) opts.gate?.rateLimited(error.retryAfterMs);
+    throw error;
   }
 
   private transportError(

@@ -2,7 +2,9 @@ import { setMaxListeners } from 'node:events';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import PQueue from 'p-queue';
-import type { AllianceClient } from '../alliance/client.js';
+import type { AllianceClient, CallOptions } from '../alliance/client.js';
+import type { RateGate } from '../alliance/gate.js';
+import { gateFor } from './budget.js';
 import type { BackoffOptions } from '../alliance/retry.js';
 import { CrashError, type CrashHook, type CrashPoint } from './crash.js';
 import type { RunEvent } from './events.js';
@@ -57,12 +59,15 @@ export interface EngineDeps {
   crash?: CrashHook | undefined;
   /** Progress for whoever watches (a terminal, a web page); the engine never prints. */
   onEvent?: ((e: RunEvent) => void) | undefined;
+  /** The rate gate to use (several runners in one process sharing one budget); default: one per runner. */
+  gate?: RateGate | undefined;
 }
 
 /** One runner's live state: its identity, its rate-limited queue, and the switch that kills it. */
 export class Runner {
   readonly owner: string;
   readonly queue: PQueue;
+  readonly gate: RateGate;
   readonly options: EngineOptions;
   /** False for a cancelled batch: rows in flight are resolved, nothing new is sent. */
   mayInitiate = true;
@@ -84,13 +89,15 @@ export class Runner {
     setMaxListeners(0, this.dead.signal);
     // The owner names this process so a later run on this host can tell that it died.
     this.owner = newOwner();
-    const rate = this.options.rate;
-    const intervalCap = Math.max(1, Math.round(rate / 10));
-    this.queue = new PQueue({
-      concurrency: this.options.concurrency,
-      intervalCap,
-      interval: Math.max(1, Math.round((1000 * intervalCap) / rate)),
-    });
+    // The queue bounds requests in flight; the rate is governed at the wire by the gate (one budget per API
+    // account, shared through PostgreSQL by every runner on it).
+    this.queue = new PQueue({ concurrency: this.options.concurrency });
+    this.gate = deps.gate ?? gateFor(deps.db, deps.client.accountKey(), this.options.rate, deps.logger);
+  }
+
+  /** Options for every API call of this runner: its kill switch and its rate gate. */
+  get call(): CallOptions {
+    return { signal: this.dead.signal, gate: this.gate };
   }
 
   get db(): Knex {

@@ -17,7 +17,7 @@ const POLLABLE: RowState[] = ['pending'];
 export async function refreshRow(runner: Runner, row: PayoutRow): Promise<RowState> {
   const orderId = row.order_id!;
   try {
-    const info = await withRetry(() => runner.api(() => runner.client.payoutStatus(orderId, { signal: runner.signal })), {
+    const info = await withRetry(() => runner.api(() => runner.client.payoutStatus(orderId, runner.call)), {
       ...runner.options.retry,
       retries: 2,
       signal: runner.signal,

@@ -26,7 +26,7 @@ export async function preflight(runner: Runner, opts: { feePerPayoutPaise?: Pais
   if (count === 0) {
     return { toSend: 0, amountPaise: 0n, feesPaise: 0n, needPaise: 0n, balancePaise: null, shortfallPaise: 0n, byMethod };
   }
-  const bal = await withRetry(() => runner.api(() => runner.client.balance({ signal: runner.signal })), { ...runner.options.retry, signal: runner.signal });
+  const bal = await withRetry(() => runner.api(() => runner.client.balance(runner.call)), { ...runner.options.retry, signal: runner.signal });
   return {
     toSend: count,
     amountPaise: paise,

@@ -139,7 +139,7 @@ async function fetchStatus(runner: Runner, orderId: string): Promise<Status> {
       () =>
         runner.api(() => {
           askedAt = Date.now();
-          return runner.client.payoutStatus(orderId, { signal: runner.signal });
+          return runner.client.payoutStatus(orderId, runner.call);
         }),
       { ...runner.options.retry, retries: 3, signal: runner.signal },
     );

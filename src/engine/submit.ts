@@ -1,5 +1,6 @@
 import { AllianceError, AuthenticationError, NotFoundError, ValidationError } from '../alliance/errors.js';
 import type { PreparedRequest } from '../alliance/client.js';
+import type { RateGate } from '../alliance/gate.js';
 import { sleep, withRetry } from '../alliance/retry.js';
 import { commitOutcome, extendLease, releaseLease, renewForSend, type Claimed } from '../db/claims.js';
 import type { Runner } from './context.js';
@@ -54,6 +55,33 @@ class Lease {
     const until = await renewForSend(this.runner.db, this.row.id, this.row.fence, this.runner.options.leaseMs);
     if (!until) throw new LeaseLostError(`lost the claim on ${this.row.order_id}`);
     this.validUntil = started + this.runner.options.leaseMs;
+  }
+
+  /**
+   * Waits for `p` (a rate slot) while keeping the claim: the lease is extended as the wait goes on. Nothing
+   * is sent meanwhile, so the send deadline stays; ensureForSend moves it when the request is about to go.
+   */
+  async holdUntil<T>(p: Promise<T>): Promise<T> {
+    let settled = false;
+    const done = p.finally(() => {
+      settled = true;
+    });
+    for (;;) {
+      const step = Math.max(1, Math.min(this.runner.options.leaseMs / 3, this.validUntil - Date.now() - this.runner.options.leaseMarginMs));
+      await Promise.race([done.catch(() => undefined), sleep(step, this.runner.signal)]);
+      if (settled) return done;
+      const started = Date.now();
+      if (!(await extendLease(this.runner.db, this.row.id, this.row.fence, this.runner.options.leaseMs))) {
+        throw new LeaseLostError(`lost the claim on ${this.row.order_id}`);
+      }
+      this.validUntil = started + this.runner.options.leaseMs;
+    }
+  }
+
+  /** The runner's rate gate, with the lease kept alive while a request waits for its slot. */
+  gate(): RateGate {
+    const g = this.runner.gate;
+    return { take: (signal) => this.holdUntil(g.take(signal)), rateLimited: (ms) => g.rateLimited(ms) };
   }
 
   /** Waits `ms` while keeping the claim: the lease is extended before it could run out. */
@@ -139,9 +167,9 @@ async function perform(runner: Runner, row: Claimed, phase: Phase, mem: Memory, 
   const orderId = row.order_id!;
   switch (phase.kind) {
     case 'resolve':
-      return resolveByStatus(runner, orderId, mem.sentBoundary, (ms) => lease.hold(ms));
+      return resolveByStatus(runner, orderId, mem.sentBoundary, (ms) => lease.hold(ms), lease.gate());
     case 'inspect':
-      return resolveByStatus(runner, orderId, 0);
+      return resolveByStatus(runner, orderId, 0, undefined, lease.gate());
     case 'send':
       return sendOnce(runner, lease, runner.client.preparePayout(payoutRequestOf(row)), orderId);
     case 'done':
@@ -158,9 +186,13 @@ async function sendOnce(runner: Runner, lease: Lease, prepared: PreparedRequest,
     const info = await withRetry(
       () =>
         runner.api(async () => {
+          // The rate slot first (the lease kept meanwhile), then the renewal that records when this send can
+          // have happened (send_deadline), then the wire: no request ever leaves after its recorded deadline.
+          await lease.holdUntil(runner.gate.take(runner.signal));
           await lease.ensureForSend();
           runner.assertAlive();
-          const p = runner.client.initiatePayout(prepared, { signal: runner.signal });
+          // The slot is already taken; a 429 still tells the gate to back off.
+          const p = runner.client.initiatePayout(prepared, { signal: runner.signal, gate: slotTaken(runner.gate) });
           // A crash right here abandons the request: it dies with the runner, as in a killed process.
           p.catch(() => {});
           runner.checkpoint('request_sent', orderId);
@@ -197,6 +229,7 @@ export async function resolveByStatus(
   orderId: string,
   sentBoundary: number,
   wait: (ms: number) => Promise<void> = (ms) => sleep(ms, runner.signal),
+  gate: RateGate = runner.gate,
 ): Promise<Event> {
   const trustFrom = sentBoundary + runner.options.ambiguousGraceMs;
   for (;;) {
@@ -207,7 +240,7 @@ export async function resolveByStatus(
         () =>
           runner.api(() => {
             askedAt = Date.now();
-            return runner.client.payoutStatus(orderId, { signal: runner.signal });
+            return runner.client.payoutStatus(orderId, { signal: runner.signal, gate });
           }),
         { ...runner.options.retry, signal: runner.signal },
       );
@@ -236,4 +269,9 @@ function recoveryBoundary(row: Claimed): number {
   const prev = row.prev_send_deadline;
   const deadline = prev ? new Date(prev).getTime() + offset : Date.now();
   return row.prev_owner && ownerIsDead(row.prev_owner) ? Math.min(deadline, Date.now()) : deadline;
+}
+
+/** A gate whose slot was taken already: it only passes a 429 on. */
+function slotTaken(g: RateGate): RateGate {
+  return { take: () => Promise.resolve(), rateLimited: (ms) => g.rateLimited(ms) };
 }

@@ -1,0 +1,127 @@
+import type { Knex } from 'knex';
+import type { Logger } from 'pino';
+import { LocalGate, type RateGate } from '../alliance/gate.js';
+import { budgetRateLimited, reserveSlots } from '../db/budget.js';
+
+/**
+ * The rate gate of a runner: one budget per API account. On PostgreSQL every runner on the database shares
+ * it (SharedGate): N runners with --rate R send R in total, and a 429 slows them all. The embedded database
+ * has one process, so its gate is local.
+ */
+export function gateFor(db: Knex, account: string, rate: number, logger?: Logger): RateGate {
+  const client = (db.client as { config?: { client?: unknown } }).config?.client;
+  return client === 'pg' ? new SharedGate(db, account, { rate, ...(logger ? { logger } : {}) }) : new LocalGate({ rate });
+}
+
+export interface SharedGateOptions {
+  rate: number;
+  /** Window margin, as in LocalGate. Default 20 ms. */
+  marginMs?: number;
+  /** Slots reserved per database round trip, as seconds of the full rate. Default 0.25 s. */
+  reserveSeconds?: number;
+  logger?: Logger;
+  now?: () => number;
+}
+
+type Waiter = { resolve: () => void; reject: (e: unknown) => void; signal?: AbortSignal | undefined; onAbort?: () => void };
+
+/**
+ * Slots reserved from the database a few at a time (a quarter second's worth), each used only within the
+ * margin after its time (a late slot is dropped, never used late: a request sent late could land in the
+ * next window beside another runner's). So arrivals from all runners keep the spacing of the shared
+ * sequence. A runner that dies leaves at most its last reservation unused.
+ */
+export class SharedGate implements RateGate {
+  private readonly now: () => number;
+  private readonly baseIntervalMs: number;
+  private readonly marginMs: number;
+  private slots: number[] = [];
+  private readonly waiters: Waiter[] = [];
+  private reserving = false;
+  /** After a failed reservation: no new attempt before this. */
+  private pausedUntil = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly db: Knex,
+    private readonly account: string,
+    private readonly o: SharedGateOptions,
+  ) {
+    if (!(o.rate > 0)) throw new RangeError('rate must be > 0 requests per second');
+    this.now = o.now ?? (() => performance.now());
+    this.marginMs = o.marginMs ?? 20;
+    this.baseIntervalMs = (1000 + this.marginMs) / o.rate;
+  }
+
+  take(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<void>((resolve, reject) => {
+      const w: Waiter = { resolve, reject, signal };
+      if (signal) {
+        w.onAbort = () => {
+          const i = this.waiters.indexOf(w);
+          if (i !== -1) this.waiters.splice(i, 1);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      this.waiters.push(w);
+      this.pump();
+    });
+  }
+
+  rateLimited(retryAfterMs: number | undefined): void {
+    const wait = retryAfterMs ?? 1000;
+    const until = this.now() + wait;
+    this.slots = this.slots.filter((s) => s >= until);
+    budgetRateLimited(this.db, this.account, wait, 0.1).catch((err: unknown) =>
+      this.o.logger?.warn({ err: (err as Error).message }, 'could not record a 429 in the shared rate budget'),
+    );
+  }
+
+  private pump(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.waiters.length > 0) {
+      const t = this.now();
+      while (this.slots.length > 0 && t >= this.slots[0]! + this.marginMs) this.slots.shift(); // too late to use
+      if (this.slots.length === 0) {
+        if (t < this.pausedUntil) this.timer = setTimeout(() => this.pump(), Math.ceil(this.pausedUntil - t));
+        else this.reserve();
+        return;
+      }
+      const slot = this.slots[0]!;
+      if (t < slot) {
+        this.timer = setTimeout(() => this.pump(), Math.max(0, Math.ceil(slot - t)));
+        return;
+      }
+      this.slots.shift();
+      const w = this.waiters.shift()!;
+      if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
+      w.resolve();
+    }
+  }
+
+  private reserve(): void {
+    if (this.reserving) return;
+    this.reserving = true;
+    const n = Math.max(1, Math.min(this.waiters.length, Math.ceil(this.o.rate * (this.o.reserveSeconds ?? 0.25))));
+    const t0 = this.now();
+    reserveSlots(this.db, this.account, n, this.baseIntervalMs, 0.1)
+      .then((r) => {
+        // The database's "now" happened between sending the query and reading its answer.
+        const localAtDbNow = (t0 + this.now()) / 2;
+        const first = localAtDbNow + (r.first.getTime() - r.dbNow.getTime());
+        for (let k = 0; k < n; k++) this.slots.push(first + k * r.intervalMs);
+      })
+      .catch((err: unknown) => {
+        // Without the shared budget nothing is sent: wait a second and ask again.
+        this.o.logger?.warn({ err: (err as Error).message }, 'could not reserve from the shared rate budget; retrying');
+        this.pausedUntil = this.now() + 1000;
+      })
+      .finally(() => {
+        this.reserving = false;
+        this.pump();
+      });
+  }
+}
