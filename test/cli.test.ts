@@ -649,8 +649,13 @@ describe('payouts run: outcomes', () => {
     expect(r.stdout + r.stderr).toContain('payouts resume slow');
     expect(s.ledger()).toHaveLength(4);
     expect(s.ledger().every((e) => e.status === 'Pending')).toBe(true);
-    const pending = JSON.parse(readFileSync(path.join(d.reportDir, 'slow.json'), 'utf8')) as { counts: Record<string, number> };
-    expect(pending.counts).toMatchObject({ pending: 4, invalid: 2 });
+    const pending = JSON.parse(readFileSync(path.join(d.reportDir, 'slow.json'), 'utf8')) as {
+      summary: { counts: Record<string, number>; debited: string; awaiting: { count: number } };
+    };
+    expect(pending.summary.counts).toMatchObject({ pending: 4, invalid: 2 });
+    // Sent and awaiting the bank: the money has left the wallet, and the summary says so.
+    expect(pending.summary.awaiting.count).toBe(4);
+    expect(pending.summary.debited).not.toBe('0.00');
 
     s.settleAll();
     const res = await runCli(['resume', 'slow', ...d.dirArgs, ...FAST], {
@@ -661,8 +666,8 @@ describe('payouts run: outcomes', () => {
     expect(res.code).toBe(1); // the invalid and rejected rows
     expect(s.ledger()).toHaveLength(4);
     for (const e of s.ledger()) expect(s.executions(e.orderId)).toBeLessThanOrEqual(1);
-    const done = JSON.parse(readFileSync(path.join(d.reportDir, 'slow.json'), 'utf8')) as { counts: Record<string, number>; finished_at: string | null };
-    expect(done.counts).toMatchObject({ approved: 3, rejected: 1, invalid: 2, pending: 0 });
+    const done = JSON.parse(readFileSync(path.join(d.reportDir, 'slow.json'), 'utf8')) as { summary: { counts: Record<string, number>; finished_at: string | null } };
+    expect(done.summary.counts).toMatchObject({ approved: 3, rejected: 1, invalid: 2, pending: 0 });
     expect(res.stdout).toMatch(/finished: 3 paid/);
   });
 
@@ -767,8 +772,9 @@ describe('payouts demo', () => {
     expect(statSync(csvPath!).mode & 0o777).toBe(0o600);
     const rows = readReport(csvPath!);
     expect(rows).toHaveLength(50);
-    const j = JSON.parse(readFileSync(jsonPath!, 'utf8')) as { counts: Record<string, number> };
-    expect(j.counts).toMatchObject({ invalid: 4, rejected: 3, pending: 0 });
+    const j = JSON.parse(readFileSync(jsonPath!, 'utf8')) as { summary: { counts: Record<string, number> }; rows: unknown[] };
+    expect(j.summary.counts).toMatchObject({ invalid: 4, rejected: 3, pending: 0 });
+    expect(j.rows).toHaveLength(50);
     // Nothing was written into the working directory (the database and reports went where they were told).
     expect(readdirSync(work)).toEqual([]);
   }, 120_000);
