@@ -61,6 +61,24 @@ describe('times and spreadsheet text', () => {
     expect(localTime(null, 'UTC')).toBe('');
   });
 
+  it('agrees with Intl at every instant tried, across summer-time changes and odd offsets', () => {
+    const zones = ['Asia/Kolkata', 'Asia/Kathmandu', 'Europe/London', 'America/New_York', 'Australia/Lord_Howe', 'America/St_Johns', 'UTC'];
+    const fmt = (tz: string) =>
+      new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'longOffset' });
+    const expected = (d: Date, tz: string) => {
+      const p = Object.fromEntries(fmt(tz).formatToParts(d).map((x) => [x.type, x.value]));
+      const off = p['timeZoneName'] === 'GMT' ? '+00:00' : p['timeZoneName']!.replace('GMT', '');
+      return `${p['year']}-${p['month']}-${p['day']} ${p['hour']}:${p['minute']}:${p['second']} ${off}`;
+    };
+    // Every 7 minutes 13 seconds through 2026 around the spring and autumn changes, plus random instants.
+    const instants: Date[] = [];
+    for (const start of ['2026-03-07T00:00:00Z', '2026-03-28T00:00:00Z', '2026-04-04T00:00:00Z', '2026-10-24T00:00:00Z', '2026-10-31T00:00:00Z']) {
+      for (let i = 0; i < 400; i++) instants.push(new Date(Date.parse(start) + i * 433_000));
+    }
+    for (let i = 0; i < 300; i++) instants.push(new Date(Date.UTC(2020, 0, 1) + Math.floor(Math.random() * 10 * 365 * 86_400_000)));
+    for (const tz of zones) for (const d of instants) expect(localTime(d, tz), `${tz} ${d.toISOString()}`).toBe(expected(d, tz));
+  });
+
   it('keeps a number-looking value as text with every digit, and neutralises everything else', () => {
     expect(textSafeCell('779812345678')).toBe('"=""779812345678"""');
     expect(textSafeCell('000123')).toBe('"=""000123"""');

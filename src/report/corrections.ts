@@ -2,8 +2,7 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import { formatRupees } from '../money.js';
 import { fieldForHeader } from '../batch/columns.js';
-import { batchForReport, iterateReportRows } from '../db/reports.js';
-import type { PayoutRow } from '../db/rows.js';
+import { batchForReport, iterateReportRows, type ReportSourceRow } from '../db/reports.js';
 import type { RowState } from '../states.js';
 import { BOM } from './csv.js';
 import { writeFileAtomic } from './files.js';
@@ -39,7 +38,7 @@ const CANONICAL_COLUMNS = [
   'user_id',
 ] as const;
 
-function canonicalCells(row: PayoutRow, withOrderId: boolean): string[] {
+function canonicalCells(row: ReportSourceRow, withOrderId: boolean): string[] {
   const cells = [
     row.name,
     row.email,

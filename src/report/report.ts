@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import { UsageError } from '../errors.js';
 import { batchForReport, iterateReportRows, rowsInStates, type BatchForReport } from '../db/reports.js';
 import { ALL_ROW_STATES, type RowState } from '../states.js';
-import { writeFileAtomic } from './files.js';
+import { AtomicFile, writeFileAtomic } from './files.js';
 import { csvHeader, csvRow } from './csv.js';
 import { renderHtml } from './html.js';
 import { reportRow, type ReasonContext, type ReportRow } from './rows.js';
@@ -75,14 +75,19 @@ export function jsonRow(r: ReportRow, tz: string): Record<string, unknown> {
   return { ...r, sent_at: isoLocalTime(r.sent_at, tz), final_at: isoLocalTime(r.final_at, tz) };
 }
 
+function jsonHead(summary: BatchSummary): string {
+  return `{\n"schema_version": ${SUMMARY_SCHEMA_VERSION},\n"summary": ${JSON.stringify(summary, null, 2)},\n"rows": [`;
+}
+const JSON_TAIL = '\n]\n}\n';
+
 async function* jsonChunks(db: Knex, batch: string, l: Loaded, summary: BatchSummary): AsyncGenerator<string> {
-  yield `{\n"schema_version": ${SUMMARY_SCHEMA_VERSION},\n"summary": ${JSON.stringify(summary, null, 2)},\n"rows": [`;
+  yield jsonHead(summary);
   let first = true;
   for await (const row of iterateReportRows(db, batch)) {
     yield `${first ? '\n' : ',\n'}${JSON.stringify(jsonRow(reportRow(row, l.ctx), l.tz))}`;
     first = false;
   }
-  yield '\n]\n}\n';
+  yield JSON_TAIL;
 }
 
 const NOT_PAID_STATES: RowState[] = ALL_ROW_STATES.filter((s) => s !== 'approved');
@@ -129,8 +134,27 @@ export async function writeReports(db: Knex, batch: string, dir: string, opts: R
   const csv = reportPath(dir, batch, 'csv');
   const json = reportPath(dir, batch, 'json');
   const html = reportPath(dir, batch, 'html');
-  await writeFileAtomic(csv, csvChunks(db, batch, l));
-  await writeFileAtomic(json, jsonChunks(db, batch, l, summary));
-  await writeFileAtomic(html, [await htmlText(db, batch, l, summary, opts, path.basename(csv))]);
+  const files: AtomicFile[] = [];
+  try {
+    const [c, j, h] = [await AtomicFile.open(csv), await AtomicFile.open(json), await AtomicFile.open(html)];
+    files.push(c, j, h);
+    // One pass over the rows feeds the CSV and the JSON: each row is read and described once.
+    await c.write(csvHeader(l.batch?.reference_column ?? null));
+    await j.write(jsonHead(summary));
+    let first = true;
+    for await (const row of iterateReportRows(db, batch)) {
+      const r = reportRow(row, l.ctx);
+      await c.write(csvRow(r, l.tz));
+      await j.write(`${first ? '\n' : ',\n'}${JSON.stringify(jsonRow(r, l.tz))}`);
+      first = false;
+    }
+    await j.write(JSON_TAIL);
+    await h.write(await htmlText(db, batch, l, summary, opts, path.basename(csv)));
+    // Committed together at the end: a failure anywhere leaves the previous reports as they were.
+    for (const f of files) await f.commit();
+  } catch (err) {
+    for (const f of files) await f.abort();
+    throw err;
+  }
   return { csv, json, html, summary };
 }

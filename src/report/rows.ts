@@ -1,6 +1,7 @@
 import { formatRupees } from '../money.js';
 import { maskAccount } from '../log.js';
 import type { Issue, PayoutRow } from '../db/rows.js';
+import type { ReportSourceRow } from '../db/reports.js';
 import { reportStatus, STATUS_LABELS, type ReportStatus } from '../states.js';
 
 /**
@@ -75,7 +76,7 @@ function sentence(s: string): string {
 }
 
 /** The reason a row was not paid, or what happens to it next, in words an accountant can act on. */
-export function reasonOf(row: PayoutRow, ctx: ReasonContext): string {
+export function reasonOf(row: ReportSourceRow, ctx: ReasonContext): string {
   const status = reportStatus(row.state);
   const msg = (m: string | null | undefined) => (m ? safeMessage(row, m) : '');
   const b = ctx.batch;
@@ -138,7 +139,7 @@ export function reasonOf(row: PayoutRow, ctx: ReasonContext): string {
 }
 
 /** The row as reports show it. */
-export function reportRow(row: PayoutRow, ctx: ReasonContext): ReportRow {
+export function reportRow(row: ReportSourceRow, ctx: ReasonContext): ReportRow {
   const status = reportStatus(row.state);
   const amount = row.amount_paise === null ? null : BigInt(row.amount_paise);
   const charge = row.charge_paise === null ? 0n : BigInt(row.charge_paise);

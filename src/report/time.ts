@@ -42,18 +42,47 @@ interface LocalParts {
   offset: string;
 }
 
-function localParts(at: Date, timeZone: string): LocalParts {
+/**
+ * The zone's offset in minutes at an instant, cached per quarter hour of UTC: Intl is slow, and a report
+ * of a million rows asks twice a row. A quarter whose two ends disagree (the offset changes inside it)
+ * is never cached: each instant in it is computed exactly.
+ */
+const offsetCache = new Map<string, number>();
+const QUARTER = 15 * 60_000;
+
+function offsetMinutes(ms: number, timeZone: string): number {
+  const q = Math.floor(ms / QUARTER);
+  const key = `${timeZone}|${q}`;
+  const hit = offsetCache.get(key);
+  if (hit !== undefined) return hit;
+  const start = exactOffset(q * QUARTER, timeZone);
+  const end = exactOffset(q * QUARTER + QUARTER - 1000, timeZone);
+  if (start !== end) return exactOffset(ms, timeZone);
+  if (offsetCache.size > 10_000) offsetCache.clear();
+  offsetCache.set(key, start);
+  return start;
+}
+
+/** The offset from Intl: the wall clock it gives, read as UTC, minus the instant. */
+function exactOffset(ms: number, timeZone: string): number {
   const p: Record<string, string> = {};
-  for (const part of formatter(timeZone).formatToParts(at)) p[part.type] = part.value;
-  const date = `${p['year']}-${p['month']}-${p['day']}`;
-  const time = `${p['hour']}:${p['minute']}:${p['second']}`;
-  // The zone's offset at that instant: local wall time read as UTC, minus the instant (whole seconds).
+  for (const part of formatter(timeZone).formatToParts(new Date(ms))) p[part.type] = part.value;
   const wall = Date.UTC(Number(p['year']), Number(p['month']) - 1, Number(p['day']), Number(p['hour']), Number(p['minute']), Number(p['second']));
-  const minutes = Math.round((wall - Math.floor(at.getTime() / 1000) * 1000) / 60_000);
+  return Math.round((wall - Math.floor(ms / 1000) * 1000) / 60_000);
+}
+
+const two = (n: number) => String(n).padStart(2, '0');
+
+function localParts(at: Date, timeZone: string): LocalParts {
+  const ms = Math.floor(at.getTime() / 1000) * 1000;
+  const minutes = offsetMinutes(ms, timeZone);
+  // The wall clock is the instant shifted by the offset, read in UTC.
+  const w = new Date(ms + minutes * 60_000);
+  const date = `${String(w.getUTCFullYear()).padStart(4, '0')}-${two(w.getUTCMonth() + 1)}-${two(w.getUTCDate())}`;
+  const time = `${two(w.getUTCHours())}:${two(w.getUTCMinutes())}:${two(w.getUTCSeconds())}`;
   const sign = minutes < 0 ? '-' : '+';
   const abs = Math.abs(minutes);
-  const offset = `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
-  return { date, time, offset };
+  return { date, time, offset: `${sign}${two(Math.floor(abs / 60))}:${two(abs % 60)}` };
 }
 
 function toDate(at: Date | string | null | undefined): Date | undefined {
