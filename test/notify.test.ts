@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDb, type TestDb } from './helpers/db.js';
 import { FIXTURE_ACCOUNTS, insertFixture } from './helpers/report-fixture.js';
 import { summarize, type BatchSummary } from '../src/report/summary.js';
-import { notifySummary, parseNotifyUrl, summaryLine } from '../src/notify/webhook.js';
+import { eventForExit, notifySummary, parseNotifyUrl, summaryLine } from '../src/notify/webhook.js';
 import { ConfigError } from '../src/errors.js';
 
 interface Hit {
@@ -148,6 +148,25 @@ describe('notifySummary', () => {
     } finally {
       await hang.close();
     }
+  });
+
+  it('tells of a run that failed before there was a summary, by the batch\'s name', async () => {
+    const s = await server((_n, res) => res.writeHead(200).end());
+    try {
+      const r = await notifySummary(s.url, null, { event: eventForExit(6), batch: 'dec', exitCode: 6, message: 'the API refused the credentials (401)', ...FAST });
+      expect(r.delivered).toBe(true);
+      expect(JSON.parse(s.hits[0]!.body)).toEqual({
+        text: 'Payout batch dec failed: the API refused the credentials (401) (exit 6)',
+        event: 'batch.failed',
+        batch: 'dec',
+        exit_code: 6,
+        message: 'the API refused the credentials (401)',
+        summary: null,
+      });
+    } finally {
+      await s.close();
+    }
+    expect([0, 1, 2, 3, 4, 5, 6].map(eventForExit)).toEqual(['finished', 'finished', 'failed', 'failed', 'stopped', 'failed', 'failed']);
   });
 
   it('refuses a URL that is not http(s) up front', () => {

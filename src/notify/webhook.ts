@@ -14,9 +14,21 @@ import type { BatchSummary } from '../report/summary.js';
 
 export type NotifyEvent = 'finished' | 'stopped' | 'failed';
 
+/**
+ * The event an exit code means (src/errors.ts EXIT): 0 and 1 finished (with or without unpaid rows),
+ * 4 stopped (resume carries on), anything else failed (refused, usage, busy, API unavailable).
+ */
+export function eventForExit(exitCode: number): NotifyEvent {
+  if (exitCode === 0 || exitCode === 1) return 'finished';
+  if (exitCode === 4) return 'stopped';
+  return 'failed';
+}
+
 export interface NotifyOptions {
   /** Why the notification is sent: the batch finished, stopped early (resume to carry on), or failed. */
   event: NotifyEvent;
+  /** The batch's name, for a notification without a summary (a run that failed before there was one). */
+  batch?: string | undefined;
   /** The run's one-line outcome (RunResult.message); long digit runs in it are masked. */
   message?: string | undefined;
   exitCode?: number | undefined;
@@ -93,12 +105,18 @@ export function summaryLine(summary: BatchSummary, event: NotifyEvent, exitCode?
   return maskDigits(line);
 }
 
-/** The JSON body: `text` for Slack/Teams, the rest for scripts. */
-export function notificationBody(summary: BatchSummary, opts: Pick<NotifyOptions, 'event' | 'message' | 'exitCode'>): Record<string, unknown> {
+/** The JSON body: `text` for Slack/Teams, the rest for scripts. `summary` is null when there is none. */
+export function notificationBody(summary: BatchSummary | null, opts: Pick<NotifyOptions, 'event' | 'message' | 'exitCode' | 'batch'>): Record<string, unknown> {
+  const batch = summary?.batch ?? opts.batch ?? null;
+  const text = summary
+    ? summaryLine(summary, opts.event, opts.exitCode)
+    : maskDigits(
+        `Payout batch ${batch ?? '(unnamed)'} ${EVENT_WORDS[opts.event]}${opts.message ? `: ${opts.message}` : ''}${opts.exitCode !== undefined ? ` (exit ${opts.exitCode})` : ''}`,
+      );
   return {
-    text: summaryLine(summary, opts.event, opts.exitCode),
+    text,
     event: `batch.${opts.event}`,
-    batch: summary.batch,
+    batch,
     exit_code: opts.exitCode ?? null,
     message: opts.message ? maskDigits(opts.message) : null,
     summary,
@@ -132,7 +150,7 @@ function retryAfterMs(value: string | string[] | undefined): number | undefined 
  * waits (honouring Retry-After); another 4xx is final. Resolves with what happened; never rejects for a
  * delivery problem.
  */
-export async function notifySummary(url: string, summary: BatchSummary, opts: NotifyOptions): Promise<NotifyResult> {
+export async function notifySummary(url: string, summary: BatchSummary | null, opts: NotifyOptions): Promise<NotifyResult> {
   const target = parseNotifyUrl(url);
   const body = JSON.stringify(notificationBody(summary, opts));
   const retries = opts.retries ?? 4;
