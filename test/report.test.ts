@@ -13,6 +13,7 @@ import { reportPath, summarize, writeReport, writeReports } from '../src/report/
 import { correctionsPath, writeCorrections } from '../src/report/corrections.js';
 import { textSafeCell } from '../src/report/csv.js';
 import { localTime, isoLocalTime } from '../src/report/time.js';
+import { safeMessage } from '../src/report/rows.js';
 import { readBatchRows } from '../src/batch/ingest.js';
 import { parseRupees, formatRupees } from '../src/money.js';
 import { UsageError } from '../src/errors.js';
@@ -87,6 +88,20 @@ describe('times and spreadsheet text', () => {
     expect(textSafeCell('=cmd|"/c calc"!A0')).toBe(`"'=cmd|""/c calc""!A0"`);
     expect(textSafeCell('12"; =1+1')).toBe('"12""; =1+1"');
     expect(textSafeCell(null)).toBe('');
+  });
+});
+
+describe('masking in messages', () => {
+  it('masks the row\'s account and any account-like digit run, never an IFSC, an order id or an amount', () => {
+    const row = { account_no: '123456789012', mobile: '9876543210' };
+    expect(safeMessage(row, 'beneficiary_acc_no "123456789012" is blocked')).toBe('beneficiary_acc_no "XXXXXXXX9012" is blocked');
+    expect(safeMessage(row, 'beneficiary_acc_no "1234 5678 9012 34" contains spaces')).toBe('beneficiary_acc_no "XXXXXXXXXX1234" contains spaces');
+    expect(safeMessage(row, 'mobile 98765-43210 and +91 98765 43211')).toBe('mobile XXXXXX3210 and +XXXXXXXX3211');
+    expect(safeMessage(row, 'ifsc SBIN0000691, order PO7DQ2345678901234, amount 100000000.00 and ₹1,00,00,000.00')).toBe(
+      'ifsc SBIN0000691, order PO7DQ2345678901234, amount 100000000.00 and ₹1,00,00,000.00',
+    );
+    expect(safeMessage(row, 'amount 1500.50 is fine; 12345678 has 8 digits')).toBe('amount 1500.50 is fine; 12345678 has 8 digits');
+    expect(safeMessage(row, 'the API holds it with amount 100000000 paise')).toBe('the API holds it with amount 100000000 paise');
   });
 });
 

@@ -52,12 +52,22 @@ export interface ReasonContext {
   forCorrections?: boolean;
 }
 
-/** Personal data stays masked in reports: the account and the mobile wherever a message quotes them. */
+/**
+ * A run of 9 or more digits, spaces or hyphens allowed between them, standing alone (not inside an IFSC,
+ * an order id or an amount such as 100000000.00 or 100000000 paise): what an account or mobile number
+ * looks like.
+ */
+const DIGIT_RUN = /(?<![\p{L}\d.,₹])\d(?:[ -]?\d){8,}(?![\p{L}\d]|[.,]\d|\s*paise)/gu;
+
+/**
+ * Personal data stays masked in reports: the row's account and mobile wherever a message quotes them,
+ * and any other account-like digit run (a value quoted with spaces, another row's number), last 4 kept.
+ */
 export function safeMessage(row: Pick<PayoutRow, 'account_no' | 'mobile'>, message: string): string {
   let m = message;
   if (row.account_no && row.account_no.length >= 5) m = m.split(row.account_no).join(maskAccount(row.account_no));
   if (row.mobile && row.mobile.length >= 6) m = m.split(row.mobile).join(maskAccount(row.mobile));
-  return m;
+  return m.replace(DIGIT_RUN, (run) => maskAccount(run.replace(/[ -]/g, '')));
 }
 
 function issueList(list: Issue[] | string | null | undefined): Issue[] {
