@@ -32,6 +32,10 @@ export interface Config {
   verbose: boolean;
   /** Crash testing only: PAYOUTS_CRASH_AT=point:n kills the process with SIGKILL at that point. */
   crashAt: string | undefined;
+  /** IANA time zone of the times in reports (--time-zone, PAYOUTS_TIME_ZONE). Default Asia/Kolkata. */
+  timeZone: string;
+  /** Incoming webhook told when a batch finishes, stops or fails (--notify-url, PAYOUTS_NOTIFY_URL). */
+  notifyUrl: string | undefined;
 }
 
 export interface ConfigFlags {
@@ -45,6 +49,8 @@ export interface ConfigFlags {
   databaseUrl?: string | undefined;
   logLevel?: string | undefined;
   verbose?: boolean | undefined;
+  timeZone?: string | undefined;
+  notifyUrl?: string | undefined;
 }
 
 
@@ -81,7 +87,31 @@ export function loadConfig(flags: ConfigFlags, env: Record<string, string | unde
     logLevel: flags.logLevel ?? env['PAYOUTS_LOG_LEVEL'] ?? (verbose ? 'debug' : 'warn'),
     verbose,
     crashAt: env['PAYOUTS_CRASH_AT'] || undefined,
+    timeZone: timeZone(flags.timeZone ?? (env['PAYOUTS_TIME_ZONE'] || undefined) ?? 'Asia/Kolkata'),
+    notifyUrl: notifyUrl(flags.notifyUrl ?? (env['PAYOUTS_NOTIFY_URL'] || undefined)),
   };
+}
+
+function timeZone(tz: string): string {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+  } catch {
+    throw new ConfigError(`--time-zone (PAYOUTS_TIME_ZONE) must be an IANA time zone such as Asia/Kolkata or UTC; got "${tz}"`);
+  }
+  return tz;
+}
+
+function notifyUrl(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  let ok = false;
+  try {
+    ok = ['http:', 'https:'].includes(new URL(url).protocol);
+  } catch {
+    ok = false;
+  }
+  // The URL itself is a secret (Slack and Teams keep the token in its path): never echo it.
+  if (!ok) throw new ConfigError('--notify-url (PAYOUTS_NOTIFY_URL) must be an http(s) URL, e.g. a Slack or Teams incoming webhook');
+  return url;
 }
 
 /** The API settings a command that talks to the API cannot do without. */

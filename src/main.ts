@@ -13,7 +13,8 @@ import { parseRupees } from './money.js';
 import { crashHookFromEnv } from './engine/crash.js';
 import { parseFaultOptions } from './sandbox/faults.js';
 import { balanceCommand, payinStatusCommand, payoutStatusCommand } from './commands/api.js';
-import { migrateCommand, reportCommand, runCommand, statusCommand, validateCommand } from './commands/batch.js';
+import { migrateCommand, runCommand, statusCommand, validateCommand } from './commands/batch.js';
+import { reportCommand } from './commands/report.js';
 import { demoCommand } from './commands/demo.js';
 import { reconcileCommand } from './commands/reconcile.js';
 import { sandboxCommand } from './commands/sandbox.js';
@@ -148,9 +149,27 @@ const cli = yargs(hideBin(process.argv))
   )
   .command(
     'report <batch>',
-    'Write the batch\'s report files again',
-    (y) => y.positional('batch', { type: 'string', demandOption: true }).option('report-dir', { type: 'string', default: 'reports' }),
-    run((argv) => reportCommand(io(argv), argv['batch'] as string, argv['reportDir'] as string)),
+    'Write the batch\'s reports again from the database (CSV for spreadsheets, JSON for scripts, HTML for people), or with --fixable the rows to correct',
+    (y) =>
+      y
+        .positional('batch', { type: 'string', demandOption: true, describe: 'The batch name (`payouts status` lists them)' })
+        .option('report-dir', { type: 'string', default: 'reports', describe: 'Where <batch>.csv, .json, .html (and .corrections.csv) are written' })
+        .option('format', { choices: ['csv', 'json', 'html', 'all'] as const, default: 'all', describe: 'Which report to write' })
+        .option('fixable', { type: 'boolean', default: false, describe: 'Write <batch>.corrections.csv instead: the invalid and refused rows in the input\'s own columns plus a reason, to fix and run with --revise' })
+        .option('time-zone', { type: 'string', describe: 'IANA time zone for the times in the reports (env PAYOUTS_TIME_ZONE; default Asia/Kolkata)' })
+        .example('$0 report payroll-nov', 'reports/payroll-nov.csv, .json and .html')
+        .example('$0 report payroll-nov --format html', 'only the HTML report')
+        .example('$0 report payroll-nov --fixable', 'reports/payroll-nov.corrections.csv, then: payouts run reports/payroll-nov.corrections.csv --batch payroll-nov --revise'),
+    run((argv) => {
+      const cio = io(argv);
+      return reportCommand(cio, {
+        batch: argv['batch'] as string,
+        reportDir: argv['reportDir'] as string,
+        format: argv['format'] as 'csv' | 'json' | 'html' | 'all',
+        fixable: Boolean(argv['fixable']),
+        timeZone: cio.config.timeZone,
+      });
+    }),
   )
   .command(
     'reconcile <batch>',

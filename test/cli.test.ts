@@ -91,7 +91,10 @@ function parseCsv(text: string): string[][] {
 }
 
 function readReport(file: string): Record<string, string>[] {
-  const [head, ...body] = parseCsv(readFileSync(file, 'utf8'));
+  const text = readFileSync(file, 'utf8');
+  // The report starts with a UTF-8 BOM (so a spreadsheet reads names as UTF-8).
+  expect(text.charCodeAt(0)).toBe(0xfeff);
+  const [head, ...body] = parseCsv(text.slice(1));
   return body.map((cells) => Object.fromEntries(head!.map((h, i) => [h, cells[i] ?? ''])));
 }
 
@@ -430,32 +433,52 @@ describe('payouts run: a mixed file (valid, invalid, rejected, formula-looking n
     expect(by(2)['account']).toBe('XXXXXXXX9012');
     expect(by(6)['account']).toBe('XXXXXXXX0000');
     expect(by(2)['status']).toBe('approved');
-    expect(by(2)['transaction_id']).not.toBe('');
+    // The UTR as spreadsheet text (="…"): every digit kept.
+    expect(by(2)['utr']).toMatch(/^="\d{10,12}"$/);
+    expect(by(2)['remarks']).toBe('Salary');
+    expect(by(2)['sent_at']).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \+05:30$/);
     expect(by(3)['status']).toBe('approved');
     expect(by(4)['status']).toBe('invalid');
-    expect(by(4)['error']).toMatch(/formula/i);
+    expect(by(4)['reason']).toMatch(/formula/i);
     // A spreadsheet must not run these: the cell starts with an apostrophe.
     expect(by(4)['beneficiary_name']!.startsWith("'=")).toBe(true);
     expect(by(7)['beneficiary_name']).toBe("'@Ravi Kumar");
     expect(by(7)['status']).toBe('approved');
     expect(by(5)['status']).toBe('invalid');
-    expect(by(5)['error']).toMatch(/ifsc/i);
+    expect(by(5)['reason']).toMatch(/ifsc/i);
     expect(by(6)['status']).toBe('rejected');
-    // No other cell starts with a formula character unescaped.
-    for (const r of rows) for (const v of Object.values(r)) expect(v).not.toMatch(/^[=+@\t\r]/);
+    // A rejected payout's charge is refunded: 0, and the reason is in words.
+    expect(by(6)['charge']).toBe('0.00');
+    expect(by(6)['reason']).toMatch(/^Rejected by the bank: .+ The charge was refunded/);
+    // No other cell starts with a formula character unescaped; the only = cells are digits kept as text.
+    for (const r of rows) {
+      for (const [k, v] of Object.entries(r)) {
+        if (k === 'utr' || k === 'order_id' || k === 'reference') expect(v).toMatch(/^(="[0-9A-Za-z]+"|[^=+@\t\r-].*)?$/);
+        else expect(v).not.toMatch(/^[=+@\t\r]/);
+      }
+    }
   });
 
-  it('writes a JSON summary with the counts', () => {
-    const j = JSON.parse(readFileSync(reportJson(), 'utf8')) as { rows: number; counts: Record<string, number>; totals: Record<string, { amount: string }> };
-    expect(j.rows).toBe(6);
-    expect(j.counts).toMatchObject({ approved: 3, rejected: 1, invalid: 2, failed: 0, pending: 0 });
-    expect(j.totals['approved']!.amount).toBe('3620.50');
+  it('writes a JSON report with the summary and every row', () => {
+    const text = readFileSync(reportJson(), 'utf8');
+    for (const acc of ACCOUNTS) expect(text).not.toContain(acc);
+    const j = JSON.parse(text) as {
+      summary: { rows: number; counts: Record<string, number>; totals: Record<string, { amount: string }>; debited: string };
+      rows: { row: number; account: string; utr: string | null }[];
+    };
+    expect(j.summary.rows).toBe(6);
+    expect(j.summary.counts).toMatchObject({ approved: 3, rejected: 1, invalid: 2, failed: 0, pending: 0 });
+    expect(j.summary.totals['approved']!.amount).toBe('3620.50');
+    expect(j.rows.map((r) => r.row)).toEqual([2, 3, 4, 5, 6, 7]);
+    expect(j.rows[0]!.account).toBe('XXXXXXXX9012');
+    expect(j.rows[0]!.utr).toMatch(/^\d{10,12}$/);
+    expect(statSync(path.join(d.reportDir, 'payroll.html')).mode & 0o777).toBe(0o600);
   });
 
   it('the JSON summary of the run that finished the batch records finished_at', () => {
-    const j = JSON.parse(readFileSync(reportJson(), 'utf8')) as { started_at: string | null; finished_at: string | null };
-    expect(j.started_at).not.toBeNull();
-    expect(j.finished_at).not.toBeNull();
+    const j = JSON.parse(readFileSync(reportJson(), 'utf8')) as { summary: { started_at: string | null; finished_at: string | null } };
+    expect(j.summary.started_at).toMatch(/\+05:30$/);
+    expect(j.summary.finished_at).toMatch(/\+05:30$/);
   });
 
   it('the same command again: exit 1, sends nothing, same counts', async () => {
@@ -468,8 +491,8 @@ describe('payouts run: a mixed file (valid, invalid, rejected, formula-looking n
     for (const e of s.ledger()) expect(s.executions(e.orderId)).toBe(1);
     expect(again.stdout).toMatch(/already read/);
     expect(again.stdout).toContain(reportCsv());
-    const j = JSON.parse(readFileSync(reportJson(), 'utf8')) as { counts: Record<string, number> };
-    expect(j.counts).toMatchObject({ approved: 3, rejected: 1, invalid: 2, failed: 0, pending: 0 });
+    const j = JSON.parse(readFileSync(reportJson(), 'utf8')) as { summary: { counts: Record<string, number> } };
+    expect(j.summary.counts).toMatchObject({ approved: 3, rejected: 1, invalid: 2, failed: 0, pending: 0 });
     expect(readReport(reportCsv())).toHaveLength(6);
   });
 
@@ -494,7 +517,7 @@ describe('payouts run: a mixed file (valid, invalid, rejected, formula-looking n
     expect(r.stdout).toContain(row['order_id']!);
     expect(r.stdout).toMatch(/Approved/);
     expect(r.stdout).toContain(entry.transactionId!);
-    expect(row['transaction_id']).toBe(entry.transactionId);
+    expect(row['utr']).toBe(`="${entry.transactionId}"`);
     const j = await runCli(['payout-status', row['order_id']!, '--json'], { env });
     expect(j.code, show(j)).toBe(0);
     expect(JSON.parse(j.stdout)).toMatchObject({ order_id: row['order_id'], status: 'Approved', transaction_id: entry.transactionId, amount: '1500.50' });
@@ -531,10 +554,51 @@ describe('payouts run: a mixed file (valid, invalid, rejected, formula-looking n
     expect(r.code, show(r)).toBe(0);
     const file = path.join(other, 'payroll.csv');
     expect(r.stdout).toContain(file);
+    expect(r.stdout).toContain(path.join(other, 'payroll.html'));
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readFileSync(file, 'utf8')).toBe(readFileSync(reportCsv(), 'utf8'));
+    expect(readdirSync(other).sort()).toEqual(['payroll.csv', 'payroll.html', 'payroll.json']);
     const missing = await runCli(['report', 'nope', '--data-dir', d.dataDir, '--report-dir', other], { cwd: d.work });
     expect(missing.code, show(missing)).toBe(2);
+  });
+
+  it('report <batch> --format html writes only that report; --time-zone changes the times; a bad zone exits 2', async () => {
+    const one = path.join(d.work, 'one');
+    const r = await runCli(['report', 'payroll', '--format', 'html', '--data-dir', d.dataDir, '--report-dir', one, '--json'], { cwd: d.work });
+    expect(r.code, show(r)).toBe(0);
+    expect(readdirSync(one)).toEqual(['payroll.html']);
+    const j = JSON.parse(r.stdout) as { files: Record<string, string>; summary: { counts: Record<string, number> } };
+    expect(j.files).toEqual({ html: path.join(one, 'payroll.html') });
+    expect(j.summary.counts).toMatchObject({ approved: 3, rejected: 1, invalid: 2 });
+    const utc = await runCli(['report', 'payroll', '--format', 'csv', '--time-zone', 'UTC', '--data-dir', d.dataDir, '--report-dir', one], { cwd: d.work });
+    expect(utc.code, show(utc)).toBe(0);
+    expect(readReport(path.join(one, 'payroll.csv'))[0]!['sent_at']).toMatch(/ \+00:00$/);
+    const bad = await runCli(['report', 'payroll', '--time-zone', 'Mars/Base', '--data-dir', d.dataDir, '--report-dir', one], { cwd: d.work });
+    expect(bad.code, show(bad)).toBe(2);
+    expect(bad.stderr).toMatch(/time zone/);
+  });
+
+  it('report <batch> --fixable writes the invalid rows in the input\'s columns with a reason, ready for --revise', async () => {
+    const fix = path.join(d.work, 'fix');
+    const r = await runCli(['report', 'payroll', '--fixable', '--data-dir', d.dataDir, '--report-dir', fix], { cwd: d.work });
+    expect(r.code, show(r)).toBe(0);
+    const file = path.join(fix, 'payroll.corrections.csv');
+    expect(r.stdout).toContain(file);
+    expect(r.stdout).toContain(`payouts run ${file} --batch payroll --revise`);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const rows = readReport(file);
+    expect(rows).toHaveLength(2);
+    // The input's own columns (here the API's names, so the same either way: the file's header once
+    // ingest keeps it, the canonical fallback before), then the reason.
+    const cols = Object.keys(rows[0]!);
+    expect(cols.slice(0, 10)).toEqual(HEADER.split(','));
+    expect(cols.at(-1)).toBe('reason');
+    const formula = rows.find((x) => x['beneficiary_acc_no'] === '334455667788')!;
+    expect(formula['beneficiary_name']!.startsWith(`'=HYPERLINK`)).toBe(true);
+    const bad = rows.find((x) => x['ifsc'] === 'SBIN060589')!;
+    expect(bad['beneficiary_name']).toBe('Chitra Das');
+    expect(bad['beneficiary_acc_no']).toBe('445566778899');
+    expect(bad['reason']).toMatch(/ifsc/i);
   });
 });
 
@@ -589,8 +653,13 @@ describe('payouts run: outcomes', () => {
     expect(r.stdout + r.stderr).toContain('payouts resume slow');
     expect(s.ledger()).toHaveLength(4);
     expect(s.ledger().every((e) => e.status === 'Pending')).toBe(true);
-    const pending = JSON.parse(readFileSync(path.join(d.reportDir, 'slow.json'), 'utf8')) as { counts: Record<string, number> };
-    expect(pending.counts).toMatchObject({ pending: 4, invalid: 2 });
+    const pending = JSON.parse(readFileSync(path.join(d.reportDir, 'slow.json'), 'utf8')) as {
+      summary: { counts: Record<string, number>; debited: string; awaiting: { count: number } };
+    };
+    expect(pending.summary.counts).toMatchObject({ pending: 4, invalid: 2 });
+    // Sent and awaiting the bank: the money has left the wallet, and the summary says so.
+    expect(pending.summary.awaiting.count).toBe(4);
+    expect(pending.summary.debited).not.toBe('0.00');
 
     s.settleAll();
     const res = await runCli(['resume', 'slow', ...d.dirArgs, ...FAST], {
@@ -601,8 +670,8 @@ describe('payouts run: outcomes', () => {
     expect(res.code).toBe(1); // the invalid and rejected rows
     expect(s.ledger()).toHaveLength(4);
     for (const e of s.ledger()) expect(s.executions(e.orderId)).toBeLessThanOrEqual(1);
-    const done = JSON.parse(readFileSync(path.join(d.reportDir, 'slow.json'), 'utf8')) as { counts: Record<string, number>; finished_at: string | null };
-    expect(done.counts).toMatchObject({ approved: 3, rejected: 1, invalid: 2, pending: 0 });
+    const done = JSON.parse(readFileSync(path.join(d.reportDir, 'slow.json'), 'utf8')) as { summary: { counts: Record<string, number>; finished_at: string | null } };
+    expect(done.summary.counts).toMatchObject({ approved: 3, rejected: 1, invalid: 2, pending: 0 });
     expect(res.stdout).toMatch(/finished: 3 paid/);
   });
 
@@ -698,17 +767,19 @@ describe('payouts demo', () => {
     const reports = path.join(tmpDir('payouts-cli-reports-'), 'out');
     const r = await runCli(['demo', '--data-dir', data, '--report-dir', reports], { cwd: work, timeoutMs: 90_000 });
     expect(r.code, show(r)).toBe(0);
-    const m = /Report: (\S+\.csv) and (\S+\.json)/.exec(r.stdout);
+    const m = /Report: (\S+\.csv), (\S+\.json) and (\S+\.html)/.exec(r.stdout);
     expect(m, r.stdout).not.toBeNull();
-    const [, csvPath, jsonPath] = m!;
+    const [, csvPath, jsonPath, htmlPath] = m!;
     expect(path.dirname(csvPath!)).toBe(reports);
     expect(existsSync(csvPath!)).toBe(true);
     expect(existsSync(jsonPath!)).toBe(true);
+    expect(existsSync(htmlPath!)).toBe(true);
     expect(statSync(csvPath!).mode & 0o777).toBe(0o600);
     const rows = readReport(csvPath!);
     expect(rows).toHaveLength(50);
-    const j = JSON.parse(readFileSync(jsonPath!, 'utf8')) as { counts: Record<string, number> };
-    expect(j.counts).toMatchObject({ invalid: 4, rejected: 3, pending: 0 });
+    const j = JSON.parse(readFileSync(jsonPath!, 'utf8')) as { summary: { counts: Record<string, number> }; rows: unknown[] };
+    expect(j.summary.counts).toMatchObject({ invalid: 4, rejected: 3, pending: 0 });
+    expect(j.rows).toHaveLength(50);
     // Nothing was written into the working directory (the database and reports went where they were told).
     expect(readdirSync(work)).toEqual([]);
   }, 120_000);

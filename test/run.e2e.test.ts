@@ -75,14 +75,20 @@ describe.each(BACKENDS)('a batch end to end on %s', (kind) => {
     expect(before - sb.balancePaise()).toBe(spent);
     expect(approved.map((e) => e.amountPaise).sort()).toEqual([150050n, 200000n, 9999999n]);
 
-    const lines = readFileSync(res.report!.csv, 'utf8').trim().split('\r\n');
+    const text = readFileSync(res.report!.csv, 'utf8');
+    // A UTF-8 BOM first, so a spreadsheet reads the names as UTF-8.
+    expect(text.startsWith('\uFEFFrow,')).toBe(true);
+    const lines = text.slice(1).trim().split('\r\n');
     expect(lines).toHaveLength(6);
-    expect(lines[0]).toMatch(/^row,order_id,beneficiary_name,account,ifsc/);
+    expect(lines[0]).toMatch(
+      /^row,order_id,reference,beneficiary_name,account,ifsc,bank_name,payment_method,amount,charge,debited,status,status_label,utr,reason,status_message,/,
+    );
     const body = lines.slice(1).join('\n');
     expect(body).not.toContain('123456789012');
     expect(body).toContain('XXXXXXXX9012');
     expect(lines.find((l) => l.startsWith('5,'))).toMatch(/invalid.*ifsc/i);
-    for (const e of approved) expect(body).toContain(e.transactionId!);
+    // Each UTR in its spreadsheet-text form (="…", CSV-quoted), every digit kept.
+    for (const e of approved) expect(body).toContain(`"=""${e.transactionId!}"""`);
   });
 
   it('running the finished batch again sends nothing and reports the same', async () => {
@@ -92,8 +98,9 @@ describe.each(BACKENDS)('a batch end to end on %s', (kind) => {
     expect(res.exitCode).toBe(1);
     expect(res.ingest?.kind).toBe('unchanged');
     expect(sb.requestCount()).toBe(requests);
-    expect(res.report!.summary.counts).toEqual(first.counts);
-    expect(res.report!.summary.totals).toEqual(first.totals);
+    expect(res.report!.summary.counts).toEqual(first.summary.counts);
+    expect(res.report!.summary.totals).toEqual(first.summary.totals);
+    expect(first.rows).toHaveLength(5);
   });
 
   it('a different file under a batch that has paid is refused unless it is declared a corrected copy', async () => {

@@ -6,7 +6,7 @@ import { countByState } from '../db/rows.js';
 import { defaultBatchName } from '../engine/ingest.js';
 import { BatchNotFoundError } from '../errors.js';
 import { runBatch, type Preflight, type RunOptions, type RunResult } from '../engine/run.js';
-import { summarize, writeReports } from '../report/report.js';
+import { summarize } from '../report/report.js';
 import { maskAccount } from '../log.js';
 import { clientOf, loggerOf, printJson, withDb, type CommandIO } from './context.js';
 import type { EngineOptions } from '../engine/context.js';
@@ -59,6 +59,7 @@ export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<n
         retryFailed: o.retryFailed ?? false,
         retryReview: o.retryReview ?? false,
         stopSignal: io.stopSignal,
+        reportTimeZone: io.config.timeZone,
         onEvent: (e) => {
           if (io.json) return;
           if (e.type === 'ingested') {
@@ -121,7 +122,7 @@ function printResult(io: CommandIO, res: RunResult): void {
   // A run that could not do its work says why on stderr too, where scripts and people look for errors.
   if (res.exitCode >= 2) (io.err ?? io.out)(`payouts: ${res.message}`);
   else io.out(res.message);
-  if (res.report) io.out(`Report: ${res.report.csv} and ${res.report.json}`);
+  if (res.report) io.out(`Report: ${res.report.csv}, ${res.report.json} and ${res.report.html}`);
 }
 
 /** `payouts validate <csv>`: every row checked, nothing stored, nothing sent. */
@@ -174,17 +175,6 @@ export async function statusCommand(io: CommandIO, batch: string | undefined): P
       printTotals(io, s.totals);
       if (states.submitting) io.out(`  (${states.submitting} with an unknown outcome: \`payouts resume ${batch}\` resolves them)`);
     }
-    return 0;
-  });
-}
-
-/** `payouts report <batch>`: writes the report files again from the database. */
-export async function reportCommand(io: CommandIO, batch: string, reportDir: string | undefined): Promise<number> {
-  return withDb(io, async (db) => {
-    if (!(await getBatch(db.knex, batch))) throw new BatchNotFoundError(`no batch named "${batch}": \`payouts status\` lists them`);
-    const r = await writeReports(db.knex, batch, path.resolve(io.cwd, reportDir ?? 'reports'));
-    if (io.json) printJson(io, { csv: r.csv, json: r.json, summary: r.summary });
-    else io.out(`Report: ${r.csv} and ${r.json}`);
     return 0;
   });
 }

@@ -42,6 +42,8 @@ export interface RunOptions extends Partial<EngineOptions> {
   retryReview?: boolean;
   /** Where the report files go. Default ./reports. */
   reportDir?: string;
+  /** Time zone of the times in the reports. Default Asia/Kolkata. */
+  reportTimeZone?: string | undefined;
   /** A graceful stop (Ctrl-C, SIGTERM): no new sends, in-flight ones finish, the report is written. */
   stopSignal?: AbortSignal | undefined;
   /** An explicit yes given up front (--yes): no question. A batch declined at a prompt still needs one typed. */
@@ -270,7 +272,7 @@ async function finishRun(
   let report: ReportPaths | undefined;
   let reportError: string | undefined;
   try {
-    report = await writeReports(db, opts.batch, opts.reportDir ?? 'reports');
+    report = await writeReports(db, opts.batch, opts.reportDir ?? 'reports', { timeZone: opts.reportTimeZone });
   } catch (err) {
     // Money may have moved: a report that cannot be written never turns into "rows not paid".
     reportError = (err as Error).message;

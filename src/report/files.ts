@@ -1,32 +1,60 @@
-import { open, rename, unlink, mkdir } from 'node:fs/promises';
+import { open, rename, unlink, mkdir, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
- * Writes a file atomically with mode 0600: into a temporary file beside it, fsync, then rename, so a
- * reader (or a crash) never sees half a report, and nobody but the owner can read account details.
+ * A file written atomically with mode 0600: into a temporary file beside it, fsync, then rename on
+ * commit, so a reader (or a crash) never sees half a report, and nobody but the owner can read account
+ * details. Writes are buffered (64 KiB).
  */
-export async function writeFileAtomic(file: string, chunks: AsyncIterable<string> | Iterable<string>): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    let buf = '';
-    for await (const c of chunks) {
-      buf += c;
-      if (buf.length >= 1 << 16) {
-        await fh.write(buf);
-        buf = '';
-      }
+export class AtomicFile {
+  private buf = '';
+  private constructor(
+    readonly file: string,
+    private readonly tmp: string,
+    private readonly fh: FileHandle,
+  ) {}
+
+  static async open(file: string): Promise<AtomicFile> {
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    const tmp = `${file}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2, 8)}.tmp`;
+    return new AtomicFile(file, tmp, await open(tmp, 'w', 0o600));
+  }
+
+  async write(chunk: string): Promise<void> {
+    this.buf += chunk;
+    if (this.buf.length >= 1 << 16) {
+      const b = this.buf;
+      this.buf = '';
+      await this.fh.write(b);
     }
-    if (buf) await fh.write(buf);
-    await fh.sync();
+  }
+
+  /** Flushes, fsyncs and renames the file into place. */
+  async commit(): Promise<void> {
+    if (this.buf) await this.fh.write(this.buf);
+    this.buf = '';
+    await this.fh.sync();
+    await this.fh.close();
+    await rename(this.tmp, this.file);
+  }
+
+  /** Throws the half-written file away; the previous file, if any, stays as it was. */
+  async abort(): Promise<void> {
+    await this.fh.close().catch(() => {});
+    await unlink(this.tmp).catch(() => {});
+  }
+}
+
+/** Writes a file atomically with mode 0600 from chunks (see AtomicFile). */
+export async function writeFileAtomic(file: string, chunks: AsyncIterable<string> | Iterable<string>): Promise<void> {
+  const f = await AtomicFile.open(file);
+  try {
+    for await (const c of chunks) await f.write(c);
+    await f.commit();
   } catch (err) {
-    await fh.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
+    await f.abort();
     throw err;
   }
-  await fh.close();
-  await rename(tmp, file);
 }
 
 /**

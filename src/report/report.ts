@@ -1,140 +1,36 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Knex } from 'knex';
-import { formatRupees } from '../money.js';
-import { maskAccount } from '../log.js';
-import { getBatch } from '../db/batches.js';
-import { iterateRows, type Issue, type PayoutRow } from '../db/rows.js';
-import { REPORT_STATUSES, reportStatus, type ReportStatus } from '../states.js';
-import { csvLine, writeFileAtomic } from './files.js';
+import { UsageError } from '../errors.js';
+import { batchForReport, iterateReportRows, rowsInStates, type BatchForReport } from '../db/reports.js';
+import { ALL_ROW_STATES, type RowState } from '../states.js';
+import { AtomicFile, writeFileAtomic } from './files.js';
+import { csvHeader, csvRow } from './csv.js';
+import { renderHtml } from './html.js';
+import { reportRow, type ReasonContext, type ReportRow } from './rows.js';
+import { summarize, type BatchSummary, SUMMARY_SCHEMA_VERSION } from './summary.js';
+import { DEFAULT_TIME_ZONE, isTimeZone, isoLocalTime } from './time.js';
 
-export const REPORT_COLUMNS = [
-  'row',
-  'order_id',
-  'beneficiary_name',
-  'account',
-  'ifsc',
-  'payment_method',
-  'amount',
-  'charge',
-  'status',
-  'transaction_id',
-  'error',
-  'warnings',
-] as const;
+export { summarize, type BatchSummary } from './summary.js';
+export { REPORT_COLUMNS } from './csv.js';
 
-export interface StatusTotals {
-  count: number;
-  /** Rupees, two decimals. */
-  amount: string;
-}
+export type ReportFormat = 'csv' | 'json' | 'html';
+export const REPORT_FORMATS: readonly ReportFormat[] = ['csv', 'json', 'html'];
 
-export interface BatchSummary {
-  batch: string;
-  source_file: string | null;
-  revision: number | null;
-  rows: number;
-  counts: Record<ReportStatus, number>;
-  totals: Record<ReportStatus, StatusTotals>;
-  /** Charges of approved payouts (rejected ones are refunded), rupees. */
-  charges: string;
-  /** Paid out (approved) plus charges, rupees. */
-  debited: string;
-  started_at: string | null;
-  finished_at: string | null;
-  generated_at: string;
+export interface ReportOptions {
+  /** IANA time zone for every time in the reports. Default Asia/Kolkata. */
+  timeZone?: string | undefined;
+  /** The generation time (tests). Default now. */
+  now?: Date | undefined;
+  /** At most this many rows not paid are listed in the HTML report (the CSV has them all). Default 1000. */
+  htmlRowLimit?: number | undefined;
 }
 
 export interface ReportPaths {
   csv: string;
   json: string;
+  html: string;
   summary: BatchSummary;
-}
-
-/** Personal data stays masked in reports: the account and any long digit run in a message about it. */
-function safeMessage(row: PayoutRow, message: string): string {
-  let m = message;
-  if (row.account_no && row.account_no.length >= 5) m = m.split(row.account_no).join(maskAccount(row.account_no));
-  if (row.mobile && row.mobile.length >= 6) m = m.split(row.mobile).join(maskAccount(row.mobile));
-  return m;
-}
-
-function issues(row: PayoutRow, list: Issue[] | string | null | undefined): string {
-  const arr: Issue[] = typeof list === 'string' ? (JSON.parse(list) as Issue[]) : (list ?? []);
-  return arr.map((i) => safeMessage(row, i.message)).join('; ');
-}
-
-function errorText(row: PayoutRow): string {
-  const status = reportStatus(row.state);
-  if (row.state === 'invalid') return issues(row, row.errors);
-  if (status === 'approved') return '';
-  if (row.state === 'submitting') {
-    return `outcome not yet known (${safeMessage(row, row.last_error ?? 'in progress')}): run \`payouts resume ${row.batch}\``;
-  }
-  if (row.state === 'ready') return 'not sent yet: run `payouts resume` to carry on';
-  return safeMessage(row, row.last_error ?? row.api_message ?? '');
-}
-
-function amountText(paise: string | null): string {
-  return paise === null ? '' : formatRupees(BigInt(paise));
-}
-
-export function reportLine(row: PayoutRow): string {
-  return csvLine([
-    row.row_no,
-    row.order_id ?? '',
-    row.name ?? '',
-    maskAccount(row.account_no),
-    row.ifsc ?? '',
-    row.method ?? '',
-    amountText(row.amount_paise),
-    amountText(row.charge_paise),
-    reportStatus(row.state),
-    row.transaction_id ?? '',
-    errorText(row),
-    issues(row, row.warnings),
-  ]);
-}
-
-/** Counts and totals per report status, computed in the database. */
-export async function summarize(db: Knex, batch: string): Promise<BatchSummary> {
-  const b = await getBatch(db, batch);
-  const rows = (await db('payout_rows')
-    .where({ batch })
-    .groupBy('state')
-    .select(
-      'state',
-      db.raw('count(*)::int AS n'),
-      db.raw('coalesce(sum(amount_paise), 0)::text AS amount'),
-      db.raw('coalesce(sum(charge_paise), 0)::text AS charges'),
-    )) as { state: PayoutRow['state']; n: number; amount: string; charges: string }[];
-  const counts = Object.fromEntries(REPORT_STATUSES.map((s) => [s, 0])) as Record<ReportStatus, number>;
-  const sums = Object.fromEntries(REPORT_STATUSES.map((s) => [s, 0n])) as Record<ReportStatus, bigint>;
-  let charges = 0n;
-  let total = 0;
-  for (const r of rows) {
-    const s = reportStatus(r.state);
-    counts[s] += Number(r.n);
-    sums[s] += BigInt(r.amount);
-    if (s === 'approved') charges += BigInt(r.charges);
-    total += Number(r.n);
-  }
-  const totals = Object.fromEntries(
-    REPORT_STATUSES.map((s) => [s, { count: counts[s], amount: formatRupees(sums[s]) }]),
-  ) as Record<ReportStatus, StatusTotals>;
-  return {
-    batch,
-    source_file: b?.source_file ?? null,
-    revision: b?.revision ?? null,
-    rows: total,
-    counts,
-    totals,
-    charges: formatRupees(charges),
-    debited: formatRupees(sums.approved + charges),
-    started_at: b?.started_at ? new Date(b.started_at).toISOString() : null,
-    finished_at: b?.finished_at ? new Date(b.finished_at).toISOString() : null,
-    generated_at: new Date().toISOString(),
-  };
 }
 
 /**
@@ -146,20 +42,119 @@ export function reportBaseName(batch: string): string {
   return safe === batch ? safe : `${safe}-${createHash('sha256').update(batch).digest('hex').slice(0, 8)}`;
 }
 
-/**
- * Writes <dir>/<batch>.csv (one line per input row, in row order, streamed from the database) and
- * <dir>/<batch>.json (the summary), both atomically and readable by the owner only.
- */
-export async function writeReports(db: Knex, batch: string, dir: string): Promise<ReportPaths> {
-  const base = path.join(dir, reportBaseName(batch));
-  const csv = `${base}.csv`;
-  const json = `${base}.json`;
-  async function* lines(): AsyncGenerator<string> {
-    yield csvLine([...REPORT_COLUMNS]);
-    for await (const row of iterateRows(db, batch)) yield reportLine(row);
+/** The path of a batch's report in one format. */
+export function reportPath(dir: string, batch: string, format: ReportFormat): string {
+  return path.join(dir, `${reportBaseName(batch)}.${format}`);
+}
+
+function zoneOf(opts: ReportOptions): string {
+  const tz = opts.timeZone ?? DEFAULT_TIME_ZONE;
+  if (!isTimeZone(tz)) throw new UsageError(`unknown time zone "${tz}": use an IANA name such as Asia/Kolkata or UTC`);
+  return tz;
+}
+
+interface Loaded {
+  batch: BatchForReport | undefined;
+  ctx: ReasonContext;
+  tz: string;
+}
+
+async function load(db: Knex, batch: string, opts: ReportOptions): Promise<Loaded> {
+  const tz = zoneOf(opts);
+  const b = await batchForReport(db, batch);
+  return { batch: b, ctx: { batch, decision: b?.decision ?? null }, tz };
+}
+
+async function* csvChunks(db: Knex, batch: string, l: Loaded): AsyncGenerator<string> {
+  yield csvHeader(l.batch?.reference_column ?? null);
+  for await (const row of iterateReportRows(db, batch)) yield csvRow(reportRow(row, l.ctx), l.tz);
+}
+
+/** A row for the JSON report: times as ISO 8601 with the report zone's offset. */
+export function jsonRow(r: ReportRow, tz: string): Record<string, unknown> {
+  return { ...r, sent_at: isoLocalTime(r.sent_at, tz), final_at: isoLocalTime(r.final_at, tz) };
+}
+
+function jsonHead(summary: BatchSummary): string {
+  return `{\n"schema_version": ${SUMMARY_SCHEMA_VERSION},\n"summary": ${JSON.stringify(summary, null, 2)},\n"rows": [`;
+}
+const JSON_TAIL = '\n]\n}\n';
+
+async function* jsonChunks(db: Knex, batch: string, l: Loaded, summary: BatchSummary): AsyncGenerator<string> {
+  yield jsonHead(summary);
+  let first = true;
+  for await (const row of iterateReportRows(db, batch)) {
+    yield `${first ? '\n' : ',\n'}${JSON.stringify(jsonRow(reportRow(row, l.ctx), l.tz))}`;
+    first = false;
   }
-  await writeFileAtomic(csv, lines());
-  const summary = await summarize(db, batch);
-  await writeFileAtomic(json, [JSON.stringify(summary, null, 2) + '\n']);
-  return { csv, json, summary };
+  yield JSON_TAIL;
+}
+
+const NOT_PAID_STATES: RowState[] = ALL_ROW_STATES.filter((s) => s !== 'approved');
+
+async function htmlText(db: Knex, batch: string, l: Loaded, summary: BatchSummary, opts: ReportOptions, csvName: string): Promise<string> {
+  const limit = opts.htmlRowLimit ?? 1000;
+  const rows = await rowsInStates(db, batch, NOT_PAID_STATES, limit);
+  return renderHtml({
+    summary,
+    notPaid: rows.map((r) => reportRow(r, l.ctx)),
+    notPaidTotal: summary.rows - summary.counts.approved,
+    csvName,
+  });
+}
+
+/**
+ * Writes one report format for a batch into `dir` (created if missing), atomically, mode 0600. Returns
+ * the file written and the summary it was made with.
+ */
+export async function writeReport(
+  db: Knex,
+  batch: string,
+  dir: string,
+  format: ReportFormat,
+  opts: ReportOptions = {},
+): Promise<{ file: string; summary: BatchSummary }> {
+  const l = await load(db, batch, opts);
+  const summary = await summarize(db, batch, { timeZone: l.tz, now: opts.now });
+  const file = reportPath(dir, batch, format);
+  if (format === 'csv') await writeFileAtomic(file, csvChunks(db, batch, l));
+  else if (format === 'json') await writeFileAtomic(file, jsonChunks(db, batch, l, summary));
+  else await writeFileAtomic(file, [await htmlText(db, batch, l, summary, opts, path.basename(reportPath(dir, batch, 'csv')))]);
+  return { file, summary };
+}
+
+/**
+ * The one entry the engine calls: writes <dir>/<batch>.csv (every row, for spreadsheets), .json (the
+ * summary and every row, for scripts) and .html (for people), each atomically and readable by the owner
+ * only. The rows are streamed from the database, so a batch of a million rows fits in memory.
+ */
+export async function writeReports(db: Knex, batch: string, dir: string, opts: ReportOptions = {}): Promise<ReportPaths> {
+  const l = await load(db, batch, opts);
+  const summary = await summarize(db, batch, { timeZone: l.tz, now: opts.now });
+  const csv = reportPath(dir, batch, 'csv');
+  const json = reportPath(dir, batch, 'json');
+  const html = reportPath(dir, batch, 'html');
+  const files: AtomicFile[] = [];
+  try {
+    const [c, j, h] = [await AtomicFile.open(csv), await AtomicFile.open(json), await AtomicFile.open(html)];
+    files.push(c, j, h);
+    // One pass over the rows feeds the CSV and the JSON: each row is read and described once.
+    await c.write(csvHeader(l.batch?.reference_column ?? null));
+    await j.write(jsonHead(summary));
+    let first = true;
+    for await (const row of iterateReportRows(db, batch)) {
+      const r = reportRow(row, l.ctx);
+      await c.write(csvRow(r, l.tz));
+      await j.write(`${first ? '\n' : ',\n'}${JSON.stringify(jsonRow(r, l.tz))}`);
+      first = false;
+    }
+    await j.write(JSON_TAIL);
+    await h.write(await htmlText(db, batch, l, summary, opts, path.basename(csv)));
+    // Committed together at the end: a failure anywhere leaves the previous reports as they were.
+    for (const f of files) await f.commit();
+  } catch (err) {
+    for (const f of files) await f.abort();
+    throw err;
+  }
+  return { csv, json, html, summary };
 }
