@@ -16,6 +16,8 @@ import { balanceCommand, payinStatusCommand, payoutStatusCommand } from './comma
 import { migrateCommand, reportCommand, runCommand, statusCommand, validateCommand } from './commands/batch.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
+import { payinsCommand } from './commands/payins.js';
+import { webhooksCommand } from './commands/webhooks.js';
 import { reconcileCommand } from './commands/reconcile.js';
 import { sandboxCommand, sandboxPayinCommand } from './commands/sandbox.js';
 import type { CommandIO } from './commands/context.js';
@@ -202,6 +204,34 @@ const cli = yargs(hideBin(process.argv))
     'Show one payin\'s status at the API',
     (y) => y.positional('order-id', { type: 'string', demandOption: true }),
     run((argv) => payinStatusCommand(io(argv), argv['orderId'] as string)),
+  )
+  .command(
+    'payins',
+    'List the payins stored (by payin-status lookups and confirmed webhooks)',
+    (y) =>
+      y
+        .option('status', { type: 'string', describe: 'Only this status: Approved, Rejected or Pending' })
+        .option('since', { type: 'string', describe: 'Created on or after: a date (2026-11-01), an ISO time, or an age (7d, 12h)' }),
+    run((argv) => payinsCommand(io(argv), { status: argv['status'] as string | undefined, since: argv['since'] as string | undefined })),
+  )
+  .command(
+    'webhooks',
+    'Receive Alliance webhooks at /alliance/webhook/<token>: payins are confirmed with the API and stored',
+    (y) =>
+      y
+        .option('port', { type: 'number', default: 4020 })
+        .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to listen on (0.0.0.0 for all)' })
+        .option('webhook-token', { type: 'string', describe: 'Secret path segment, 16+ URL-safe characters (env PAYOUTS_WEBHOOK_TOKEN; default: generated)' })
+        .option('allow-ip', { type: 'array', string: true, describe: 'Only these addresses may post' })
+        .option('max-body', { type: 'number', describe: 'Largest body in bytes (default 65536)' }),
+    run((argv) =>
+      webhooksCommand(io(argv), {
+        port: argv['port'] as number,
+        host: argv['host'] as string,
+        allowIps: argv['allowIp'] as string[] | undefined,
+        maxBodyBytes: argv['maxBody'] as number | undefined,
+      }),
+    ),
   )
   .command(
     'sandbox',
