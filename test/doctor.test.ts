@@ -68,6 +68,16 @@ describe('doctor against a healthy server', () => {
   });
 });
 
+describe('doctor against a rate-limited, flaky server', () => {
+  it('paces its probes under a 2/s limit, waits out a 429 and asks a failed GET again: still ok', async () => {
+    const sb = await sandbox({ rate: 2, rateMode: 'sliding', faults: { error5xxBeforeRate: 0.2, onlyPaths: ['api/v1/balance'] }, seed: 3 });
+    const r = await doctor(sb, { minIntervalMs: 100 });
+    expect(r.verdict, JSON.stringify(r.checks, null, 1)).toBe('ok');
+    // Six probes on the healthy path; the rest were 429s and 500s asked again.
+    expect(sb.requestCount()).toBeGreaterThan(6);
+  });
+});
+
 describe('doctor names the setting each server variant needs', () => {
   const variants: Array<{ name: string; server: Partial<SandboxOptions>; want: Partial<ApiSettings>; flag: string; env: string; probeInitiate?: boolean }> = [
     { name: 'GET signed with {} only', server: { getBodyMode: '{}' }, want: { getBodyMode: '{}' }, flag: "--get-body-mode '{}'", env: 'ALLIANCE_GET_BODY' },

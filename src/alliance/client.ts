@@ -31,7 +31,11 @@ export interface ClientOptions {
   secretKey: string;
   /** Per-request timeout in ms, from connect to the last body byte. Default 30000. */
   timeoutMs?: number;
-  /** How GET requests sign their body line. Default 'empty' (the document's text). */
+  /**
+   * How GET requests sign their body line. Default 'empty' (the document's text). This and the next three
+   * options pick between the document's contradictory rules: `payouts doctor` (src/alliance/doctor.ts)
+   * asks the server which it follows.
+   */
   getBodyMode?: GetBodyMode;
   /** How JSON bodies are encoded (and signed). Default 'none' (UTF-8 as is). */
   escape?: JsonEscapeMode;
@@ -208,7 +212,7 @@ export class AllianceClient {
     return headers;
   }
 
-  /** Signed headers for one attempt. Exposed for the known-answer tests and `doctor`. */
+  /** Signed headers for one attempt (a new timestamp unless one is given). Exposed for the known-answer tests. */
   signedHeaders(prepared: PreparedRequest, timestamp = this.timestamp()): Record<string, string> {
     const line = bodyLine(prepared.method, prepared.body, this.getBodyMode);
     const headers: Record<string, string> = {

@@ -5,6 +5,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { AllianceClient, type PreparedRequest, type RawResponse } from './client.js';
 import { AllianceError, AuthenticationError, ValidationError, extractFieldErrors } from './errors.js';
+import { sleep, withRetry } from './retry.js';
 import { GET_BODY_MODES, JSON_ESCAPE_MODES, TIMESTAMP_UNITS, type GetBodyMode, type JsonEscapeMode, type TimestampUnit } from './signing.js';
 import { API_PATHS } from './types.js';
 
@@ -75,6 +76,11 @@ export interface DoctorOptions {
   logger?: Logger;
   /** Clock, for tests (a machine whose clock is wrong). */
   now?: () => number;
+  /**
+   * Least time between two probes, ms. Default 300: doctor's dozen requests stay under any sane rate limit
+   * (a 429 is waited out and asked again, as is a 5xx on a GET).
+   */
+  minIntervalMs?: number;
 }
 
 /** Above this, a clock is wrong enough to be refused by a server checking timestamps (most allow a few minutes). */
@@ -160,10 +166,19 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
     return c;
   };
   const now = o.now ?? Date.now;
+  const minInterval = o.minIntervalMs ?? 300;
+  let lastSent = 0;
+  const paced = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const wait = lastSent + minInterval - Date.now();
+    if (wait > 0) await sleep(wait);
+    lastSent = Date.now();
+    return fn();
+  };
   const probe = async (s: ApiSettings, prepared: (c: AllianceClient) => PreparedRequest): Promise<Probe> => {
     const c = clientWith(s);
     try {
-      const res = await c.send(prepared(c));
+      // Every probe is read-only (an incomplete initiate cannot be paid), so a 429 or a GET's 5xx is asked again.
+      const res = await withRetry(() => paced(() => c.send(prepared(c))), { retries: 3, baseMs: 500, maxMs: 5_000 });
       const date = res.headers['date'];
       const d = Date.parse(Array.isArray(date) ? date[0]! : (date ?? ''));
       if (!Number.isNaN(d)) clockSkewMs = d - now();
