@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AllianceClient } from '../src/alliance/client.js';
 import { AuthenticationError, ServerError, ValidationError } from '../src/alliance/errors.js';
 import { bodyLine, sign } from '../src/alliance/signing.js';
@@ -11,6 +11,10 @@ import { quietLogger } from './helpers/env.js';
  * Every `payouts sandbox` flag as a user passes it: the built command in a child process, checked from
  * outside through the API it serves (and its admin API).
  */
+
+// Child processes on a shared, busy machine: generous limits (a hung one is still killed).
+vi.setConfig({ testTimeout: 240_000 });
+const cli = (args: string[], o: Parameters<typeof runCli>[1] = {}) => runCli(args, { timeoutMs: 200_000, ...o });
 
 const K = { accessKey: 'K-sb', secretKey: 'S-sb' };
 const KEYS_ARGS = ['--access-key', K.accessKey, '--secret-key', K.secretKey];
@@ -75,10 +79,10 @@ async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined
 describe('payouts sandbox in one shell, payouts balance in another', () => {
   it('serves the API on the printed URL with the given keys and balance; a wrong key exits 6 (credentials refused)', async () => {
     const sb = await sandbox(['--balance', '1111.11']);
-    const ok = await runCli(['balance'], { env: API_ENV(sb.url) });
+    const ok = await cli(['balance'], { env: API_ENV(sb.url) });
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toContain('₹1,111.11');
-    const bad = await runCli(['balance'], { env: API_ENV(sb.url, { ALLIANCE_SECRET_KEY: 'nope' }) });
+    const bad = await cli(['balance'], { env: API_ENV(sb.url, { ALLIANCE_SECRET_KEY: 'nope' }) });
     expect(bad.code).toBe(6);
     expect(bad.stderr).toMatch(/401/);
   });
@@ -87,7 +91,7 @@ describe('payouts sandbox in one shell, payouts balance in another', () => {
     const sb = await startSandboxCli(['--port', '0'], { ALLIANCE_ACCESS_KEY: K.accessKey, ALLIANCE_SECRET_KEY: K.secretKey });
     running.push(sb);
     expect((await client(sb.url).balance()).raw).toBe('500000.00');
-    const none = await runCli(['sandbox', '--port', '0']);
+    const none = await cli(['sandbox', '--port', '0']);
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('the sandbox needs --access-key and --secret-key');
   });
@@ -151,11 +155,11 @@ describe('every sandbox flag from the command line', () => {
 
   it('--accept-get-body, --reencode, --accept-timestamp and --require-mobile-number: doctor names each setting', async () => {
     const sb = await sandbox(['--accept-get-body', '{}', '--reencode', 'php', '--accept-timestamp', 's', '--require-mobile-number']);
-    const r = await runCli(['doctor', '--probe-initiate', '--json'], { env: API_ENV(sb.url) });
+    const r = await cli(['doctor', '--probe-initiate', '--json'], { env: API_ENV(sb.url) });
     expect(r.code, r.stdout + r.stderr).toBe(2);
     expect(JSON.parse(r.stdout).settings).toEqual({ get_body_mode: '{}', json_escape: 'php', timestamp_unit: 's', mobile_as_number: true });
     const ascii = await sandbox(['--reencode', 'ascii', '--accept-get-body', 'empty']);
-    const a = await runCli(['doctor', '--json', '--get-body-mode', '{}'], { env: API_ENV(ascii.url) });
+    const a = await cli(['doctor', '--json', '--get-body-mode', '{}'], { env: API_ENV(ascii.url) });
     expect(JSON.parse(a.stdout).settings).toMatchObject({ get_body_mode: 'empty', json_escape: 'ascii' });
   });
 
@@ -186,7 +190,7 @@ describe('every sandbox flag from the command line', () => {
   it('--faults takes fault options as JSON; malformed JSON exits 2', async () => {
     const sb = await sandbox(['--faults', '{"error5xxBeforeRate":1}']);
     expect(await client(sb.url).balance().catch((x: unknown) => x)).toBeInstanceOf(ServerError);
-    const bad = await runCli(['sandbox', '--port', '0', ...KEYS_ARGS, '--faults', '{nope']);
+    const bad = await cli(['sandbox', '--port', '0', ...KEYS_ARGS, '--faults', '{nope']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--faults must be a JSON object of fault options');
   });
@@ -204,7 +208,7 @@ describe('every sandbox flag from the command line', () => {
     servers.push(rx);
     await new Promise<void>((r) => rx.listen(0, '127.0.0.1', () => r()));
     const sb = await sandbox(['--webhook-url', `http://127.0.0.1:${(rx.address() as AddressInfo).port}/hook`, '--settle-ms', '100']);
-    const r = await runCli(['sandbox-payin', '--order-id', 'PAYIN-CLI-1', '--amount', '250.50'], {
+    const r = await cli(['sandbox-payin', '--order-id', 'PAYIN-CLI-1', '--amount', '250.50'], {
       env: API_ENV(sb.url, { PAYOUTS_SANDBOX_ADMIN_TOKEN: sb.adminToken! }),
     });
     expect(r.code, r.stderr).toBe(0);
@@ -242,10 +246,10 @@ describe('every sandbox flag from the command line', () => {
 
   it('the global --get-body-mode/--timestamp-unit flags reach the client: balance against a strict sandbox', async () => {
     const sb = await sandbox(['--accept-get-body', '{}', '--accept-timestamp', 's']);
-    const refused = await runCli(['balance'], { env: API_ENV(sb.url) });
+    const refused = await cli(['balance'], { env: API_ENV(sb.url) });
     expect(refused.code).toBe(6);
     expect(refused.stderr).toContain("try --get-body-mode '{}'");
-    const ok = await runCli(['balance', '--get-body-mode', '{}', '--timestamp-unit', 's'], { env: API_ENV(sb.url) });
+    const ok = await cli(['balance', '--get-body-mode', '{}', '--timestamp-unit', 's'], { env: API_ENV(sb.url) });
     expect(ok.code, ok.stderr).toBe(0);
     // A raw request signed the same way, as a cross-check of what the flags mean.
     const ts = Math.floor(Date.now() / 1000) + 1;
@@ -260,22 +264,22 @@ describe('payouts sandbox-payin', () => {
   it('refuses without a token, with a wrong token, with a bad amount, and a repeated order_id', async () => {
     const sb = await sandbox([]);
     const env = API_ENV(sb.url);
-    const none = await runCli(['sandbox-payin', '--order-id', 'P1', '--amount', '10'], { env });
+    const none = await cli(['sandbox-payin', '--order-id', 'P1', '--amount', '10'], { env });
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('the sandbox admin token is missing');
-    const wrong = await runCli(['sandbox-payin', '--order-id', 'P1', '--amount', '10', '--admin-token', 'nope'], { env });
+    const wrong = await cli(['sandbox-payin', '--order-id', 'P1', '--amount', '10', '--admin-token', 'nope'], { env });
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toContain('refused the admin token');
-    const amount = await runCli(['sandbox-payin', '--order-id', 'P1', '--amount', '-5', '--admin-token', sb.adminToken!], { env });
+    const amount = await cli(['sandbox-payin', '--order-id', 'P1', '--amount', '-5', '--admin-token', sb.adminToken!], { env });
     expect(amount.code).toBe(2);
     expect(amount.stderr).toContain('--amount must be rupees above zero');
-    const ok = await runCli(['sandbox-payin', '--order-id', 'P1', '--amount', '10', '--outcome', 'Rejected', '--url', sb.url, '--admin-token', sb.adminToken!, '--json']);
+    const ok = await cli(['sandbox-payin', '--order-id', 'P1', '--amount', '10', '--outcome', 'Rejected', '--url', sb.url, '--admin-token', sb.adminToken!, '--json']);
     expect(ok.code, ok.stderr).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ order_id: 'P1', request_amount: 10, status: 'Pending' });
-    const again = await runCli(['sandbox-payin', '--order-id', 'P1', '--amount', '10', '--admin-token', sb.adminToken!], { env });
+    const again = await cli(['sandbox-payin', '--order-id', 'P1', '--amount', '10', '--admin-token', sb.adminToken!], { env });
     expect(again.code).toBe(2);
     expect(again.stderr).toContain('order_id: The order id has already been taken.');
-    const nothing = await runCli(['sandbox-payin', '--order-id', 'P2', '--amount', '10', '--admin-token', 'x', '--url', 'http://127.0.0.1:9']);
+    const nothing = await cli(['sandbox-payin', '--order-id', 'P2', '--amount', '10', '--admin-token', 'x', '--url', 'http://127.0.0.1:9']);
     expect(nothing.code).toBe(6);
     expect(nothing.stderr).toContain('is `payouts sandbox` running there?');
   });

@@ -3,12 +3,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runDoctor, type ApiSettings, type DoctorReport } from '../src/alliance/doctor.js';
 import { doctorExitCode, settingsAsEnv, settingsAsFlags } from '../src/commands/doctor.js';
 import type { Sandbox, SandboxOptions } from '../src/sandbox/server.js';
 import { runCli } from './helpers/cli.js';
 import { KEYS, quietLogger, sandbox as startSandbox, tmpDir } from './helpers/env.js';
+
+// Child processes on a shared, busy machine: generous limits (a hung one is still killed).
+vi.setConfig({ testTimeout: 240_000 });
+const cli = (args: string[], o: Parameters<typeof runCli>[1] = {}) => runCli(args, { timeoutMs: 200_000, ...o });
 
 const DEFAULTS: ApiSettings = { getBodyMode: 'empty', escape: 'none', timestampUnit: 'ms', mobileAsNumber: false };
 
@@ -265,7 +269,7 @@ describe('payouts doctor (the command)', () => {
 
   it('healthy: exit 0, prints the settings as flags and env vars, never a key', async () => {
     const sb = await sandbox();
-    const r = await runCli(['doctor'], { env: env(sb) });
+    const r = await cli(['doctor'], { env: env(sb) });
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(r.stdout).toContain('[ok]   credentials');
     expect(r.stdout).toContain('flags: --get-body-mode empty --json-escape none --timestamp-unit ms --no-mobile-as-number');
@@ -276,7 +280,7 @@ describe('payouts doctor (the command)', () => {
 
   it('a {}-only server with --json: exit 2, the setting to change, and the env var it reads back works', async () => {
     const sb = await sandbox({ getBodyMode: '{}', reencode: 'php' });
-    const r = await runCli(['doctor', '--json'], { env: env(sb) });
+    const r = await cli(['doctor', '--json'], { env: env(sb) });
     expect(r.code, r.stderr).toBe(2);
     const j = JSON.parse(r.stdout);
     expect(j).toMatchObject({ verdict: 'settings_differ', exit_code: 2, changed: ['getBodyMode', 'escape'] });
@@ -284,23 +288,23 @@ describe('payouts doctor (the command)', () => {
     expect(j.env).toEqual({ ALLIANCE_GET_BODY: '{}', ALLIANCE_JSON_ESCAPE: 'php', ALLIANCE_TIMESTAMP_UNIT: 'ms', ALLIANCE_MOBILE_AS_NUMBER: 'false' });
     expectNoSecrets(r.stdout + r.stderr);
     // The printed environment, applied, makes doctor and a real command pass.
-    const fixed = await runCli(['doctor'], { env: env(sb, j.env) });
+    const fixed = await cli(['doctor'], { env: env(sb, j.env) });
     expect(fixed.code, fixed.stdout).toBe(0);
-    const balance = await runCli(['balance'], { env: env(sb, j.env) });
+    const balance = await cli(['balance'], { env: env(sb, j.env) });
     expect(balance.code, balance.stderr).toBe(0);
     // The printed flags work the same way.
-    const flags = await runCli(['doctor', '--get-body-mode', '{}', '--json-escape', 'php'], { env: env(sb) });
+    const flags = await cli(['doctor', '--get-body-mode', '{}', '--json-escape', 'php'], { env: env(sb) });
     expect(flags.code, flags.stdout).toBe(0);
   });
 
   it('seconds and mobile-as-number servers: ALLIANCE_TIMESTAMP_UNIT and ALLIANCE_MOBILE_AS_NUMBER read from the environment', async () => {
     const sb = await sandbox({ timestampUnit: 's', requireMobileNumber: true });
-    const r = await runCli(['doctor', '--probe-initiate', '--json'], { env: env(sb) });
+    const r = await cli(['doctor', '--probe-initiate', '--json'], { env: env(sb) });
     expect(r.code).toBe(2);
     expect(JSON.parse(r.stdout).env).toMatchObject({ ALLIANCE_TIMESTAMP_UNIT: 's', ALLIANCE_MOBILE_AS_NUMBER: 'true' });
-    const fixed = await runCli(['doctor', '--probe-initiate'], { env: env(sb, { ALLIANCE_TIMESTAMP_UNIT: 's', ALLIANCE_MOBILE_AS_NUMBER: 'true' }) });
+    const fixed = await cli(['doctor', '--probe-initiate'], { env: env(sb, { ALLIANCE_TIMESTAMP_UNIT: 's', ALLIANCE_MOBILE_AS_NUMBER: 'true' }) });
     expect(fixed.code, fixed.stdout).toBe(0);
-    const bad = await runCli(['doctor'], { env: env(sb, { ALLIANCE_MOBILE_AS_NUMBER: 'maybe' }) });
+    const bad = await cli(['doctor'], { env: env(sb, { ALLIANCE_MOBILE_AS_NUMBER: 'maybe' }) });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--mobile-as-number (ALLIANCE_MOBILE_AS_NUMBER) must be true or false; got "maybe"');
   });
@@ -308,7 +312,7 @@ describe('payouts doctor (the command)', () => {
   it('wrong key: exit 6 with a clear message and no secret anywhere in the output', async () => {
     const sb = await sandbox();
     const wrong = 'WRONG-secret-7d1e0c9a';
-    const r = await runCli(['doctor'], { env: env(sb, { ALLIANCE_SECRET_KEY: wrong }) });
+    const r = await cli(['doctor'], { env: env(sb, { ALLIANCE_SECRET_KEY: wrong }) });
     expect(r.code).toBe(6);
     expect(r.stdout).toContain('[FAIL] credentials');
     expect(r.stdout).toContain('Not ready: the API refuses this machine');
@@ -318,13 +322,13 @@ describe('payouts doctor (the command)', () => {
 
   it('blocked IP: exit 6 naming the whitelist', async () => {
     const sb = await sandbox({ allowIps: ['10.9.9.9'] });
-    const r = await runCli(['doctor'], { env: env(sb) });
+    const r = await cli(['doctor'], { env: env(sb) });
     expect(r.code).toBe(6);
     expect(r.stdout).toMatch(/\[FAIL\] ip .*whitelist/);
   });
 
   it('no configuration: exit 2 naming the variables', async () => {
-    const r = await runCli(['doctor'], { env: {} });
+    const r = await cli(['doctor'], { env: {} });
     expect(r.code).toBe(2);
     expect(r.stdout).toContain('missing ALLIANCE_BASE_URL, ALLIANCE_ACCESS_KEY, ALLIANCE_SECRET_KEY');
   });

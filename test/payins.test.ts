@@ -177,6 +177,8 @@ describe.each(BACKENDS)('payin-status and payins from the command line (%s)', (k
   let db: TestDb | undefined;
   let env: Record<string, string>;
   let sb: Sandbox;
+  // Child processes on a shared, busy machine: generous limits (a hung one is still killed).
+  const cli = (args: string[]) => runCli(args, { env, timeoutMs: 200_000 });
   beforeAll(async () => {
     sb = await sandbox({ settleMs: 60_000 });
     const api = { ALLIANCE_BASE_URL: sb.url, ALLIANCE_ACCESS_KEY: KEYS.accessKey, ALLIANCE_SECRET_KEY: KEYS.secretKey };
@@ -184,9 +186,13 @@ describe.each(BACKENDS)('payin-status and payins from the command line (%s)', (k
       db = await freshDb('postgres');
       env = { ...api, DATABASE_URL: db.url! };
     } else {
-      env = { ...api, PAYOUTS_DATA_DIR: tmpDir('payins-cli-') };
+      // Initialise the embedded database here, once, rather than in the first command.
+      const dir = tmpDir('payins-cli-');
+      const { openDb } = await import('../src/db/connect.js');
+      await (await openDb({ dataDir: dir })).close();
+      env = { ...api, PAYOUTS_DATA_DIR: dir };
     }
-  });
+  }, 240_000);
   afterAll(async () => {
     await sb?.close();
     await db?.close();
@@ -195,39 +201,39 @@ describe.each(BACKENDS)('payin-status and payins from the command line (%s)', (k
   it('payin-status stores what it fetched and prints every field; payins lists what is stored', { timeout: 240_000 }, async () => {
     sb.createPayin({ orderId: 'CLI-PIN-A', amountPaise: 100_00n, userId: 'payer-a' });
     sb.createPayin({ orderId: 'CLI-PIN-R', amountPaise: 50_00n, outcome: 'Rejected' });
-    const pending = await runCli(['payin-status', 'CLI-PIN-A', '--json'], { env });
+    const pending = await cli(['payin-status', 'CLI-PIN-A', '--json']);
     expect(pending.code, pending.stderr).toBe(0);
     const p = JSON.parse(pending.stdout);
     expect(p).toMatchObject({ order_id: 'CLI-PIN-A', status: 'Pending', request_amount: '100.00', user_id: 'payer-a', stored: { outcome: 'inserted', status: 'Pending' } });
     for (const k of ['transaction_id', 'amount', 'method', 'comments', 'time_of_processing', 'created_at', 'updated_at', 'bank_upi', 'bank_name']) expect(p).toHaveProperty(k);
 
     sb.settleAll();
-    const done = await runCli(['payin-status', 'CLI-PIN-A', '--json'], { env });
+    const done = await cli(['payin-status', 'CLI-PIN-A', '--json']);
     expect(JSON.parse(done.stdout)).toMatchObject({ status: 'Approved', amount: '100.00', stored: { outcome: 'advanced', status: 'Approved' } });
-    const text = await runCli(['payin-status', 'CLI-PIN-R'], { env });
+    const text = await cli(['payin-status', 'CLI-PIN-R']);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toContain('CLI-PIN-R: Rejected');
     expect(text.stdout).toMatch(/stored \(inserted\)/);
 
-    const unknown = await runCli(['payin-status', 'CLI-PIN-NOPE'], { env });
+    const unknown = await cli(['payin-status', 'CLI-PIN-NOPE']);
     expect(unknown.code).toBe(6);
     expect(unknown.stderr).toMatch(/404/);
 
-    const all = await runCli(['payins', '--json'], { env });
+    const all = await cli(['payins', '--json']);
     expect(all.code, all.stderr).toBe(0);
     const listed = JSON.parse(all.stdout);
     expect(listed.count).toBe(2);
     expect(listed.payins.map((x: { order_id: string }) => x.order_id).sort()).toEqual(['CLI-PIN-A', 'CLI-PIN-R']);
     expect(listed.payins.find((x: { order_id: string }) => x.order_id === 'CLI-PIN-A')).toMatchObject({ status: 'Approved', amount: '100.00', request_amount: '100.00' });
 
-    const approved = await runCli(['payins', '--status', 'approved', '--since', '1d'], { env });
+    const approved = await cli(['payins', '--status', 'approved', '--since', '1d']);
     expect(approved.code, approved.stderr).toBe(0);
     expect(approved.stdout).toContain('1 payin (status approved, since');
     expect(approved.stdout).toContain('CLI-PIN-A  Approved');
     expect(approved.stdout).not.toContain('CLI-PIN-R');
     expect(approved.stdout).toContain('Approved total: ₹100.00');
 
-    const bad = await runCli(['payins', '--since', 'last week'], { env });
+    const bad = await cli(['payins', '--since', 'last week']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--since must be a date like 2026-11-01');
   });

@@ -264,7 +264,7 @@ describe.each(BACKENDS)('payin webhooks confirmed by the API and stored (%s)', (
 });
 
 describe('payouts webhooks (the command, in-process)', () => {
-  it('receives payin webhooks, stores them confirmed, logs payout hints, stops on the signal', async () => {
+  it('receives payin webhooks, stores them confirmed, logs payout hints, stops on the signal', { timeout: 240_000 }, async () => {
     const sbHolder: { sb?: Sandbox } = {};
     const dataDir = tmpDir('webhooks-cmd-');
     const stop = new AbortController();
