@@ -645,7 +645,6 @@ describe('bounded reads', () => {
       pump();
     });
     const c = client(fake, { maxResponseBytes: 256 * 1024, timeoutMs: 10_000 });
-    const t = Date.now();
     const get = await failure(c.balance());
     expect(get).toBeInstanceOf(ResponseTooLargeError);
     expect(get).toMatchObject({ retryable: true, ambiguous: false, statusCode: 200 });
@@ -653,8 +652,7 @@ describe('bounded reads', () => {
     const post = await failure(c.initiatePayout(payoutReq()));
     expect(post).toBeInstanceOf(ResponseTooLargeError);
     expect(post.ambiguous).toBe(true);
-    // Cut off at once (no timeout), and the server saw the connection close: it stopped streaming.
-    expect(Date.now() - t).toBeLessThan(5000);
+    // Cut off (a ResponseTooLargeError, not the 10 s timeout), and the server saw the connection close.
     await Promise.all(closed);
     expect(written).toBeLessThan(64 * 1024 * 1024);
   });
