@@ -1,4 +1,11 @@
-import { GET_BODY_MODES, JSON_ESCAPE_MODES, type GetBodyMode, type JsonEscapeMode } from './alliance/signing.js';
+import {
+  GET_BODY_MODES,
+  JSON_ESCAPE_MODES,
+  TIMESTAMP_UNITS,
+  type GetBodyMode,
+  type JsonEscapeMode,
+  type TimestampUnit,
+} from './alliance/signing.js';
 import { parseRupees, type Paise } from './money.js';
 import { ConfigError } from './errors.js';
 
@@ -16,7 +23,22 @@ export interface ApiConfig {
   getBodyMode: GetBodyMode;
   /** JSON escaping of bodies (and so of what is signed). Default 'none'. */
   escape: JsonEscapeMode;
+  /** Timestamp header in ms (the document's text) or s (its header table). Default 'ms'. */
+  timestampUnit: TimestampUnit;
+  /** beneficiary_mobile_no as a JSON number (cURL and signature examples) instead of a string. Default false. */
+  mobileAsNumber: boolean;
 }
+
+/**
+ * The flag and environment variable of each setting that picks between the API document's contradictory
+ * rules (README "Decisions where the API document contradicts itself"); `payouts doctor` prints them.
+ */
+export const API_RULE_SETTINGS = {
+  getBodyMode: { flag: '--get-body-mode', env: 'ALLIANCE_GET_BODY' },
+  escape: { flag: '--json-escape', env: 'ALLIANCE_JSON_ESCAPE' },
+  timestampUnit: { flag: '--timestamp-unit', env: 'ALLIANCE_TIMESTAMP_UNIT' },
+  mobileAsNumber: { flag: '--mobile-as-number', env: 'ALLIANCE_MOBILE_AS_NUMBER' },
+} as const;
 
 export interface DbConfig {
   /** PostgreSQL when set; otherwise embedded PGlite in dataDir. */
@@ -36,6 +58,10 @@ export interface Config {
   timeZone: string;
   /** Incoming webhook told when a batch finishes, stops or fails (--notify-url, PAYOUTS_NOTIFY_URL). */
   notifyUrl: string | undefined;
+  /** The secret path segment of the webhook receiver (`--webhook-token`, PAYOUTS_WEBHOOK_TOKEN). */
+  webhookToken: string | undefined;
+  /** The sandbox's admin token (`--admin-token`, PAYOUTS_SANDBOX_ADMIN_TOKEN). */
+  sandboxAdminToken: string | undefined;
 }
 
 export interface ConfigFlags {
@@ -45,6 +71,10 @@ export interface ConfigFlags {
   timeout?: number | undefined;
   getBodyMode?: string | undefined;
   jsonEscape?: string | undefined;
+  timestampUnit?: string | undefined;
+  mobileAsNumber?: boolean | undefined;
+  webhookToken?: string | undefined;
+  adminToken?: string | undefined;
   dataDir?: string | undefined;
   databaseUrl?: string | undefined;
   logLevel?: string | undefined;
@@ -60,6 +90,15 @@ function pick<T extends string>(value: string | undefined, allowed: readonly T[]
     throw new ConfigError(`${what} must be one of ${allowed.join(', ')}; got "${value}"`);
   }
   return value as T;
+}
+
+function bool(value: boolean | string | undefined, what: string, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback;
+  if (typeof value === 'boolean') return value;
+  const v = value.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(`${what} must be true or false; got "${value}"`);
 }
 
 function positiveInt(value: string | number | undefined, what: string, fallback: number): number {
@@ -79,6 +118,8 @@ export function loadConfig(flags: ConfigFlags, env: Record<string, string | unde
       timeoutMs: positiveInt(flags.timeout ?? env['ALLIANCE_TIMEOUT_MS'], 'the request timeout (--timeout, ALLIANCE_TIMEOUT_MS)', 30_000),
       getBodyMode: pick(flags.getBodyMode ?? env['ALLIANCE_GET_BODY'], GET_BODY_MODES, '--get-body-mode (ALLIANCE_GET_BODY)', 'empty'),
       escape: pick(flags.jsonEscape ?? env['ALLIANCE_JSON_ESCAPE'], JSON_ESCAPE_MODES, '--json-escape (ALLIANCE_JSON_ESCAPE)', 'none'),
+      timestampUnit: pick(flags.timestampUnit ?? env['ALLIANCE_TIMESTAMP_UNIT'], TIMESTAMP_UNITS, '--timestamp-unit (ALLIANCE_TIMESTAMP_UNIT)', 'ms'),
+      mobileAsNumber: bool(flags.mobileAsNumber ?? env['ALLIANCE_MOBILE_AS_NUMBER'], '--mobile-as-number (ALLIANCE_MOBILE_AS_NUMBER)', false),
     },
     db: {
       databaseUrl: flags.databaseUrl ?? (env['DATABASE_URL'] || undefined),
@@ -89,6 +130,8 @@ export function loadConfig(flags: ConfigFlags, env: Record<string, string | unde
     crashAt: env['PAYOUTS_CRASH_AT'] || undefined,
     timeZone: timeZone(flags.timeZone ?? (env['PAYOUTS_TIME_ZONE'] || undefined) ?? 'Asia/Kolkata'),
     notifyUrl: notifyUrl(flags.notifyUrl ?? (env['PAYOUTS_NOTIFY_URL'] || undefined)),
+    webhookToken: flags.webhookToken ?? (env['PAYOUTS_WEBHOOK_TOKEN'] || undefined),
+    sandboxAdminToken: flags.adminToken ?? (env['PAYOUTS_SANDBOX_ADMIN_TOKEN'] || undefined),
   };
 }
 

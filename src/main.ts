@@ -16,8 +16,11 @@ import { balanceCommand, payinStatusCommand, payoutStatusCommand } from './comma
 import { migrateCommand, runCommand, statusCommand, validateCommand } from './commands/batch.js';
 import { reportCommand } from './commands/report.js';
 import { demoCommand } from './commands/demo.js';
+import { doctorCommand } from './commands/doctor.js';
+import { payinsCommand } from './commands/payins.js';
+import { webhooksCommand } from './commands/webhooks.js';
 import { reconcileCommand } from './commands/reconcile.js';
-import { sandboxCommand } from './commands/sandbox.js';
+import { sandboxCommand, sandboxPayinCommand } from './commands/sandbox.js';
 import type { CommandIO } from './commands/context.js';
 
 type Args = ConfigFlags & { json?: boolean; [k: string]: unknown };
@@ -96,6 +99,8 @@ const cli = yargs(hideBin(process.argv))
   .option('timeout', { type: 'number', describe: 'Per-request timeout in ms (default 30000)' })
   .option('get-body-mode', { choices: ['empty', '{}'], describe: 'How GET requests sign the body line (default empty, the document\'s rule)' })
   .option('json-escape', { choices: ['none', 'ascii', 'php'], describe: 'JSON escaping of request bodies, to match how the server checks signatures (default none)' })
+  .option('timestamp-unit', { choices: ['ms', 's'], describe: 'Timestamp header in milliseconds (the document\'s text) or seconds (its header table); env ALLIANCE_TIMESTAMP_UNIT (default ms)' })
+  .option('mobile-as-number', { type: 'boolean', describe: 'Send beneficiary_mobile_no as a JSON number, not a string; env ALLIANCE_MOBILE_AS_NUMBER (default false)' })
   .option('data-dir', { type: 'string', describe: 'Embedded database directory when DATABASE_URL is unset (default ./.payouts)' })
   .command(
     'run <csv>',
@@ -196,6 +201,17 @@ const cli = yargs(hideBin(process.argv))
     (y) => y.option('report-dir', { type: 'string', default: 'reports' }).option('csv', { type: 'string', describe: 'Another CSV instead of the sample' }),
     run((argv) => demoCommand(io(argv), { reportDir: argv['reportDir'] as string, csv: argv['csv'] as string | undefined })),
   )
+  .command(
+    'doctor',
+    'Before a first live payroll: probe the configured API (read-only) and print the settings it needs',
+    (y) =>
+      y.option('probe-initiate', {
+        type: 'boolean',
+        default: false,
+        describe: 'Also send an initiate the server must refuse (no amount, no account) to learn how it wants the mobile number',
+      }),
+    run((argv) => doctorCommand(io(argv), { probeInitiate: Boolean(argv['probeInitiate']) })),
+  )
   .command('balance', 'Show the wallet balance', (y) => y, run((argv) => balanceCommand(io(argv))))
   .command(
     'payout-status <order-id>',
@@ -210,27 +226,59 @@ const cli = yargs(hideBin(process.argv))
     run((argv) => payinStatusCommand(io(argv), argv['orderId'] as string)),
   )
   .command(
+    'payins',
+    'List the payins stored (by payin-status lookups and confirmed webhooks)',
+    (y) =>
+      y
+        .option('status', { type: 'string', describe: 'Only this status: Approved, Rejected or Pending' })
+        .option('since', { type: 'string', describe: 'Created on or after: a date (2026-11-01), an ISO time, or an age (7d, 12h)' }),
+    run((argv) => payinsCommand(io(argv), { status: argv['status'] as string | undefined, since: argv['since'] as string | undefined })),
+  )
+  .command(
+    'webhooks',
+    'Receive Alliance webhooks at /alliance/webhook/<token>: payins are confirmed with the API and stored',
+    (y) =>
+      y
+        .option('port', { type: 'number', default: 4020 })
+        .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to listen on (0.0.0.0 for all)' })
+        .option('webhook-token', { type: 'string', describe: 'Secret path segment, 16+ URL-safe characters (env PAYOUTS_WEBHOOK_TOKEN; default: generated)' })
+        .option('allow-ip', { type: 'array', string: true, describe: 'Only these addresses may post' })
+        .option('max-body', { type: 'number', describe: 'Largest body in bytes (default 65536)' }),
+    run((argv) =>
+      webhooksCommand(io(argv), {
+        port: argv['port'] as number,
+        host: argv['host'] as string,
+        allowIps: argv['allowIp'] as string[] | undefined,
+        maxBodyBytes: argv['maxBody'] as number | undefined,
+      }),
+    ),
+  )
+  .command(
     'sandbox',
-    'Serve a local simulation of the API (for rehearsals and tests); prints its URL',
+    'Serve a local simulation of the API (for rehearsals and tests); prints its URL and admin token',
     (y) =>
       y
         .option('port', { type: 'number', default: 4010 })
         .option('host', { type: 'string', default: '127.0.0.1' })
         .option('balance', { type: 'string', default: '500000', describe: 'Starting wallet balance in rupees' })
         .option('rate', { type: 'number', describe: 'Requests per second before 429' })
+        .option('rate-mode', { choices: ['bucket', 'sliding'], default: 'bucket', describe: 'Count --rate as a token bucket or as arrivals in any sliding second' })
         .option('settle-ms', { type: 'number', describe: 'Pending to final after this long', default: 2000 })
         .option('seed', { type: 'number', describe: 'Seed for faults and UTRs (replayable)' })
         .option('webhook-url', { type: 'string' })
         .option('reject-suffix', { type: 'string', default: '0000', describe: 'Accounts ending with this are rejected' })
-        .option('no-dedup', { type: 'boolean', describe: 'Execute a repeated order_id again (tests the client alone)' })
-        .option('reencode', { choices: ['raw', 'php'], describe: 'Verify signatures over the raw body or a PHP re-encoding' })
-        .option('accept-get-body', { choices: ['empty', '{}', 'either'], default: 'either' })
+        // Named `dedup` so that yargs' own negation gives `--no-dedup` (an option named "no-dedup" cannot be passed).
+        .option('dedup', { type: 'boolean', default: true, describe: 'Refuse a repeated order_id (422); --no-dedup executes it again (tests the client alone)' })
+        .option('reencode', { choices: ['raw', 'php', 'ascii'], describe: 'Verify signatures over the raw body, or a PHP / Python (ascii) re-encoding of it' })
+        .option('accept-get-body', { choices: ['empty', '{}', 'either'], default: 'either', describe: 'GET body lines accepted in signatures' })
+        .option('accept-timestamp', { choices: ['ms', 's'], default: 'ms', describe: 'Read the Timestamp header in milliseconds or seconds' })
+        .option('require-mobile-number', { type: 'boolean', default: false, describe: 'Refuse beneficiary_mobile_no sent as a string' })
         .option('allow-ip', { type: 'array', string: true, describe: 'IP allowlist' })
+        .option('admin-token', { type: 'string', describe: 'Token for the admin endpoints (env PAYOUTS_SANDBOX_ADMIN_TOKEN; default: generated and printed)' })
         .option('faults', { type: 'string', describe: 'Fault options as JSON, e.g. {"error5xxAfterRate":0.1}' }),
     async (argv) => {
       const cio = io(argv as Args);
-      const accessKey = (argv['accessKey'] as string | undefined) ?? process.env['ALLIANCE_ACCESS_KEY'];
-      const secretKey = (argv['secretKey'] as string | undefined) ?? process.env['ALLIANCE_SECRET_KEY'];
+      const { accessKey, secretKey } = cio.config.api;
       if (!accessKey || !secretKey) throw new ConfigError('the sandbox needs --access-key and --secret-key (or ALLIANCE_ACCESS_KEY / ALLIANCE_SECRET_KEY)');
       const balance = parseRupees(String(argv['balance']));
       if (balance === undefined) throw new ConfigError(`--balance must be rupees like 500000 or 1111.11; got "${argv['balance']}"`);
@@ -249,19 +297,46 @@ const cli = yargs(hideBin(process.argv))
         secretKey,
         balancePaise: balance,
         rate: argv['rate'] as number | undefined,
+        rateMode: argv['rateMode'] as 'bucket' | 'sliding',
         settleMs: argv['settleMs'] as number | undefined,
         seed: argv['seed'] as number | undefined,
         webhookUrl: argv['webhookUrl'] as string | undefined,
-        dedupOrderIds: !argv['noDedup'],
-        ...(argv['reencode'] ? { reencode: argv['reencode'] as 'raw' | 'php' } : {}),
+        dedupOrderIds: argv['dedup'] !== false,
+        ...(argv['reencode'] ? { reencode: argv['reencode'] as 'raw' | 'php' | 'ascii' } : {}),
         getBodyMode: argv['acceptGetBody'] as 'empty' | '{}' | 'either',
+        timestampUnit: argv['acceptTimestamp'] as 'ms' | 's',
+        requireMobileNumber: Boolean(argv['requireMobileNumber']),
         allowIps: argv['allowIp'] as string[] | undefined,
         rejectSuffix: argv['rejectSuffix'] as string,
+        adminToken: cio.config.sandboxAdminToken,
         faults,
       });
       await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
       await sb.close();
     },
+  )
+  .command(
+    'sandbox-payin',
+    'Create a payin in a running sandbox (its admin API), as if a customer paid',
+    (y) =>
+      y
+        .option('order-id', { type: 'string', demandOption: true, describe: 'The payin\'s order_id' })
+        .option('amount', { type: 'string', demandOption: true, describe: 'Rupees, e.g. 100 or 1111.11' })
+        .option('outcome', { choices: ['Approved', 'Rejected'], default: 'Approved', describe: 'How it settles' })
+        .option('user-id', { type: 'string', describe: 'The payer\'s user_id' })
+        .option('method', { type: 'string', describe: 'Payment method (default UPI)' })
+        .option('url', { type: 'string', describe: 'The sandbox\'s URL (default ALLIANCE_BASE_URL)' })
+        .option('admin-token', { type: 'string', describe: 'The sandbox\'s admin token (env PAYOUTS_SANDBOX_ADMIN_TOKEN)' }),
+    run((argv) =>
+      sandboxPayinCommand(io(argv), {
+        orderId: argv['orderId'] as string,
+        amount: argv['amount'] as string,
+        outcome: argv['outcome'] as 'Approved' | 'Rejected',
+        userId: argv['userId'] as string | undefined,
+        method: argv['method'] as string | undefined,
+        url: argv['url'] as string | undefined,
+      }),
+    ),
   )
   .demandCommand(1, 'Name a command: `payouts --help` lists them')
   .strict()

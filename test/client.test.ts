@@ -6,10 +6,12 @@ import { AllianceClient, parsePayout, type ClientOptions, type PreparedRequest }
 import {
   AllianceError,
   AuthenticationError,
+  EnvelopeError,
   MalformedResponseError,
   NetworkError,
   NotFoundError,
   RateLimitError,
+  ResponseTooLargeError,
   ServerError,
   TimeoutError,
   ValidationError,
@@ -205,6 +207,16 @@ describe('payout initiate and status', () => {
     expect((await c.initiatePayout(req)).status).toBe('Pending');
   });
 
+  it('a server that wants the mobile as a number refuses the default string and accepts mobileAsNumber', async () => {
+    const sb = await sandbox({ requireMobileNumber: true });
+    const e = (await failure(client(sb).initiatePayout(payoutReq()))) as ValidationError;
+    expect(e).toBeInstanceOf(ValidationError);
+    expect(e.fieldErrors['beneficiary_mobile_no']).toEqual(['The beneficiary mobile no must be a number.']);
+    const req = payoutReq();
+    expect((await client(sb, { mobileAsNumber: true }).initiatePayout(req)).status).toBe('Pending');
+    expect(sb.executions(req.orderId)).toBe(1);
+  });
+
   it('accepts a PreparedRequest, so a retry sends the very same bytes', async () => {
     const sb = await sandbox();
     const c = client(sb);
@@ -381,6 +393,20 @@ describe('error typing', () => {
     expect(e.message).toMatch(/clock is \d+s ahead of the server's/);
   });
 
+  it('401 on a GET suggests the other --get-body-mode and `payouts doctor`; on a POST only doctor', async () => {
+    const braces = await sandbox({ getBodyMode: '{}' });
+    const e = await failure(client(braces).balance());
+    expect(e).toBeInstanceOf(AuthenticationError);
+    expect(e.message).toContain("try --get-body-mode '{}'");
+    expect(e.message).toContain('payouts doctor');
+    const empty = await sandbox({ getBodyMode: 'empty' });
+    const e2 = await failure(client(empty, { getBodyMode: '{}' }).balance());
+    expect(e2.message).toContain('try --get-body-mode empty');
+    const post = await failure(client(braces, { secretKey: 'wrong' }).initiatePayout(payoutReq()));
+    expect(post.message).not.toContain('--get-body-mode');
+    expect(post.message).toContain('payouts doctor');
+  });
+
   it('403 (e.g. IP not whitelisted) is an AuthenticationError that says 403, not 401', async () => {
     const fake = await fakeServer((_r, res) =>
       json(res, 403, { error: 'Forbidden', data: null, message: 'IP address is not whitelisted.', success: false }),
@@ -532,6 +558,125 @@ describe('error typing', () => {
     const c = client(fake);
     expect((await failure(c.payoutStatus('X-1'))).message).toContain('no data object');
     expect((await failure(c.payoutStatus('X-1'))).message).toContain('unknown payout status "Processing"');
+  });
+});
+
+describe('timestamp unit', () => {
+  it("timestampUnit 's' sends whole seconds, and a seconds server accepts it where the default ms is refused", async () => {
+    const sb = await sandbox({ timestampUnit: 's' });
+    const fake = await fakeServer((_r, res) => json(res, 200, { error: '', data: { balance: '1.00' }, message: 'ok', success: true }));
+    await client(fake, { timestampUnit: 's' }).balance();
+    await client(fake).balance();
+    const [s, ms] = fake.captured.map((c) => Number(c.headers['timestamp']));
+    expect(Math.abs(s! - Date.now() / 1000)).toBeLessThan(5);
+    expect(Math.abs(ms! - Date.now())).toBeLessThan(5000);
+
+    expect((await client(sb, { timestampUnit: 's' }).balance()).balancePaise).toBeGreaterThan(0n);
+    const e = await failure(client(sb).balance());
+    expect(e).toBeInstanceOf(AuthenticationError);
+  });
+
+  it('in seconds, the same request twice in one second waits for the next second instead of repeating a signature', async () => {
+    const sb = await sandbox({ timestampUnit: 's' });
+    const c = client(sb, { timestampUnit: 's', timeoutMs: 5000 });
+    // Three identical GETs back to back: the sandbox refuses a repeated signature as a replay.
+    for (let i = 0; i < 3; i++) expect((await c.balance()).balancePaise).toBeGreaterThan(0n);
+    // One request each, none refused.
+    expect(sb.requestCount()).toBe(3);
+  });
+});
+
+describe('envelopes', () => {
+  const envelopes = [
+    { error: 'Insufficient balance', data: null, message: 'Payout failed.', success: false },
+    { error: '', data: { ...PENDING_DATA }, message: 'Something failed.', success: false },
+    { error: 'Duplicate order', data: { ...PENDING_DATA }, message: 'Payout initiated.', success: true },
+    { error: { order_id: ['taken'] }, data: { ...PENDING_DATA }, message: 'x', success: true },
+  ];
+
+  it('a 2xx saying "success": false or carrying an error is an EnvelopeError: ambiguous on an initiate, never retried blind', async () => {
+    const fake = await fakeServer((_r, res, n) => json(res, n <= 4 ? 201 : 200, envelopes[(n - 1) % 4]));
+    const c = client(fake);
+    for (let i = 0; i < 4; i++) {
+      const e = await failure(c.initiatePayout(payoutReq()));
+      expect(e).toBeInstanceOf(EnvelopeError);
+      expect(e).toMatchObject({ type: 'envelope_error', statusCode: 201, method: 'POST', retryable: false, ambiguous: true });
+      expect(e.message).toMatch(/ask its status before sending it again/);
+    }
+    const get = await failure(c.payoutStatus('X-1'));
+    expect(get).toBeInstanceOf(EnvelopeError);
+    expect(get).toMatchObject({ ambiguous: false, retryable: false, statusCode: 200 });
+    expect(get.message).toBe('GET api/v1/payout/X-1/status: HTTP 200 but the response says "success": false (Insufficient balance: Payout failed.)');
+    const { retryDecision } = await import('../src/alliance/retry.js');
+    expect(retryDecision(get, 1).retry).toBe(false);
+  });
+
+  it('the documented successes pass: "error": "" (and null, {} or [] with success true)', async () => {
+    const ok = [
+      { error: '', data: { balance: '1.00' }, message: 'ok', success: true },
+      { error: null, data: { balance: '2.00' }, message: 'ok', success: true },
+      { error: {}, data: { balance: '3.00' }, message: 'ok' },
+      { error: [], data: { balance: '4.00' }, success: true },
+    ];
+    const fake = await fakeServer((_r, res, n) => json(res, 200, ok[n - 1]));
+    const c = client(fake);
+    for (let i = 1; i <= 4; i++) expect((await c.balance()).balancePaise).toBe(BigInt(i * 100));
+  });
+});
+
+describe('bounded reads', () => {
+  it('a body streaming without end is cut off at the limit: ResponseTooLargeError, retryable on GET, ambiguous on POST', async () => {
+    let written = 0;
+    const closed: Promise<void>[] = [];
+    const fake = await fakeServer((_r, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      closed.push(new Promise((r) => res.on('close', () => r())));
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk)) written += chunk.length;
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      res.write('{"error":"","data":{"balance":"');
+      pump();
+    });
+    const c = client(fake, { maxResponseBytes: 256 * 1024, timeoutMs: 10_000 });
+    const get = await failure(c.balance());
+    expect(get).toBeInstanceOf(ResponseTooLargeError);
+    expect(get).toMatchObject({ retryable: true, ambiguous: false, statusCode: 200 });
+    expect(get.message).toMatch(/262144-byte limit: cut off/);
+    const post = await failure(c.initiatePayout(payoutReq()));
+    expect(post).toBeInstanceOf(ResponseTooLargeError);
+    expect(post.ambiguous).toBe(true);
+    // Cut off (a ResponseTooLargeError, not the 10 s timeout), and the server saw the connection close.
+    await Promise.all(closed);
+    expect(written).toBeLessThan(64 * 1024 * 1024);
+  });
+
+  it('a declared Content-Length over the limit is refused before reading; the default limit is 1 MiB', async () => {
+    const big = JSON.stringify({ error: '', data: { balance: '1.00', pad: 'x'.repeat(1024 * 1024) }, message: 'ok', success: true });
+    const fake = await fakeServer((_r, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(big) });
+      res.end(big);
+    });
+    const e = await failure(client(fake).balance());
+    expect(e).toBeInstanceOf(ResponseTooLargeError);
+    expect(e.message).toMatch(/of 1048\d{3} bytes, over the 1048576-byte limit/);
+    // Under the limit it is read whole.
+    expect((await client(fake, { maxResponseBytes: 2 * 1024 * 1024 }).balance()).balancePaise).toBe(100n);
+  });
+
+  it('an error answer (5xx) with an endless body is cut off too', async () => {
+    const fake = await fakeServer((_r, res) => {
+      res.writeHead(502, { 'content-type': 'text/html' });
+      const pump = () => {
+        while (!res.destroyed && res.write(Buffer.alloc(16 * 1024, 0x41)));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    });
+    const e = await failure(client(fake, { maxResponseBytes: 64 * 1024 }).balance());
+    expect(e).toBeInstanceOf(ResponseTooLargeError);
+    expect(e.statusCode).toBe(502);
   });
 });
 

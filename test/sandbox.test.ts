@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bodyLine, serializeBody, sign, signingPath, type GetBodyMode, type JsonEscapeMode } from '../src/alliance/signing.js';
@@ -162,6 +162,68 @@ describe('balance and authentication', () => {
     // The default 'raw' server is the opposite: the exact bytes, UTF-8 as is.
     const rawServer = await sandbox();
     expect((await call(rawServer, 'POST', 'api/v1/payout/initiate', { body: payout({ beneficiary_address: '12/3 MG Road' }) })).status).toBe(201);
+  });
+
+  it("'ascii' reencode (Python's json.dumps) accepts only non-ASCII escaped as \\uXXXX, '/' kept", async () => {
+    const sb = await sandbox({ reencode: 'ascii' });
+    const body = payout({ beneficiary_name: 'Jürgen', beneficiary_address: '12/3 MG Road' });
+    expect((await call(sb, 'POST', 'api/v1/payout/initiate', { body, escape: 'none' })).status).toBe(401);
+    expect((await call(sb, 'POST', 'api/v1/payout/initiate', { body, escape: 'php' })).status).toBe(401);
+    const ascii = await call(sb, 'POST', 'api/v1/payout/initiate', { body, escape: 'ascii' });
+    expect(ascii.status).toBe(201);
+    expect(ascii.json.data.beneficiary_name).toBe('Jürgen');
+  });
+
+  it("timestampUnit 's' reads the Timestamp header in seconds: seconds pass, milliseconds are refused", async () => {
+    const sb = await sandbox({ timestampUnit: 's' });
+    const nowS = Math.floor(Date.now() / 1000);
+    expect((await call(sb, 'GET', 'api/v1/balance', { ts: nowS })).status).toBe(200);
+    expect((await call(sb, 'GET', 'api/v1/balance', { ts: uniqueNow() })).status).toBe(401);
+    expect((await call(sb, 'GET', 'api/v1/balance', { ts: nowS - 6 * 60 })).json.message).toBe('Request timestamp expired.');
+    // The same request in the same second carries the same signature: a replay.
+    const replay = await call(sb, 'GET', 'api/v1/balance', { ts: nowS });
+    expect(replay.status).toBe(401);
+    expect(replay.json.message).toMatch(/already used/);
+  });
+
+  it('requireMobileNumber refuses beneficiary_mobile_no as a string (422) and accepts it as a number', async () => {
+    const sb = await sandbox({ requireMobileNumber: true });
+    const asString = await call(sb, 'POST', 'api/v1/payout/initiate', { body: payout({ beneficiary_mobile_no: '7878787878' }) });
+    expect(asString.status).toBe(422);
+    expect(asString.json.error).toEqual({ beneficiary_mobile_no: ['The beneficiary mobile no must be a number.'] });
+    expect((await call(sb, 'POST', 'api/v1/payout/initiate', { body: payout({ beneficiary_mobile_no: 7878787878 }) })).status).toBe(201);
+    // The default server takes either.
+    const either = await sandbox();
+    expect((await call(either, 'POST', 'api/v1/payout/initiate', { body: payout({ beneficiary_mobile_no: '7878787878' }) })).status).toBe(201);
+    expect((await call(either, 'POST', 'api/v1/payout/initiate', { body: payout({ beneficiary_mobile_no: 7878787878 }) })).status).toBe(201);
+  });
+
+  it('answers 413 to a request body over the limit, declared or streamed, API and admin alike, executing nothing', async () => {
+    const sb = await sandbox({ maxBodyBytes: 2000 });
+    const big = payout({ remarks: 'x'.repeat(3000) });
+    const declared = await call(sb, 'POST', 'api/v1/payout/initiate', { body: big });
+    expect(declared.status).toBe(413);
+    expect(declared.json).toMatchObject({ success: false, message: 'The request body is too large.' });
+    // Chunked, no Content-Length: counted as it arrives.
+    const streamed = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(`${sb.url}/api/v1/payout/initiate`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      for (let i = 0; i < 10; i++) req.write('x'.repeat(500));
+      req.end();
+    });
+    expect(streamed).toBe(413);
+    const admin = await fetch(`${sb.url}/__admin/payins`, {
+      method: 'POST',
+      headers: { 'x-admin-token': sb.adminToken },
+      body: JSON.stringify({ order_id: 'BIG', amount: 1, user_id: 'u'.repeat(3000) }),
+    });
+    expect(admin.status).toBe(413);
+    expect(sb.ledger()).toHaveLength(0);
+    // A body under the limit is fine.
+    expect((await call(sb, 'POST', 'api/v1/payout/initiate', { body: payout() })).status).toBe(201);
   });
 
   it('refuses a caller outside the IP allowlist and accepts one inside it', async () => {
@@ -349,6 +411,141 @@ describe('rate limit', () => {
   });
 });
 
+describe('arrivals', () => {
+  it('records when every API request arrived, high-resolution, before any processing (refused ones too), admin calls not', async () => {
+    const sb = await sandbox({ faults: { latencyMs: 150 } });
+    const windows: Array<[number, number]> = [];
+    for (const o of [{}, { secret: 'wrong' }, {}]) {
+      const before = performance.timeOrigin + performance.now();
+      await call(sb, 'GET', 'api/v1/balance', o);
+      windows.push([before, performance.timeOrigin + performance.now()]);
+    }
+    await fetch(`${sb.url}/__admin/ledger`, { headers: { 'x-admin-token': sb.adminToken } });
+    const a = sb.arrivals();
+    expect(a).toHaveLength(3);
+    for (let i = 0; i < 3; i++) {
+      // At arrival: inside the call's window, and at least the injected latency before its answer.
+      expect(a[i]!).toBeGreaterThanOrEqual(windows[i]![0] - 1);
+      expect(a[i]!).toBeLessThanOrEqual(windows[i]![1] - 140);
+    }
+    expect(a.some((t) => !Number.isInteger(t))).toBe(true);
+    // A copy: the caller cannot change the record.
+    a.length = 0;
+    expect(sb.arrivals()).toHaveLength(3);
+  });
+});
+
+describe('sliding-window rate limit', () => {
+  it('refuses a request when `rate` others arrived in the last second, where a token bucket would have refilled', async () => {
+    const burstThenOne = async (rateMode: 'bucket' | 'sliding') => {
+      const sb = await sandbox({ rate: 5, rateMode });
+      const burst = await Promise.all(Array.from({ length: 5 }, () => call(sb, 'GET', 'api/v1/balance')));
+      const t0 = sb.arrivals()[0]!;
+      await new Promise((r) => setTimeout(r, 350));
+      const one = await call(sb, 'GET', 'api/v1/balance');
+      return { sb, t0, burst: burst.map((r) => r.status), one };
+    };
+    const bucket = await burstThenOne('bucket');
+    expect(bucket.burst).toEqual([200, 200, 200, 200, 200]);
+    expect(bucket.one.status).toBe(200);
+
+    const sliding = await burstThenOne('sliding');
+    expect(sliding.burst).toEqual([200, 200, 200, 200, 200]);
+    expect(sliding.one.status).toBe(429);
+    expect(Number(sliding.one.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // Once the burst is more than a second old the window has room again.
+    const wait = sliding.t0 + 1100 - (performance.timeOrigin + performance.now());
+    await new Promise((r) => setTimeout(r, Math.max(0, wait)));
+    expect((await call(sliding.sb, 'GET', 'api/v1/balance')).status).toBe(200);
+  });
+
+  it('refuses exactly the arrivals that found `rate` others in the second before them', async () => {
+    const sb = await sandbox({ rate: 5, rateMode: 'sliding' });
+    const statuses: number[] = [];
+    let last = 0;
+    for (let i = 0; i < 14; i++) {
+      // Mostly 260 ms apart with a quick one every fourth: some seconds hold more than 5 arrivals, most do not.
+      const gap = i % 4 === 3 ? 20 : 260;
+      await new Promise((r) => setTimeout(r, Math.max(0, last + gap - Date.now())));
+      last = Date.now();
+      statuses.push((await call(sb, 'GET', 'api/v1/balance')).status);
+    }
+    const a = sb.arrivals();
+    expect(a).toHaveLength(14);
+    // Judged from the server's own record of arrivals (its clock), refused ones counted too.
+    const expected = a.map((t) => (a.filter((x) => x > t - 1000 && x <= t).length > 5 ? 429 : 200));
+    expect(statuses).toEqual(expected);
+    expect(statuses).toContain(200);
+  });
+});
+
+describe('slow POST: executed long after it arrived (executeDelayMs)', () => {
+  const slowRun = async (dedupOrderIds: boolean) => {
+    const sb = await sandbox({ dedupOrderIds, faults: { executeDelayMs: 2000 } });
+    const body = payout();
+    const id = String(body['order_id']);
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), 200);
+    // The client gives up after 200 ms, as a client with a short timeout would.
+    await expect(call(sb, 'POST', 'api/v1/payout/initiate', { body, signal: ctl.signal })).rejects.toThrow();
+    clearTimeout(timer);
+    const arrived = sb.arrivals()[0]!;
+    // Not executed yet: a status check now says 404, which is exactly what makes a blind resend dangerous.
+    expect(sb.executions(id)).toBe(0);
+    expect((await call(sb, 'GET', `api/v1/payout/${id}/status`)).status).toBe(404);
+    // A resend now (faults off so it runs at once) executes immediately.
+    sb.setFaults({});
+    const resend = await call(sb, 'POST', 'api/v1/payout/initiate', { body });
+    expect(resend.status).toBe(201);
+    expect(sb.executions(id)).toBe(1);
+    // Then the first request is executed, 2 s after it arrived.
+    await until(() => performance.timeOrigin + performance.now() > arrived + 2100, 10_000);
+    return { sb, id };
+  };
+
+  it('with order_id dedup on, the late execution finds the order_id taken: paid once', async () => {
+    const { sb, id } = await slowRun(true);
+    expect(sb.executions(id)).toBe(1);
+    expect(sb.ledger()).toHaveLength(1);
+  });
+
+  it('with dedup off, the late execution pays the order_id a second time (the case a client must prevent)', async () => {
+    const { sb, id } = await slowRun(false);
+    expect(sb.executions(id)).toBe(2);
+    expect(sb.ledger()).toHaveLength(2);
+  });
+
+  it('counts the delay from arrival and answers a client still waiting after executing; only initiates are slow', async () => {
+    const lines: Array<{ path?: string; fault?: string }> = [];
+    const sb = await sandbox({ faults: { executeDelayMs: 300 }, logger: (l) => lines.push(l as { path?: string; fault?: string }) });
+    const started = Date.now();
+    const r = await call(sb, 'POST', 'api/v1/payout/initiate', { body: payout() });
+    expect(r.status).toBe(201);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    expect((await call(sb, 'GET', 'api/v1/balance')).status).toBe(200);
+    expect((await call(sb, 'POST', 'api/v1/payin/transactions', { body: { order_id: 'NONE' } })).status).toBe(404);
+    const faults = lines.filter((l) => l.path).map((l) => [l.path, l.fault]);
+    expect(faults).toEqual([
+      ['api/v1/payout/initiate', 'execute_delay:300'],
+      ['api/v1/balance', undefined],
+      ['api/v1/payin/transactions', undefined],
+    ]);
+  });
+
+  it('executeDelayRate makes only some initiates slow, replayably from the seed', async () => {
+    const slowOnes = async (seed: number) => {
+      const lines: Array<{ path?: string; fault?: string }> = [];
+      const sb = await sandbox({ seed, faults: { executeDelayMs: 20, executeDelayRate: 0.5 }, logger: (l) => lines.push(l as { path?: string; fault?: string }) });
+      for (let i = 0; i < 10; i++) await call(sb, 'POST', 'api/v1/payout/initiate', { body: payout() });
+      return lines.filter((l) => l.path).map((l) => l.fault === 'execute_delay:20');
+    };
+    const a = await slowOnes(11);
+    expect(a.some(Boolean)).toBe(true);
+    expect(a.every(Boolean)).toBe(false);
+    expect(await slowOnes(11)).toEqual(a);
+  });
+});
+
 describe('faults', () => {
   it('5xx-before answers 500 without executing', async () => {
     const sb = await sandbox({ faults: { error5xxBeforeRate: 1 } });
@@ -528,6 +725,7 @@ describe('webhooks', () => {
     sb.createPayin({ orderId: 'PIN-A', amountPaise: 10_000n });
     const admin = await fetch(`${sb.url}/__admin/payins`, {
       method: 'POST',
+      headers: { 'x-admin-token': sb.adminToken },
       body: JSON.stringify({ order_id: 'PIN-B', amount: 50, outcome: 'Rejected' }),
     });
     expect(admin.status).toBe(201);
@@ -546,20 +744,60 @@ describe('admin endpoints and cli', () => {
     const body = payout({ amount: 12.5 });
     await call(sb, 'POST', 'api/v1/payout/initiate', { body });
 
-    const settle = await fetch(`${sb.url}/__admin/settle`, { method: 'POST' });
+    const admin = { 'x-admin-token': sb.adminToken };
+    const settle = await fetch(`${sb.url}/__admin/settle`, { method: 'POST', headers: admin });
     expect(((await settle.json()) as any).data.settled).toBe(1);
 
-    const ledger = (await (await fetch(`${sb.url}/__admin/ledger`)).json()) as any;
+    // The Bearer form works as well as the header.
+    const ledger = (await (await fetch(`${sb.url}/__admin/ledger`, { headers: { authorization: `Bearer ${sb.adminToken}` } })).json()) as any;
     expect(ledger.balance).toBe(formatted(1_000_000n - 1_250n - 590n));
     expect(ledger.payouts[0]).toMatchObject({ orderId: body['order_id'], amount: '12.50', charge: '5.90', status: 'Approved', executions: 1 });
+    // Account numbers leave the sandbox masked to their last 4 digits.
+    expect(ledger.payouts[0].accountNo).toBe('XXXXXXX9999');
+    expect(JSON.stringify(ledger)).not.toContain('99999999999');
 
-    const f = await fetch(`${sb.url}/__admin/faults`, { method: 'POST', body: JSON.stringify({ error5xxBeforeRate: 1 }) });
+    const f = await fetch(`${sb.url}/__admin/faults`, { method: 'POST', headers: admin, body: JSON.stringify({ error5xxBeforeRate: 1 }) });
     expect(f.status).toBe(200);
     expect((await call(sb, 'GET', 'api/v1/balance')).status).toBe(500);
-    const bad = await fetch(`${sb.url}/__admin/faults`, { method: 'POST', body: JSON.stringify({ latencyMs: 'slow' }) });
+    const bad = await fetch(`${sb.url}/__admin/faults`, { method: 'POST', headers: admin, body: JSON.stringify({ latencyMs: 'slow' }) });
     expect(bad.status).toBe(422);
     // Admin calls are not API requests.
     expect(sb.requestCount()).toBe(2);
+  });
+
+  it('every admin endpoint refuses a missing or wrong token with 401 and changes nothing', async () => {
+    const sb = await sandbox({ adminToken: 'right-token-123' });
+    expect(sb.adminToken).toBe('right-token-123');
+    const attempts: Array<[string, string, Record<string, string>]> = [];
+    for (const [method, path] of [
+      ['GET', 'ledger'],
+      ['POST', 'payins'],
+      ['POST', 'faults'],
+      ['POST', 'settle'],
+    ] as const) {
+      attempts.push([method, path, {}], [method, path, { 'x-admin-token': 'wrong-token-123' }], [method, path, { authorization: 'Bearer wrong-token-123' }]);
+    }
+    for (const [method, path, headers] of attempts) {
+      const res = await fetch(`${sb.url}/__admin/${path}`, {
+        method,
+        headers,
+        ...(method === 'POST' ? { body: JSON.stringify({ order_id: 'P-X', amount: 10, error5xxBeforeRate: 1 }) } : {}),
+      });
+      expect(res.status, `${method} ${path} ${JSON.stringify(headers)}`).toBe(401);
+      expect(((await res.json()) as any).message).toMatch(/admin token/);
+    }
+    expect((await call(sb, 'GET', 'api/v1/balance')).status).toBe(200);
+    expect(sb.balancePaise()).toBe(1_000_000n);
+    const ok = await fetch(`${sb.url}/__admin/ledger`, { headers: { 'x-admin-token': 'right-token-123' } });
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as any).payins).toEqual([]);
+  });
+
+  it('generates a different admin token per sandbox when none is given', async () => {
+    const a = await sandbox();
+    const b = await sandbox();
+    expect(a.adminToken).toMatch(/^[A-Za-z0-9_-]{20,}$/);
+    expect(a.adminToken).not.toBe(b.adminToken);
   });
 
   it('runSandboxCommand prints the URL', async () => {
@@ -567,6 +805,7 @@ describe('admin endpoints and cli', () => {
     const sb = await runSandboxCommand({ accessKey: KEY, secretKey: SECRET, balancePaise: 0n, seed: 1, print: (s) => lines.push(s) });
     open.push(sb);
     expect(lines[0]).toBe(`Sandbox listening on http://127.0.0.1:${sb.port}`);
+    expect(lines.join('\n')).toContain(`admin token: ${sb.adminToken}`);
   });
 
   it('close() ends hung requests and pending timers', async () => {

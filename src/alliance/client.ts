@@ -8,11 +8,13 @@ import {
   MalformedResponseError,
   NetworkError,
   RateLimitError,
+  ResponseTooLargeError,
   TimeoutError,
+  errorFromEnvelope,
   errorFromResponse,
 } from './errors.js';
 import type { RateGate } from './gate.js';
-import { bodyLine, serializeBody, sign, type GetBodyMode, type JsonEscapeMode } from './signing.js';
+import { bodyLine, serializeBody, sign, type GetBodyMode, type JsonEscapeMode, type TimestampUnit } from './signing.js';
 import {
   API_PATHS,
   API_STATUSES,
@@ -32,12 +34,23 @@ export interface ClientOptions {
   secretKey: string;
   /** Per-request timeout in ms, from connect to the last body byte. Default 30000. */
   timeoutMs?: number;
-  /** How GET requests sign their body line. Default 'empty' (the document's text). */
+  /**
+   * How GET requests sign their body line. Default 'empty' (the document's text). This and the next three
+   * options pick between the document's contradictory rules: `payouts doctor` (src/alliance/doctor.ts)
+   * asks the server which it follows.
+   */
   getBodyMode?: GetBodyMode;
   /** How JSON bodies are encoded (and signed). Default 'none' (UTF-8 as is). */
   escape?: JsonEscapeMode;
   /** Send beneficiary_mobile_no as a JSON number instead of a string. Default false. */
   mobileAsNumber?: boolean;
+  /**
+   * The Timestamp header (and the signed timestamp) in milliseconds (the document's text and samples) or
+   * seconds (its header table). Default 'ms'.
+   */
+  timestampUnit?: TimestampUnit;
+  /** Longest response body read; a longer one is cut off as ResponseTooLargeError. Default 1 MiB. */
+  maxResponseBytes?: number;
   /**
    * Keep-alive connections to the API. Default 256 (opened only as needed): a request must never wait in
    * the pool after taking its rate slot, so this must be at least the caller's concurrency.
@@ -58,6 +71,9 @@ export interface PreparedRequest {
   /** Exact bytes sent (undefined for GET). */
   readonly body: string | undefined;
 }
+
+/** A response body larger than this is not an API answer: the documented ones are well under 10 KB. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024;
 
 export interface RawResponse {
   statusCode: number;
@@ -84,11 +100,15 @@ export class AllianceClient {
   private readonly getBodyMode: GetBodyMode;
   private readonly escape: JsonEscapeMode;
   private readonly mobileAsNumber: boolean;
+  private readonly timestampUnit: TimestampUnit;
+  private readonly maxResponseBytes: number;
   private readonly dispatcher: Dispatcher;
   private readonly ownsDispatcher: boolean;
   private readonly logger: Logger | undefined;
   private readonly now: () => number;
   private lastTimestamp = 0;
+  /** Seconds mode only: signatures used in the current and the previous second (see send). */
+  private readonly recentSignatures = new Map<string, number>();
 
   constructor(opts: ClientOptions) {
     if (!opts.baseUrl) throw new TypeError('baseUrl is required (ALLIANCE_BASE_URL)');
@@ -110,6 +130,8 @@ export class AllianceClient {
     this.getBodyMode = opts.getBodyMode ?? 'empty';
     this.escape = opts.escape ?? 'none';
     this.mobileAsNumber = opts.mobileAsNumber ?? false;
+    this.timestampUnit = opts.timestampUnit ?? 'ms';
+    this.maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.logger = opts.logger;
     this.now = opts.now ?? Date.now;
     if (opts.dispatcher) {
@@ -167,14 +189,43 @@ export class AllianceClient {
     return { method: 'POST', path, body: serializeBody(body, this.escape) };
   }
 
-  /** Milliseconds, strictly increasing so two requests never share a timestamp (and a signature). */
+  /**
+   * Milliseconds, strictly increasing so two requests never share a timestamp (and a signature).
+   * Seconds cannot be forced to increase (at 20 requests a second the clock would run ahead by minutes),
+   * so they only never go back; `send` keeps two identical requests apart instead.
+   */
   private timestamp(): number {
+    if (this.timestampUnit === 's') {
+      const t = Math.max(Math.floor(this.now() / 1000), this.lastTimestamp);
+      this.lastTimestamp = t;
+      return t;
+    }
     const t = Math.max(this.now(), this.lastTimestamp + 1);
     this.lastTimestamp = t;
     return t;
   }
 
-  /** Signed headers for one attempt. Exposed for the known-answer tests and `doctor`. */
+  /**
+   * Headers for one attempt. With seconds, the same request twice in one second would carry the same
+   * signature, which a server with replay protection refuses as a replay: wait for the next second.
+   */
+  private async headersForAttempt(prepared: PreparedRequest, signal: AbortSignal): Promise<Record<string, string>> {
+    let headers = this.signedHeaders(prepared);
+    if (this.timestampUnit !== 's') return headers;
+    for (let i = 0; i < 3 && this.recentSignatures.has(headers['signature']!); i++) {
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(resolve, 1000 - (this.now() % 1000) + 5);
+        signal.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason)), { once: true });
+      });
+      headers = this.signedHeaders(prepared);
+    }
+    const second = Number(headers['timestamp']);
+    for (const [sig, s] of this.recentSignatures) if (s < second - 1) this.recentSignatures.delete(sig);
+    this.recentSignatures.set(headers['signature']!, second);
+    return headers;
+  }
+
+  /** Signed headers for one attempt (a new timestamp unless one is given). Exposed for the known-answer tests. */
   signedHeaders(prepared: PreparedRequest, timestamp = this.timestamp()): Record<string, string> {
     const line = bodyLine(prepared.method, prepared.body, this.getBodyMode);
     const headers: Record<string, string> = {
@@ -200,7 +251,7 @@ export class AllianceClient {
       res = await request(`${this.baseUrl}/${path}`, {
         dispatcher: this.dispatcher,
         method,
-        headers: this.signedHeaders(prepared),
+        headers: await this.headersForAttempt(prepared, signal),
         body: prepared.body,
         signal,
         headersTimeout: this.timeoutMs,
@@ -211,7 +262,7 @@ export class AllianceClient {
     }
     let text: string;
     try {
-      text = await res.body.text();
+      text = await this.readBody(res, prepared);
     } catch (err) {
       throw this.transportError(err, prepared, timeout, opts.signal, true);
     }
@@ -230,6 +281,8 @@ export class AllianceClient {
           { statusCode: res.statusCode, method, path, raw: text.slice(0, 200) },
         );
       }
+      const refused = errorFromEnvelope({ statusCode: res.statusCode, method, path, raw: json });
+      if (refused) throw refused;
       return { statusCode: res.statusCode, headers, json };
     }
     const error = errorFromResponse({
@@ -240,9 +293,33 @@ export class AllianceClient {
       retryAfterHeader: headerValue(headers['retry-after']),
       serverDate: headerValue(headers['date']),
       now: this.now(),
+      getBodyMode: this.getBodyMode,
     });
     if (error instanceof RateLimitError) opts.gate?.rateLimited(error.retryAfterMs);
     throw error;
+  }
+
+  /** Reads the body up to maxResponseBytes; past it, stops reading and closes the connection. */
+  private async readBody(res: Dispatcher.ResponseData, prepared: PreparedRequest): Promise<string> {
+    const limit = this.maxResponseBytes;
+    const tooLarge = (what: string) => {
+      res.body.destroy();
+      return new ResponseTooLargeError(
+        `${prepared.method} ${prepared.path}: HTTP ${res.statusCode} with a response body ${what} the ${limit}-byte limit: cut off (not an API answer)`,
+        { statusCode: res.statusCode, method: prepared.method, path: prepared.path, limitBytes: limit },
+      );
+    };
+    const declared = Number(headerValue(res.headers['content-length'] as string | string[] | undefined));
+    if (Number.isFinite(declared) && declared > limit) throw tooLarge(`of ${declared} bytes, over`);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body) {
+      const b = chunk as Buffer;
+      size += b.length;
+      if (size > limit) throw tooLarge('over');
+      chunks.push(b);
+    }
+    return Buffer.concat(chunks, size).toString('utf8');
   }
 
   private transportError(
@@ -338,16 +415,7 @@ export class AllianceClient {
   async payinStatus(orderId: string, opts: CallOptions = {}): Promise<PayinInfo> {
     const prepared = this.preparePost(API_PATHS.payinStatus, { order_id: orderId });
     const res = await this.send(prepared, opts);
-    const d = this.envelope<Record<string, unknown>>(res, prepared).data;
-    return {
-      orderId: str(d['order_id']) ?? orderId,
-      status: str(d['status']) ?? 'Unknown',
-      transactionId: str(d['transaction_id']),
-      amountPaise: parseApiAmount(d['amount']) ?? null,
-      requestAmountPaise: parseApiAmount(d['request_amount']) ?? null,
-      method: str(d['method']),
-      raw: d,
-    };
+    return parsePayin(this.envelope<Record<string, unknown>>(res, prepared).data, orderId);
   }
 }
 
@@ -366,6 +434,31 @@ function describeBody(text: string, headers: Record<string, string | string[] | 
   const ct = headerValue(headers['content-type']) ?? 'no content-type';
   const snippet = text.slice(0, 60).replace(/\s+/g, ' ');
   return `${ct}${snippet ? `: "${snippet}${text.length > 60 ? '…' : ''}"` : ', empty'}`;
+}
+
+/**
+ * A payin as the status API (or a webhook) shows it. Statuses are kept as the API spells them, in its
+ * case ('Pending', 'Approved', 'Rejected'; a webhook's 'Initiated'); money exactly in paise.
+ */
+export function parsePayin(d: Record<string, unknown>, orderId: string): PayinInfo {
+  const rawStatus = str(d['status']);
+  const known = ['Pending', 'Initiated', 'Approved', 'Rejected'].find((s) => s.toLowerCase() === rawStatus?.toLowerCase());
+  return {
+    orderId: str(d['order_id']) ?? orderId,
+    userId: str(d['user_id']),
+    status: known ?? rawStatus ?? 'Unknown',
+    transactionId: str(d['transaction_id']),
+    amountPaise: parseApiAmount(d['amount']) ?? null,
+    requestAmountPaise: parseApiAmount(d['request_amount']) ?? null,
+    method: str(d['method']),
+    comments: str(d['comments']),
+    timeOfProcessing: str(d['time_of_processing']),
+    createdAt: str(d['created_at']),
+    updatedAt: str(d['updated_at']),
+    bankUpi: str(d['bank_upi']),
+    bankName: str(d['bank_name']),
+    raw: d,
+  };
 }
 
 /** Tolerant parse of a payout object: statuses in any case, numbers or strings, nulls, extra fields. */

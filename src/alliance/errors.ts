@@ -146,10 +146,71 @@ export class AbortedError extends AllianceError {
   }
 }
 
+/**
+ * A 2xx whose envelope says it failed: `"success": false`, or a non-empty `error`. Taken at its word as
+ * a refusal, but on a POST the server may still have acted (a payout created before some later step
+ * failed), so an initiate is ambiguous: its status is asked before anything else. Never retried blind:
+ * the same request would most likely get the same answer.
+ */
+export class EnvelopeError extends AllianceError {
+  readonly type = 'envelope_error';
+  readonly retryable = false;
+  override readonly ambiguous: boolean;
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(message, details);
+    this.ambiguous = (details.method ?? 'GET').toUpperCase() !== 'GET';
+  }
+}
+
+/**
+ * The response body grew past the client's limit (a server streaming without end once took 4.2 GB of
+ * memory in 10 s) and was cut off. A GET may be asked again; a POST may have been executed.
+ */
+export class ResponseTooLargeError extends AllianceError {
+  readonly type = 'response_too_large';
+  readonly retryable = true;
+  override readonly ambiguous: boolean;
+  readonly limitBytes: number;
+  constructor(message: string, details: ErrorDetails & { limitBytes: number }) {
+    super(message, details);
+    this.limitBytes = details.limitBytes;
+    this.ambiguous = (details.method ?? 'GET').toUpperCase() !== 'GET';
+  }
+}
+
 /** Other 4xx the document does not list. */
 export class UnexpectedStatusError extends AllianceError {
   readonly type = 'unexpected_status';
   readonly retryable = false;
+}
+
+/** `"error": ""`, null, false, [] and {} mean no error (the document's successful responses carry `"error": ""`). */
+export function envelopeErrorValue(v: unknown): boolean {
+  if (v === undefined || v === null || v === false) return false;
+  if (typeof v === 'string') return v.trim() !== '';
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === 'object') return Object.keys(v).length > 0;
+  return true;
+}
+
+/** A 2xx body that says it failed, as an EnvelopeError; undefined when the envelope says success. */
+export function errorFromEnvelope(f: { statusCode: number; method: string; path: string; raw: unknown }): EnvelopeError | undefined {
+  if (!f.raw || typeof f.raw !== 'object' || Array.isArray(f.raw)) return undefined;
+  const r = f.raw as Record<string, unknown>;
+  const failed = r['success'] === false || envelopeErrorValue(r['error']);
+  if (!failed) return undefined;
+  const err = r['error'];
+  const detail = typeof err === 'string' && err.trim() ? err.trim() : envelopeErrorValue(err) ? JSON.stringify(err).slice(0, 200) : undefined;
+  const msg = typeof r['message'] === 'string' && r['message'].trim() ? r['message'].trim() : undefined;
+  const said = [detail, msg].filter((x, i, a) => x && a.indexOf(x) === i).join(': ');
+  const what = r['success'] === false ? '"success": false' : 'an error';
+  const next = f.method.toUpperCase() === 'GET' ? '' : ': the request may or may not have taken effect; ask its status before sending it again';
+  return new EnvelopeError(`${f.method} ${f.path}: HTTP ${f.statusCode} but the response says ${what}${said ? ` (${said})` : ''}${next}`, {
+    statusCode: f.statusCode,
+    method: f.method,
+    path: f.path,
+    raw: f.raw,
+  });
 }
 
 function firstMessage(raw: unknown): string | undefined {
@@ -189,6 +250,8 @@ export interface ResponseFacts {
   retryAfterHeader?: string | undefined;
   serverDate?: string | undefined;
   now?: number;
+  /** How the refused request signed a GET body line, to suggest the other one on a 401. */
+  getBodyMode?: string | undefined;
 }
 
 /** Parses Retry-After: delta-seconds or an HTTP date. */
@@ -214,6 +277,12 @@ export function errorFromResponse(f: ResponseFacts): AllianceError {
     let hint = 'check ALLIANCE_ACCESS_KEY and ALLIANCE_SECRET_KEY, that this machine\'s IP is whitelisted, and the clock';
     if (skew !== undefined && Math.abs(skew) > 60_000) {
       hint = `this machine's clock is ${Math.round(Math.abs(skew) / 1000)}s ${skew > 0 ? 'behind' : 'ahead of'} the server's: fix the clock (NTP)`;
+    } else if (f.method.toUpperCase() === 'GET') {
+      // The document contradicts itself on what a GET signs; a server following the other rule refuses every GET.
+      const other = f.getBodyMode === '{}' ? 'empty' : "'{}'";
+      hint += `; if POST requests work and GET requests do not, the server signs the GET body line differently: try --get-body-mode ${other} (\`payouts doctor\` tells which)`;
+    } else {
+      hint += ' (`payouts doctor` tells which of the document\'s signing rules the server follows)';
     }
     return new AuthenticationError(`${where}: ${s} ${s === 401 ? 'Unauthorized' : 'Forbidden'}${msg ? ` (${msg})` : ''}: ${hint}`, {
       ...d,

@@ -24,6 +24,10 @@ export type GetBodyMode = 'empty' | '{}';
  */
 export type JsonEscapeMode = 'none' | 'ascii' | 'php';
 
+/** The Timestamp header: milliseconds (the document's text and every sample) or seconds (its header table). */
+export type TimestampUnit = 'ms' | 's';
+export const TIMESTAMP_UNITS: readonly TimestampUnit[] = ['ms', 's'];
+
 export const JSON_ESCAPE_MODES: readonly JsonEscapeMode[] = ['none', 'ascii', 'php'];
 export const GET_BODY_MODES: readonly GetBodyMode[] = ['empty', '{}'];
 

@@ -69,11 +69,23 @@ export interface PayoutInfo {
 
 export interface PayinInfo {
   orderId: string;
+  userId: string | null;
+  /** As the API says it: 'Pending' | 'Approved' | 'Rejected' (a webhook's 'Initiated' is Pending). */
   status: string;
+  /** The UTR. */
   transactionId: string | null;
+  /** Received (final) amount; 0 for a rejected payin in practice. */
   amountPaise: bigint | null;
   requestAmountPaise: bigint | null;
   method: string | null;
+  comments: string | null;
+  /** "2025-08-04 16:58:30": no zone in the document (India time in practice); kept as text. */
+  timeOfProcessing: string | null;
+  createdAt: string | null;
+  updatedAt: string | null;
+  bankUpi: string | null;
+  bankName: string | null;
+  /** Every field the API returned, unchanged. */
   raw: Record<string, unknown>;
 }
 

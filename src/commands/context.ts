@@ -35,6 +35,8 @@ export function clientOf(io: CommandIO, logger: Logger): AllianceClient {
     timeoutMs: api.timeoutMs,
     getBodyMode: api.getBodyMode,
     escape: api.escape,
+    timestampUnit: api.timestampUnit,
+    mobileAsNumber: api.mobileAsNumber,
     logger,
   });
 }

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import * as m0001 from '../../migrations/20261126000001_init.js';
 import * as m0002 from '../../migrations/20261127000002_identity_liveness.js';
 import * as m0003 from '../../migrations/20261127000003_rate_budget.js';
+import * as m0004 from '../../migrations/20261127100000_payins.js';
 
 /**
  * Migrations are imported, not globbed from disk, so they run the same from the TypeScript sources
@@ -11,6 +12,7 @@ const MIGRATIONS: Record<string, { up(k: Knex): Promise<void>; down(k: Knex): Pr
   '20261126000001_init': m0001,
   '20261127000002_identity_liveness': m0002,
   '20261127000003_rate_budget': m0003,
+  '20261127100000_payins': m0004,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

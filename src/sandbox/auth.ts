@@ -1,4 +1,4 @@
-import { bodyLine, serializeBody, sign, signaturesEqual } from '../alliance/signing.js';
+import { bodyLine, serializeBody, sign, signaturesEqual, type TimestampUnit } from '../alliance/signing.js';
 
 /**
  * The API's request authentication as a server would apply it: access key, timestamp window,
@@ -6,13 +6,21 @@ import { bodyLine, serializeBody, sign, signaturesEqual } from '../alliance/sign
  */
 
 export type SandboxGetBodyMode = 'empty' | '{}' | 'either';
-export type ReencodeMode = 'raw' | 'php';
+/**
+ * What the server hashes for a POST body: the bytes received ('raw'), or the parsed body encoded again
+ * the way PHP's json_encode ('php': "/" and non-ASCII escaped) or Python's json.dumps with the
+ * document's separators ('ascii': non-ASCII escaped) would.
+ */
+export type ReencodeMode = 'raw' | 'php' | 'ascii';
+export const REENCODE_MODES: readonly ReencodeMode[] = ['raw', 'php', 'ascii'];
 
 export interface AuthConfig {
   accessKey: string;
   secretKey: string;
   getBodyMode: SandboxGetBodyMode;
   reencode: ReencodeMode;
+  /** The unit the server reads the Timestamp header in. */
+  timestampUnit: TimestampUnit;
   maxSkewMs: number;
   allowIps: string[] | undefined;
 }
@@ -46,8 +54,13 @@ export function normalizeIp(ip: string | undefined): string {
  * then fails later with 400, as PHP would fail its own validation).
  */
 export function phpReencode(raw: string): string {
+  return reencodeBody(raw, 'php');
+}
+
+export function reencodeBody(raw: string, mode: ReencodeMode): string {
+  if (mode === 'raw') return raw;
   try {
-    return serializeBody(JSON.parse(raw), 'php');
+    return serializeBody(JSON.parse(raw), mode);
   } catch {
     return raw;
   }
@@ -60,7 +73,7 @@ function candidateBodyLines(cfg: AuthConfig, method: string, rawBody: string): s
     return [bodyLine('GET', undefined, cfg.getBodyMode)];
   }
   const line = bodyLine(method, rawBody, 'empty');
-  return [cfg.reencode === 'php' && rawBody !== '' ? phpReencode(line) : line];
+  return [rawBody !== '' ? reencodeBody(line, cfg.reencode) : line];
 }
 
 /**
@@ -98,7 +111,7 @@ export function authenticate(cfg: AuthConfig, input: AuthInput, replay: ReplayCa
 
   const tsText = header(input.headers, 'timestamp');
   if (!tsText || !/^\d{1,16}$/.test(tsText.trim())) return { ok: false, message: 'Invalid timestamp.' };
-  const ts = Number(tsText.trim());
+  const ts = Number(tsText.trim()) * (cfg.timestampUnit === 's' ? 1000 : 1);
   if (Math.abs(input.now - ts) > cfg.maxSkewMs) return { ok: false, message: 'Request timestamp expired.' };
 
   const received = header(input.headers, 'signature');

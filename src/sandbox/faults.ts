@@ -18,6 +18,14 @@ export interface FaultOptions {
   burst429Rate?: number;
   webhookDuplicateRate?: number;
   webhookReorder?: boolean;
+  /**
+   * A slow POST (issue 7): a payout initiate is executed this many ms after the request arrived, and only
+   * then answered; a client that times out meanwhile does not stop it. Whether the order_id is already
+   * taken is checked at execution, as a server that validates then writes would.
+   */
+  executeDelayMs?: number;
+  /** Share of initiates that are slow, drawn from its own seeded stream. Default 1 (every one). */
+  executeDelayRate?: number;
   /** Restrict request faults to these signing paths, e.g. ['api/v1/payout/initiate']. */
   onlyPaths?: string[];
 }
@@ -75,6 +83,8 @@ export function parseFaultOptions(input: unknown): FaultOptions {
     'hangAfterRate',
     'burst429Rate',
     'webhookDuplicateRate',
+    'executeDelayMs',
+    'executeDelayRate',
   ] as const;
   for (const k of numKeys) {
     const v = src[k];

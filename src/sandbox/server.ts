@@ -1,10 +1,14 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { TimestampUnit } from '../alliance/signing.js';
+import { maskAccount } from '../log.js';
 import { formatRupees, parseApiAmount } from '../money.js';
 import { authenticate, ReplayCache, type ReencodeMode, type SandboxGetBodyMode } from './auth.js';
 import { describePlan, parseFaultOptions, planFaults, type FaultOptions, type FaultPlan } from './faults.js';
 import { Ledger, type LedgerEntry } from './ledger.js';
-import { RateLimiter } from './ratelimit.js';
+import { RateLimiter, SlidingWindowLimiter } from './ratelimit.js';
 import { deriveSeed, Rng } from './rng.js';
 import { validateInitiate } from './validate.js';
 import { fail, initiateData, invalid, ok, payinData, payoutStatusData, payoutWebhookData, type Envelope } from './views.js';
@@ -29,8 +33,13 @@ export interface SandboxOptions {
   port?: number;
   /** Default 127.0.0.1. */
   host?: string;
-  /** Requests per second per access key (token bucket); above it 429 with Retry-After. Undefined: unlimited. */
+  /** Requests per second per access key; above it 429 with Retry-After. Undefined: unlimited. */
   rate?: number;
+  /**
+   * How `rate` is counted. 'bucket' (default): a token bucket holding one second's worth. 'sliding': at
+   * most `rate` arrivals in any (t - 1000 ms, t], every arrival counted (refused ones too).
+   */
+  rateMode?: 'bucket' | 'sliding';
   /** Pending -> Approved/Rejected after this delay. Default 200. */
   settleMs?: number;
   /** Seeds every random choice. Default: derived from the clock (see Sandbox.seed). */
@@ -44,8 +53,19 @@ export interface SandboxOptions {
   dedupOrderIds?: boolean;
   /** Which GET body lines are accepted in signatures. Default 'either'. */
   getBodyMode?: SandboxGetBodyMode;
-  /** 'raw' (default): verify over the bytes received. 'php': over PHP json_encode of the parsed body. */
+  /**
+   * 'raw' (default): verify over the bytes received. 'php': over PHP json_encode of the parsed body;
+   * 'ascii': over Python's json.dumps (non-ASCII escaped).
+   */
   reencode?: ReencodeMode;
+  /** The unit the Timestamp header is read in: 'ms' (default, the document's text) or 's' (its header table). */
+  timestampUnit?: TimestampUnit;
+  /** Refuse beneficiary_mobile_no sent as a string, as a server validating it as a number would. Default false. */
+  requireMobileNumber?: boolean;
+  /** The admin endpoints' token (x-admin-token header or Authorization: Bearer). Default: random, see Sandbox.adminToken. */
+  adminToken?: string;
+  /** Largest request body accepted; a larger one gets 413. Default 1 MiB. */
+  maxBodyBytes?: number;
   allowIps?: string[];
   /** Default 5 minutes. */
   maxSkewMs?: number;
@@ -62,6 +82,8 @@ export interface Sandbox {
   port: number;
   /** The seed in use, so a run without an explicit seed can be replayed. */
   seed: number;
+  /** The token the admin endpoints (/__admin/…) require. */
+  adminToken: string;
   close(): Promise<void>;
   /** Every payout created (an order_id executed twice with dedup off appears twice). */
   ledger(): LedgerEntry[];
@@ -74,11 +96,18 @@ export interface Sandbox {
   createPayin(p: { orderId: string; amountPaise: bigint; userId?: string; method?: string; outcome?: 'Approved' | 'Rejected' }): void;
   /** API requests received (admin endpoints not counted). */
   requestCount(): number;
+  /**
+   * When each API request arrived (admin endpoints not counted), in ms since the epoch with sub-ms
+   * precision, taken as the request arrives before anything else is done with it: where a server counts
+   * its rate limit. The latest million are kept.
+   */
+  arrivals(): number[];
   /** Resolves when no webhook delivery is queued or being retried. */
   webhooksIdle(): Promise<void>;
 }
 
 const MAX_BODY = 1024 * 1024;
+const MAX_ARRIVALS = 1_000_000;
 const DEFAULT_CHARGE = 590n;
 
 type Route =
@@ -114,14 +143,22 @@ interface Reply {
   headers?: Record<string, string>;
 }
 
-function readBody(req: IncomingMessage): Promise<string | undefined> {
+/** The body as text, or undefined when it is larger than `max` (the rest is drained, not kept). */
+function readBody(req: IncomingMessage, max: number): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > max) {
+      resolve(undefined);
+      req.resume();
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
+      if (size > max) {
         resolve(undefined);
+        req.removeAllListeners('data');
         req.resume();
         return;
       }
@@ -130,6 +167,28 @@ function readBody(req: IncomingMessage): Promise<string | undefined> {
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
+}
+
+const TOO_LARGE: Reply = {
+  status: 413,
+  body: { error: 'Payload Too Large', data: null, message: 'The request body is too large.', success: false },
+  headers: { connection: 'close' },
+};
+
+/** Compares tokens in constant time (hashing first makes the lengths equal). */
+function tokenMatches(expected: string, received: string | undefined): boolean {
+  if (!received) return false;
+  const a = createHash('sha256').update(expected).digest();
+  const b = createHash('sha256').update(received).digest();
+  return timingSafeEqual(a, b);
+}
+
+function adminTokenOf(req: IncomingMessage): string | undefined {
+  const h = req.headers['x-admin-token'];
+  if (typeof h === 'string' && h) return h.trim();
+  const auth = req.headers['authorization'];
+  const m = typeof auth === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null;
+  return m ? m[1] : undefined;
 }
 
 function isJsonContentType(req: IncomingMessage): boolean {
@@ -175,8 +234,12 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const ledgerRng = new Rng(deriveSeed(seed, 'ledger'));
   const webhookRng = new Rng(deriveSeed(seed, 'webhooks'));
   const log = opts.logger;
+  const slowRng = new Rng(deriveSeed(seed, 'execute-delay'));
   let faults: FaultOptions = { ...(opts.faults ?? {}) };
   let requests = 0;
+  const arrivals: number[] = [];
+  const maxBody = opts.maxBodyBytes ?? MAX_BODY;
+  const adminToken = opts.adminToken ?? randomBytes(18).toString('base64url');
 
   const maxSkewMs = opts.maxSkewMs ?? 5 * 60_000;
   const authCfg = {
@@ -184,11 +247,13 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     secretKey: opts.secretKey,
     getBodyMode: opts.getBodyMode ?? 'either',
     reencode: opts.reencode ?? 'raw',
+    timestampUnit: opts.timestampUnit ?? 'ms',
     maxSkewMs,
     allowIps: opts.allowIps,
   } as const;
   const replay = new ReplayCache(maxSkewMs);
-  const limiter = opts.rate === undefined ? undefined : new RateLimiter(opts.rate);
+  const limiter =
+    opts.rate === undefined ? undefined : opts.rateMode === 'sliding' ? new SlidingWindowLimiter(opts.rate) : new RateLimiter(opts.rate);
 
   const webhooks = new WebhookSender({
     url: opts.webhookUrl,
@@ -248,7 +313,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       case 'initiate': {
         const body = parseJsonObject(req, raw);
         if (isReply(body)) return body;
-        const v = validateInitiate(body, (id) => ledger.orderIdTaken(id));
+        const v = validateInitiate(body, (id) => ledger.orderIdTaken(id), { mobileAsNumber: opts.requireMobileNumber ?? false });
         if (!v.ok) return { status: 422, body: invalid(v.errors) };
         const res = ledger.initiate(v.value);
         if (res.kind === 'insufficient') return { status: 422, body: invalid({ amount: ['Insufficient wallet balance.'] }) };
@@ -261,13 +326,19 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     }
   }
 
-  async function handleApi(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
+  async function handleApi(req: IncomingMessage, res: ServerResponse, pathname: string, arrivedAt: number): Promise<void> {
     const started = Date.now();
     requests++;
     const method = (req.method ?? 'GET').toUpperCase();
     const sp = pathname.replace(/^\/+/, '');
+    const r = route(method, sp);
     // Drawn at arrival, before any await, so the n-th request's fate depends only on seed and n.
     const plan: FaultPlan = planFaults(faults, faultRng, sp);
+    const slow =
+      r.name === 'initiate' &&
+      (faults.executeDelayMs ?? 0) > 0 &&
+      (!faults.onlyPaths?.length || faults.onlyPaths.includes(sp)) &&
+      slowRng.chance(faults.executeDelayRate ?? 1);
     let status = 0;
     let outcome: string | undefined = describePlan(plan);
     const finish = (r: Reply) => {
@@ -275,11 +346,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       send(res, r);
     };
     try {
-      const raw = await readBody(req);
+      const raw = await readBody(req, maxBody);
+      if (raw === undefined) return finish(TOO_LARGE);
       if (plan.delayMs > 0) await sleep(plan.delayMs);
-      if (raw === undefined) return finish({ status: 400, body: fail('Bad Request', 'Request body too large.') });
 
-      const r = route(method, sp);
       if (r.name === 'notFound' || r.name === 'methodNotAllowed') return finish(execute(r, req, raw));
 
       const auth = authenticate(
@@ -290,7 +360,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       if (!auth.ok) return finish({ status: 401, body: fail('Unauthorized', auth.message) });
 
       if (limiter) {
-        const wait = limiter.take(opts.accessKey, Date.now());
+        const wait = limiter.take(opts.accessKey, arrivedAt);
         if (wait > 0) {
           outcome = 'rate_limited';
           return finish({ status: 429, body: fail('Too Many Requests', 'Too Many Attempts.'), headers: { 'retry-after': String(wait) } });
@@ -301,6 +371,11 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       }
       if (plan.before === '500') return finish({ status: 500, body: fail('Server Error', 'Internal Server Error.') });
 
+      if (slow) {
+        // The client may give up meanwhile; the server carries on and executes all the same.
+        outcome = [outcome, `execute_delay:${faults.executeDelayMs}`].filter(Boolean).join(',');
+        await sleep(Math.max(0, arrivedAt + faults.executeDelayMs! - (performance.timeOrigin + performance.now())));
+      }
       const reply = execute(r, req, raw);
 
       if (plan.after === 'hang') {
@@ -325,7 +400,17 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
 
   async function handleAdmin(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
-    const raw = (await readBody(req)) ?? '';
+    // With --host 0.0.0.0 anyone on the network could credit the wallet or settle payouts without it.
+    if (!tokenMatches(adminToken, adminTokenOf(req))) {
+      req.resume();
+      return send(res, {
+        status: 401,
+        body: fail('Unauthorized', 'The admin endpoints need the admin token (x-admin-token header or Authorization: Bearer), printed when the sandbox started.'),
+      });
+    }
+    const rawOrNone = await readBody(req, maxBody);
+    if (rawOrNone === undefined) return send(res, TOO_LARGE);
+    const raw = rawOrNone;
     const json = (): Record<string, unknown> | Reply => {
       try {
         const v: unknown = JSON.parse(raw === '' ? '{}' : raw);
@@ -342,8 +427,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
           balance: formatRupees(ledger.balancePaise()),
           requests,
           seed,
-          payouts: ledger.entries().map(({ amountPaise, chargePaise, ...e }) => ({
+          // Full account numbers never leave over HTTP: the library's ledger() has them for tests.
+          payouts: ledger.entries().map(({ amountPaise, chargePaise, accountNo, ...e }) => ({
             ...e,
+            accountNo: maskAccount(accountNo),
             amount: formatRupees(amountPaise),
             charge: formatRupees(chargePaise),
           })),
@@ -394,8 +481,14 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   }
 
   const server: Server = createServer((req, res) => {
+    const arrivedAt = performance.timeOrigin + performance.now();
     const pathname = (req.url ?? '/').split('?')[0] ?? '/';
-    const p = pathname.startsWith('/__admin/') ? handleAdmin(req, res, pathname) : handleApi(req, res, pathname);
+    const admin = pathname.startsWith('/__admin/');
+    if (!admin) {
+      if (arrivals.length >= MAX_ARRIVALS) arrivals.splice(0, MAX_ARRIVALS / 10);
+      arrivals.push(arrivedAt);
+    }
+    const p = admin ? handleAdmin(req, res, pathname) : handleApi(req, res, pathname, arrivedAt);
     p.catch(() => {
       if (!res.headersSent) send(res, { status: 500, body: fail('Server Error', 'Internal Server Error.') });
     });
@@ -421,6 +514,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     url,
     port: addr.port,
     seed,
+    adminToken,
     close() {
       closing ??= new Promise<void>((resolve) => {
         ledger.close();
@@ -445,6 +539,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       ledger.createPayin(p);
     },
     requestCount: () => requests,
+    arrivals: () => arrivals.slice(),
     webhooksIdle: () => webhooks.idle(),
   };
 }

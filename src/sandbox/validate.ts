@@ -40,10 +40,16 @@ function isMissing(v: unknown): boolean {
   return v === undefined || v === null || (typeof v === 'string' && v.trim() === '');
 }
 
+export interface ValidateOptions {
+  /** A server whose rule for beneficiary_mobile_no is a number (the document's cURL): a string is refused. */
+  mobileAsNumber?: boolean;
+}
+
 export function validateInitiate(
   body: Record<string, unknown>,
   /** Laravel's `unique` rule: part of the same error bag as every other field. */
   orderIdTaken: (orderId: string) => boolean = () => false,
+  opts: ValidateOptions = {},
 ): { ok: true; value: PayoutInput } | { ok: false; errors: FieldErrors } {
   const errors: FieldErrors = {};
   const add = (field: string, msg: string) => (errors[field] ??= []).push(msg);
@@ -72,7 +78,11 @@ export function validateInitiate(
     add('beneficiary_email', 'The beneficiary email must be a valid email address.');
   }
 
-  const beneficiaryMobile = numOrStr('beneficiary_mobile_no');
+  let beneficiaryMobile = numOrStr('beneficiary_mobile_no');
+  if (opts.mobileAsNumber && typeof body['beneficiary_mobile_no'] === 'string' && beneficiaryMobile !== undefined) {
+    add('beneficiary_mobile_no', 'The beneficiary mobile no must be a number.');
+    beneficiaryMobile = undefined;
+  }
   if (beneficiaryMobile !== undefined && !MOBILE_RE.test(beneficiaryMobile)) {
     add('beneficiary_mobile_no', 'The beneficiary mobile no must be 10 digits.');
   }

@@ -32,3 +32,41 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
     });
   });
 }
+
+export interface SandboxProcess {
+  url: string;
+  /** The admin token it printed (or undefined when it was given one). */
+  adminToken: string | undefined;
+  stdout: () => string;
+  stop: () => Promise<void>;
+}
+
+/** Starts `payouts sandbox …` as a child process and waits for its URL. */
+export async function startSandboxCli(args: string[], env: Record<string, string> = {}): Promise<SandboxProcess> {
+  const child = spawn(process.execPath, [MAIN, 'sandbox', ...args], {
+    env: { PATH: process.env['PATH'] ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m && /admin token: \S+/.test(out)) resolve(m[1]!);
+    });
+    void closed.then(() => reject(new Error(`sandbox exited: ${out}\n${err}`)));
+  });
+  const token = /admin token: (\S+)/.exec(out)?.[1];
+  return {
+    url,
+    adminToken: token && !token.startsWith('<') ? token : undefined,
+    stdout: () => out,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,69 @@
+import { randomBytes } from 'node:crypto';
+import { ConfigError } from '../errors.js';
+import { payinHintHandler } from '../engine/payins.js';
+import { startWebhookReceiver, WEBHOOK_PATH, type ReceiverStats, type WebhookHint } from '../webhooks/receiver.js';
+import { clientOf, dbOf, loggerOf, type CommandIO } from './context.js';
+
+export interface WebhooksCommandOptions {
+  port: number;
+  host: string;
+  allowIps?: string[] | undefined;
+  maxBodyBytes?: number | undefined;
+  /** Called once listening (tests). */
+  onListening?: (url: string) => void;
+}
+
+/**
+ * `payouts webhooks`: receives Alliance's webhooks until stopped (Ctrl-C). Payin hints are confirmed
+ * with the payin status API and stored; payout hints are only logged here (the batch engine polls
+ * every pending payout anyway).
+ */
+export async function webhooksCommand(io: CommandIO, o: WebhooksCommandOptions): Promise<number> {
+  const logger = loggerOf(io);
+  const given = io.config.webhookToken;
+  if (given !== undefined && !/^[A-Za-z0-9._~-]{16,}$/.test(given)) {
+    throw new ConfigError('--webhook-token (PAYOUTS_WEBHOOK_TOKEN) must be at least 16 URL-safe characters: letters, digits, . _ ~ -');
+  }
+  const token = given ?? randomBytes(24).toString('base64url');
+  const client = clientOf(io, logger);
+  const db = await dbOf(io);
+  try {
+    const onPayinHint = payinHintHandler({ client, db: db.knex, logger });
+    const rx = await startWebhookReceiver({
+      token,
+      port: o.port,
+      host: o.host,
+      allowIps: o.allowIps,
+      ...(o.maxBodyBytes ? { maxBodyBytes: o.maxBodyBytes } : {}),
+      logger,
+      onPayinHint: (h: WebhookHint) => onPayinHint(h),
+      // Payout hints: logged only, until the batch engine takes them (it polls every pending payout anyway).
+      onPayoutHint: (h: WebhookHint) => {
+        logger.info({ orderId: h.orderId, event: h.event }, 'payout webhook hint (not acted on by this command)');
+        return 'logged';
+      },
+    });
+    const shown = given ? rx.url.replace(`${WEBHOOK_PATH}${token}`, `${WEBHOOK_PATH}<your --webhook-token>`) : rx.url;
+    // --json: one line when listening, one when stopped (a supervisor can read them as they come).
+    if (io.json) io.out(JSON.stringify({ listening: shown, token_generated: !given }));
+    else {
+      io.out(`Receiving webhooks on ${shown}`);
+      if (!given) io.out('  (token generated for this run: pass --webhook-token or PAYOUTS_WEBHOOK_TOKEN to keep the URL stable)');
+      io.out(`  payins are confirmed with the payin status API and stored in ${db.where}; Ctrl-C stops`);
+    }
+    o.onListening?.(rx.url);
+    await new Promise<void>((resolve) => {
+      if (!io.stopSignal || io.stopSignal.aborted) return resolve();
+      io.stopSignal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await rx.close();
+    await rx.idle();
+    const stats: ReceiverStats = rx.stats();
+    if (io.json) io.out(JSON.stringify({ stopped: true, stats }));
+    else io.out(`Stopped: ${stats.received} received, ${stats.hints} hints (${Object.entries(stats.outcomes).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}), ${stats.duplicates} duplicates, ${stats.malformed} malformed, ${stats.badToken} with a wrong token`);
+    return 0;
+  } finally {
+    await client.close();
+    await db.close();
+  }
+}
