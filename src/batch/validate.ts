@@ -35,15 +35,23 @@ export interface ValidatedRow {
   ifsc: string;
   amountPaise: bigint | null;
   remarks: string | null;
+  /** The payee reference (employee id…) trimmed, or null when the file has none for this row. */
+  reference: string | null;
   errors: RowIssue[];
   warnings: RowIssue[];
 }
 
 export interface ValidateOptions {
-  defaultUserId?: string;
+  defaultUserId?: string | undefined;
+  /**
+   * The file as a whole has no user_id (no column, no default) and that was reported once for the file:
+   * do not repeat it on every row. Default false.
+   */
+  userIdReportedForFile?: boolean | undefined;
 }
 
-export type RawRow = Record<CanonicalField, string | undefined>;
+/** A row's raw values by field; a field absent from the file is undefined (or missing). */
+export type RawRow = Partial<Record<CanonicalField, string | undefined>>;
 
 /** Per-method amount limits (inclusive), in paise. */
 export const METHOD_LIMITS: Readonly<Record<PaymentMethod, { minPaise?: Paise; maxPaise?: Paise; instead: string }>> = {
@@ -60,6 +68,7 @@ export const TEXT_LIMITS = {
   address: 255,
   remarks: 255,
   userId: 64,
+  reference: 64,
 } as const;
 
 /** Largest amount the JSON body can carry exactly (paise must stay below 2^53). */
@@ -69,7 +78,7 @@ const MAX_AMOUNT_PAISE = 10n ** 12n;
 export const IFSC_RE = /^[A-Z]{4}0[A-Z0-9]{6}$/;
 const SCIENTIFIC_RE = /^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)[eE][+-]?\d+$/;
 const EMAIL_RE = /^[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)*\.[^\s@.]{2,}$/;
-// Control characters other than tab, CR and LF (those only matter in the address, see below).
+// Control characters other than tab, CR and LF (line breaks have their own test).
 const CONTROL_RE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
 const LINEBREAK_RE = /[\r\n]/;
 
@@ -100,7 +109,7 @@ class Issues {
  * Checks that apply to every field: formula text and control characters. Returns false when the value
  * is unusable (the field's own checks are skipped so the row gets one clear error per field).
  */
-function commonChecks(issues: Issues, field: string, value: string, allowLineBreaks = false): boolean {
+function commonChecks(issues: Issues, field: string, value: string): boolean {
   if (value.startsWith('=')) {
     issues.error(
       field,
@@ -109,7 +118,7 @@ function commonChecks(issues: Issues, field: string, value: string, allowLineBre
     );
     return false;
   }
-  if (CONTROL_RE.test(value) || (!allowLineBreaks && LINEBREAK_RE.test(value))) {
+  if (CONTROL_RE.test(value) || LINEBREAK_RE.test(value)) {
     issues.error(
       field,
       'control_characters',
@@ -325,10 +334,11 @@ export function validateRow(raw: RawRow, rowNo: number, opts: ValidateOptions = 
 
   const mobile = validateMobile(issues, v('beneficiary_mobile_no'));
 
-  // address: the API requires it. A quoted multi-line address is kept as written.
+  // address: the API requires it. A line break is refused like anywhere else: a quoted address that runs
+  // onto the next line is how one stray quote merges two people into one record.
   const address = v('beneficiary_address');
   if (required(issues, 'beneficiary_address', address, "the beneficiary's address (the API requires one; a city is enough)") &&
-      commonChecks(issues, 'beneficiary_address', address, true)) {
+      commonChecks(issues, 'beneficiary_address', address)) {
     textLimit(issues, 'beneficiary_address', address, TEXT_LIMITS.address);
   }
 
@@ -396,8 +406,16 @@ export function validateRow(raw: RawRow, rowNo: number, opts: ValidateOptions = 
     }
   } else if (opts.defaultUserId !== undefined && opts.defaultUserId.trim() !== '') {
     userId = opts.defaultUserId.trim();
-  } else {
+  } else if (!opts.userIdReportedForFile) {
     issues.error('user_id', 'user_id_missing', 'user_id missing: add a user_id column or pass --user-id');
+  }
+
+  // reference (optional, ours): how a corrected copy finds this payee, so damage to it is an error.
+  const referenceRaw = v('reference');
+  let reference: string | null = null;
+  if (referenceRaw !== '' && commonChecks(issues, 'reference', referenceRaw) && !scientific(issues, 'reference', referenceRaw)) {
+    reference = referenceRaw;
+    textLimit(issues, 'reference', referenceRaw, TEXT_LIMITS.reference);
   }
 
   return {
@@ -414,6 +432,7 @@ export function validateRow(raw: RawRow, rowNo: number, opts: ValidateOptions = 
     ifsc,
     amountPaise,
     remarks,
+    reference,
     errors: issues.errors,
     warnings: issues.warnings,
   };
