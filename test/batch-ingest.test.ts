@@ -276,3 +276,29 @@ describe('readBatchRows: consumer stops early', () => {
     expect(seen).toBe(9);
   });
 });
+
+describe('readBatchRows: line breaks and characters across reads', () => {
+  const rowsOf = async (chunks: Buffer[]) => (await collect(Readable.from(chunks))).map((r) => [r.rowNo, r.name]);
+
+  it('old Mac line breaks (lone CR), and a CRLF split between two reads, count lines exactly', async () => {
+    const csv = `${HEADER}\r${line('A')}\r\r${line('B')}\r\n${line('C')}\r\n`;
+    expect(await rowsOf([Buffer.from(csv)])).toEqual([[2, 'A'], [4, 'B'], [5, 'C']]);
+    const at = csv.indexOf('\r\n') + 1; // between the CR and the LF
+    expect(await rowsOf([Buffer.from(csv.slice(0, at)), Buffer.from(csv.slice(at))])).toEqual([[2, 'A'], [4, 'B'], [5, 'C']]);
+  });
+
+  it('a file ending in a CR is terminated (the CR is its last line break)', async () => {
+    expect(await rowsOf([Buffer.from(`${HEADER}\r\n${line('A')}\r`)])).toEqual([[2, 'A']]);
+  });
+
+  it('a character cut by the end of the file is not UTF-8 (a half-written file), naming its line', async () => {
+    const bytes = Buffer.from(`${HEADER}\n${line('A')}\nराम`);
+    const e = await inputError(Readable.from([bytes.subarray(0, bytes.length - 1)]));
+    expect(e.message).toMatch(/not UTF-8 text \(invalid bytes on line 3/);
+  });
+
+  it('a Hindi row and an ASCII row decode right (each line is decoded on its own)', async () => {
+    const rows = await collect(await file(`${HEADER}\n${line('राम')}\n${line('Ram')}\n`));
+    expect(rows.map((r) => r.name)).toEqual(['राम', 'Ram']);
+  });
+});

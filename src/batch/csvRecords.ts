@@ -93,14 +93,23 @@ function countLF(s: string, from: number, to: number): number {
   return n;
 }
 
+const LF_BYTE = 10;
+const QUOTE_BYTE = 34;
+const EMPTY = Buffer.alloc(0);
+
 /**
- * Incremental parser: `push` text as it arrives, `end` at the end of input. Records come out in file
- * order; a record is only returned once its line break has been seen, so the last line of a file that
- * has no line break is returned by `end` with `terminated: false`.
+ * Incremental parser: `push` the input as it arrives, `end` at the end of input. Records come out in
+ * file order; a record is only returned once its line break has been seen, so the last line of a file
+ * that has no line break is returned by `end` with `terminated: false`.
+ *
+ * It scans bytes and decodes one line at a time: a line of plain ASCII becomes a compact one-byte
+ * string, where decoding whole chunks would make every value of a chunk holding one Hindi name a
+ * two-byte string (twice the memory, slower everywhere after). Input must be UTF-8 with LF line
+ * breaks, split anywhere except inside a multi-byte character (textSource.ts does all that).
  */
 export class CsvRecordParser {
-  /** Text not yet returned as records; always starts at a record boundary. */
-  private rest = '';
+  /** Bytes not yet returned as records; always starts at a record boundary. */
+  private rest: Buffer = EMPTY;
   /** Line on which `rest` starts. */
   private line = 1;
   private ended = false;
@@ -110,35 +119,40 @@ export class CsvRecordParser {
   /** @param maxRecordChars a record longer than this is almost surely a quote swallowing the file */
   constructor(private readonly maxRecordChars = 1_000_000) {}
 
-  /** Lines fully consumed so far (the line the next record starts on, minus one). */
-  get linesDone(): number {
-    return this.line - 1;
-  }
-
-  push(text: string): CsvRecord[] {
+  push(input: Buffer | string): CsvRecord[] {
     if (this.failure || this.ended) return [];
-    const buf = this.rest.length === 0 ? text : this.rest + text;
+    const chunk = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
+    const buf = this.rest.length === 0 ? chunk : Buffer.concat([this.rest, chunk]);
     const out: CsvRecord[] = [];
     const n = buf.length;
     let pos = 0;
     let line = this.line;
     // Position of the next quote at or after pos (-1: none left); refreshed only when passed.
-    let nextQuote = buf.indexOf('"');
+    let nextQuote = buf.indexOf(QUOTE_BYTE);
     let pendingQuote: NeedMore['quote'];
     while (pos < n) {
-      const nl = buf.indexOf('\n', pos);
+      const nl = buf.indexOf(LF_BYTE, pos);
       if (nl === -1) break;
-      if (nextQuote !== -1 && nextQuote < pos) nextQuote = buf.indexOf('"', pos);
+      if (nextQuote !== -1 && nextQuote < pos) nextQuote = buf.indexOf(QUOTE_BYTE, pos);
       if (nextQuote === -1 || nextQuote > nl) {
         // Fast path: a line with no quote is one record, split at the commas.
         if (nl > pos) {
-          out.push({ cells: buf.slice(pos, nl).split(','), line, endLine: line, terminated: true, multiline: undefined });
+          out.push({ cells: buf.toString('utf8', pos, nl).split(','), line, endLine: line, terminated: true, multiline: undefined });
         }
         line++;
         pos = nl + 1;
         continue;
       }
-      const r = parseRecord(buf, pos, line, false);
+      // A line with a quote: parse it as text, taking in more lines while a quoted value runs over.
+      let end = nl;
+      let r: NeedMore | Parsed | Unclosed;
+      for (;;) {
+        r = parseRecord(buf.toString('utf8', pos, end + 1), 0, line, false);
+        if (!r.need) break;
+        const next = buf.indexOf(LF_BYTE, end + 1);
+        if (next === -1 || next - pos > this.maxRecordChars) break;
+        end = next;
+      }
       if (r.need) {
         pendingQuote = r.quote;
         break;
@@ -146,14 +160,15 @@ export class CsvRecordParser {
       if (r.record === undefined) throw new Error('unreachable: a failure before the end of input');
       out.push(r.record);
       line = r.record.endLine + 1;
-      pos = r.next;
+      // r.next is past the record's line break, which is the last character parsed.
+      pos = end + 1;
     }
-    this.rest = pos === 0 ? buf : buf.slice(pos);
+    this.rest = pos === 0 ? buf : pos === n ? EMPTY : buf.subarray(pos);
     this.line = line;
     if (this.rest.length > this.maxRecordChars) {
-      const quote = pendingQuote ?? (parseRecord(this.rest, 0, line, false) as NeedMore).quote;
+      const quote = pendingQuote ?? (parseRecord(this.rest.toString('utf8'), 0, line, false) as NeedMore).quote;
       this.failure = { code: 'record_too_long', line, quote, maxChars: this.maxRecordChars };
-      this.rest = '';
+      this.rest = EMPTY;
     }
     return out;
   }
@@ -162,13 +177,13 @@ export class CsvRecordParser {
   end(): CsvRecord[] {
     if (this.failure || this.ended) return [];
     this.ended = true;
-    const buf = this.rest;
-    this.rest = '';
+    const text = this.rest.toString('utf8');
+    this.rest = EMPTY;
     const out: CsvRecord[] = [];
     let pos = 0;
     let line = this.line;
-    while (pos < buf.length) {
-      const r = parseRecord(buf, pos, line, true);
+    while (pos < text.length) {
+      const r = parseRecord(text, pos, line, true);
       if (r.need) throw new Error('unreachable: more input needed at the end of input');
       if (r.record === undefined) {
         this.failure = r.failure;

@@ -1,8 +1,10 @@
 /**
- * Bytes in, text out: opens the CSV, refuses what is not UTF-8 text (a workbook, UTF-16, a PDF, binary,
- * invalid UTF-8) naming the line, drops a UTF-8 BOM, and turns CRLF and lone CR into LF so that line
- * numbers are exact and values carry plain \n line breaks.
+ * Bytes in, checked bytes out: opens the CSV, refuses what is not UTF-8 text (a workbook, UTF-16, a PDF,
+ * binary, invalid UTF-8) naming the line, drops a UTF-8 BOM, and turns CRLF and lone CR into LF so that
+ * line numbers are exact and values carry plain \n line breaks. It stays in bytes (validated with
+ * buffer.isUtf8): the record parser decodes one line at a time (see csvRecords.ts for why).
  */
+import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { InputError } from '../errors.js';
@@ -45,12 +47,6 @@ const MAGIC: ReadonlyArray<[number[], string]> = [
   [[0x1f, 0x8b], 'gzip-compressed: decompress it first'],
 ];
 
-function countNewlines(s: string): number {
-  let n = 0;
-  for (let i = s.indexOf('\n'); i !== -1; i = s.indexOf('\n', i + 1)) n++;
-  return n;
-}
-
 function checkMagic(head: Buffer, what: string): void {
   for (const [sig, desc] of MAGIC) {
     if (head.length >= sig.length && sig.every((b, i) => head[i] === b)) throw new InputError(`${what} is ${desc}`);
@@ -74,86 +70,137 @@ function readError(e: unknown, what: string): unknown {
   return e;
 }
 
-/** Result of reading the whole input: whether its last character was a line break. */
+/** Result of reading the whole input: whether its last byte was a line break. */
 export interface TextEnd {
   endsWithNewline: boolean;
 }
 
+const CR = 13;
+const LF = 10;
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
 /**
- * The input as LF-only text chunks. Throws InputError for a file that is not UTF-8 CSV text. After the
- * last chunk, `end.endsWithNewline` tells whether the input ended with a line break. Stopping early
- * (break, return) closes the file.
+ * Where an incomplete UTF-8 sequence starts at the end of `buf` (a character split between two reads),
+ * or buf.length when the buffer ends on a character boundary.
+ */
+function incompleteTail(buf: Buffer): number {
+  const n = buf.length;
+  for (let i = n - 1; i >= 0 && i >= n - 3; i--) {
+    const b = buf[i]!;
+    if ((b & 0xc0) === 0x80) continue; // a continuation byte: look further back for the lead byte
+    if (b < 0xc0) return n; // ASCII (or a stray continuation, which validation reports)
+    const len = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
+    return n - i < len ? i : n;
+  }
+  return n;
+}
+
+/** CRLF and lone CR -> LF, copying only when there is a CR. */
+function normalizeLineBreaks(buf: Buffer): Buffer {
+  let cr = buf.indexOf(CR);
+  if (cr === -1) return buf;
+  const out = Buffer.allocUnsafe(buf.length);
+  let o = 0;
+  let from = 0;
+  while (cr !== -1) {
+    o += buf.copy(out, o, from, cr);
+    out[o++] = LF;
+    from = buf[cr + 1] === LF ? cr + 2 : cr + 1;
+    cr = buf.indexOf(CR, from);
+  }
+  o += buf.copy(out, o, from);
+  return out.subarray(0, o);
+}
+
+function countLF(buf: Buffer, end = buf.length): number {
+  let n = 0;
+  for (let i = buf.indexOf(LF); i !== -1 && i < end; i = buf.indexOf(LF, i + 1)) n++;
+  return n;
+}
+
+/**
+ * The input as chunks of UTF-8 bytes with LF line breaks only, never splitting a character, without a
+ * BOM. Throws InputError for a file that is not UTF-8 CSV text. After the last chunk,
+ * `end.endsWithNewline` tells whether the input ended with a line break. Stopping early (break,
+ * return) closes the file.
  */
 export async function* readText(
   input: string | NodeJS.ReadableStream,
   end: TextEnd = { endsWithNewline: false },
-): AsyncGenerator<string, void, undefined> {
+): AsyncGenerator<Buffer, void, undefined> {
   const what = describeSource(input);
   const source = await openSource(input);
-  const decoder = new TextDecoder('utf-8', { fatal: true });
-  let head: Buffer | null = Buffer.alloc(0);
-  let pendingCR = false;
+  /** Bytes held back for the next chunk: the start of a split character, or a CR that may precede a LF. */
+  let carry: Buffer = Buffer.alloc(0);
+  let started = false;
   /** Line breaks passed on so far (for the line of an error). */
   let lines = 0;
-  let last = '';
+  let lastByte = -1;
 
-  const decode = (buf: Buffer, final: boolean): string => {
-    let text: string;
-    try {
-      text = decoder.decode(buf, { stream: !final });
-    } catch (e) {
+  const check = (buf: Buffer): void => {
+    if (!isUtf8(buf)) {
       // Find the line of the first bad byte for the message.
       const lossy = new TextDecoder('utf-8').decode(buf);
       const at = lossy.indexOf('\uFFFD');
-      const line = lines + 1 + countNewlines(at >= 0 ? lossy.slice(0, at) : '');
+      const line = lines + 1 + countLF(Buffer.from(at >= 0 ? lossy.slice(0, at) : '', 'utf8'));
       throw new InputError(
         `${what} is not UTF-8 text (invalid bytes on line ${line}; Excel's plain "CSV" is Windows-1252): ` +
           `save it as "CSV UTF-8" and try again`,
-        { cause: e },
       );
     }
-    const nul = text.indexOf('\u0000');
+    const nul = buf.indexOf(0);
     if (nul !== -1) {
-      const line = lines + 1 + countNewlines(text.slice(0, nul));
+      const line = lines + 1 + countLF(buf, nul);
       throw new InputError(`${what} contains binary data (a NUL byte on line ${line}): it is not a CSV text file`);
     }
-    return text;
   };
 
-  const normalize = (text: string, final: boolean): string => {
-    if (pendingCR) {
-      text = '\r' + text;
-      pendingCR = false;
+  /** Validates and normalizes a run of whole characters; returns what to pass on. */
+  const pass = (buf: Buffer, final: boolean): Buffer => {
+    check(buf);
+    if (!final && buf.length > 0 && buf[buf.length - 1] === CR) {
+      // It may be the first half of a CRLF split across reads.
+      carry = buf.subarray(buf.length - 1);
+      buf = buf.subarray(0, buf.length - 1);
     }
-    if (!final && text.endsWith('\r')) {
-      // It may be the first half of a CRLF split across chunks.
-      pendingCR = true;
-      text = text.slice(0, -1);
-    }
-    const out = text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text;
-    lines += countNewlines(out);
-    if (out.length > 0) last = out;
+    const out = normalizeLineBreaks(buf);
+    lines += countLF(out);
+    if (out.length > 0) lastByte = out[out.length - 1]!;
     return out;
   };
 
   try {
     for await (const chunk of source as AsyncIterable<unknown>) {
       let buf = toBuffer(chunk);
-      if (head) {
-        // Hold back the first few bytes until the file's signature can be checked.
-        head = head.length === 0 ? buf : Buffer.concat([head, buf]);
-        if (head.length < 4) continue;
-        checkMagic(head, what);
-        buf = head;
-        head = null;
+      if (carry.length > 0) {
+        buf = Buffer.concat([carry, buf]);
+        carry = Buffer.alloc(0);
       }
-      const text = normalize(decode(buf, false), false);
-      if (text.length > 0) yield text;
+      if (!started) {
+        // Hold back the first few bytes until the file's signature can be checked.
+        if (buf.length < 4) {
+          carry = buf;
+          continue;
+        }
+        started = true;
+        checkMagic(buf, what);
+        if (buf.subarray(0, 3).equals(BOM)) buf = buf.subarray(3);
+      }
+      const cut = incompleteTail(buf);
+      const whole = cut === buf.length ? buf : buf.subarray(0, cut);
+      const tail = cut === buf.length ? undefined : buf.subarray(cut);
+      const out = pass(whole, false);
+      if (tail) carry = carry.length > 0 ? Buffer.concat([carry, tail]) : Buffer.from(tail);
+      if (out.length > 0) yield out;
     }
-    if (head && head.length > 0) checkMagic(head, what);
-    const rest = normalize(decode(head ?? Buffer.alloc(0), true), true);
-    if (rest.length > 0) yield rest;
-    end.endsWithNewline = last.endsWith('\n');
+    if (!started && carry.length > 0) {
+      checkMagic(carry, what);
+      if (carry.subarray(0, 3).equals(BOM)) carry = carry.subarray(3);
+    }
+    // What is left: a character cut by the end of the file (invalid), or a final CR.
+    const out = pass(carry, true);
+    if (out.length > 0) yield out;
+    end.endsWithNewline = lastByte === LF;
   } catch (e) {
     throw readError(e, what);
   } finally {

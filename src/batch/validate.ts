@@ -76,11 +76,13 @@ export const TEXT_LIMITS = {
 const MAX_AMOUNT_PAISE = 10n ** 12n;
 
 export const IFSC_RE = /^[A-Z]{4}0[A-Z0-9]{6}$/;
+const MOBILE_RE = /^[6-9]\d{9}$/;
+/** A plain amount ("2500", "2500.5", "2500.50"): parsed without the checks that name what is wrong. */
+const PLAIN_AMOUNT_RE = /^(\d{1,12})(?:\.(\d{1,2}))?$/;
 const SCIENTIFIC_RE = /^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)[eE][+-]?\d+$/;
 const EMAIL_RE = /^[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)*\.[^\s@.]{2,}$/;
-// Control characters other than tab, CR and LF (line breaks have their own test).
-const CONTROL_RE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
-const LINEBREAK_RE = /[\r\n]/;
+// Control characters, line breaks included; only tab is allowed (one test per value: this runs on every cell).
+const CONTROL_RE = /[\u0000-\u0008\u000A-\u001F\u007F]/;
 
 /** Quote a value for a message, shortened. */
 function q(v: string): string {
@@ -92,6 +94,13 @@ function codePoints(s: string): number {
   let n = 0;
   for (const _ of s) n++;
   return n;
+}
+
+/** Characters as a person counts them (code points); only counted when the UTF-16 length is over `max`. */
+function longerThan(s: string, max: number): number | undefined {
+  if (s.length <= max) return undefined; // code points <= UTF-16 units
+  const n = codePoints(s);
+  return n > max ? n : undefined;
 }
 
 class Issues {
@@ -118,7 +127,7 @@ function commonChecks(issues: Issues, field: string, value: string): boolean {
     );
     return false;
   }
-  if (CONTROL_RE.test(value) || LINEBREAK_RE.test(value)) {
+  if (CONTROL_RE.test(value)) {
     issues.error(
       field,
       'control_characters',
@@ -147,13 +156,14 @@ function required(issues: Issues, field: string, value: string, what: string): b
 }
 
 function textLimit(issues: Issues, field: string, value: string, max: number): void {
-  const n = codePoints(value);
-  if (n > max) issues.error(field, 'too_long', `${field} is ${n} characters long: shorten it to at most ${max}`);
+  const n = longerThan(value, max);
+  if (n !== undefined) issues.error(field, 'too_long', `${field} is ${n} characters long: shorten it to at most ${max}`);
 }
 
 /** Mobile: 10 digits starting 6-9 after dropping spaces, hyphens and a +91 / 91 / 0 prefix. */
 function validateMobile(issues: Issues, raw: string): string {
   const field = 'beneficiary_mobile_no';
+  if (MOBILE_RE.test(raw)) return raw; // the common case, checked first
   if (!required(issues, field, raw, "the beneficiary's 10-digit mobile number")) return raw;
   if (!commonChecks(issues, field, raw) || scientific(issues, field, raw)) return raw;
   let s = raw.replace(/[\s-]/g, '');
@@ -231,6 +241,12 @@ function validateIfsc(issues: Issues, ifsc: string, raw: string): boolean {
 /** Returns the amount in paise, or null with an error. */
 export function parseAmount(raw: string): { paise: Paise } | { code: string; message: string } {
   const field = 'amount';
+  const plain = PLAIN_AMOUNT_RE.exec(raw);
+  if (plain) {
+    const paise = BigInt(plain[1]!) * 100n + BigInt((plain[2] ?? '').padEnd(2, '0'));
+    if (paise > 0n && paise <= MAX_AMOUNT_PAISE) return { paise };
+    // zero or too large: the checks below name the problem
+  }
   let s = raw.trim();
   s = s.replace(/^(?:₹|rs\.?|inr)\s*/i, '').replace(/\s*\/-$/, ''); // "Rs. 500/-"
   if (s === '') return { code: 'required', message: `${field} is empty: fill in the amount in rupees, like 2500 or 2,500.50` };
