@@ -110,6 +110,12 @@ describe('issue 7 case 3: a quote that closes on the next line does not merge tw
     expect(error!.message).toMatch(/refused \(2 problems\)/);
   });
 
+  it('even a record of blanks that spans lines is refused (a quoted line break has no place in a payout file)', async () => {
+    const { error, issues } = await read(await file([HEADER, person(1), ',,,"', '",,,', person(2)].join('\n') + '\n'));
+    expect(issues.map((i) => [i.code, i.line, i.column])).toEqual([['multiline_record', 3, 'beneficiary_address']]);
+    expect(error).toBeDefined();
+  });
+
   it('a quote that never closes is reported at the line it opened (not the end of the file)', async () => {
     // No other quote further down: it really never closes (another quote would close it: see above).
     const rows = people(6, { 3: { address: '"Addr 3, Pune' }, 4: { address: 'Pune' }, 5: { address: 'Pune' }, 6: { address: 'Pune' } });

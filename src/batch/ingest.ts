@@ -178,16 +178,18 @@ class RowReader {
   }
 
   record(rec: CsvRecord): IngestRow | undefined {
+    // A quoted line break is checked before blankness: even a record that looks empty spans lines.
+    if (this.mapping && rec.multiline) {
+      this.dataRecords++;
+      for (const v of rec.multiline) this.issue(multilineIssue(this.mapping.header, v), true);
+      return undefined;
+    }
     if (isBlank(rec.cells)) return undefined;
     if (!this.mapping) {
       this.readHeader(rec);
       return undefined;
     }
     this.dataRecords++;
-    if (rec.multiline) {
-      for (const v of rec.multiline) this.issue(multilineIssue(this.mapping.header, v), true);
-      return undefined;
-    }
     if (!rec.terminated && !this.opts.acceptUnterminated) {
       this.issue(unterminatedIssue(rec.line), true);
       return undefined;
