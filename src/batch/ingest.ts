@@ -29,7 +29,7 @@ import {
 import { IdentityTable, idKeyHi, idKeyLo } from './identityTable.js';
 import { contentKeyOf, deriveOrderId } from './orderId.js';
 import { refKey } from './payee.js';
-import { describeSource, readText, type TextEnd } from './textSource.js';
+import { describeSource, readText } from './textSource.js';
 import { hasPayoutIdentity, validateRow, type RawRow, type RowIssue, type ValidatedRow } from './validate.js';
 
 export type { FileIssue } from './fileIssues.js';
@@ -95,9 +95,9 @@ export async function* readBatchRows(
 ): AsyncGenerator<IngestRow> {
   const what = describeSource(input);
   const reader = new RowReader(what, opts);
-  const end: TextEnd = { endsWithNewline: false };
   const parser = new CsvRecordParser(MAX_RECORD_CHARS);
-  const text = readText(input, end);
+  // Whether the last line ended is the parser's to tell (a record's `terminated`).
+  const text = readText(input);
   try {
     for await (const chunk of text) {
       for (const rec of parser.push(chunk)) {

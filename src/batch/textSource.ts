@@ -70,11 +70,6 @@ function readError(e: unknown, what: string): unknown {
   return e;
 }
 
-/** Result of reading the whole input: whether its last byte was a line break. */
-export interface TextEnd {
-  endsWithNewline: boolean;
-}
-
 const CR = 13;
 const LF = 10;
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
@@ -120,14 +115,10 @@ function countLF(buf: Buffer, end = buf.length): number {
 
 /**
  * The input as chunks of UTF-8 bytes with LF line breaks only, never splitting a character, without a
- * BOM. Throws InputError for a file that is not UTF-8 CSV text. After the last chunk,
- * `end.endsWithNewline` tells whether the input ended with a line break. Stopping early (break,
- * return) closes the file.
+ * BOM. Throws InputError for a file that is not UTF-8 CSV text. Stopping early (break, return) closes
+ * the file.
  */
-export async function* readText(
-  input: string | NodeJS.ReadableStream,
-  end: TextEnd = { endsWithNewline: false },
-): AsyncGenerator<Buffer, void, undefined> {
+export async function* readText(input: string | NodeJS.ReadableStream): AsyncGenerator<Buffer, void, undefined> {
   const what = describeSource(input);
   const source = await openSource(input);
   /** Bytes held back for the next chunk: the start of a split character, or a CR that may precede a LF. */
@@ -135,7 +126,6 @@ export async function* readText(
   let started = false;
   /** Line breaks passed on so far (for the line of an error). */
   let lines = 0;
-  let lastByte = -1;
 
   const check = (buf: Buffer): void => {
     if (!isUtf8(buf)) {
@@ -165,7 +155,6 @@ export async function* readText(
     }
     const out = normalizeLineBreaks(buf);
     lines += countLF(out);
-    if (out.length > 0) lastByte = out[out.length - 1]!;
     return out;
   };
 
@@ -200,7 +189,6 @@ export async function* readText(
     // What is left: a character cut by the end of the file (invalid), or a final CR.
     const out = pass(carry, true);
     if (out.length > 0) yield out;
-    end.endsWithNewline = lastByte === LF;
   } catch (e) {
     throw readError(e, what);
   } finally {
