@@ -18,8 +18,8 @@ export interface GenerateOptions {
   seed?: number;
 }
 
-/** The API's field names, as a payroll export would have them; ids are derived (no order_id, user_id). */
-export const GEN_HEADER = CANONICAL_FIELDS.filter((f) => f !== 'order_id' && f !== 'user_id');
+/** The API's field names, as a payroll export would have them; ids are derived (no order_id, user_id, reference). */
+export const GEN_HEADER = CANONICAL_FIELDS.filter((f) => f !== 'order_id' && f !== 'user_id' && f !== 'reference');
 
 /** The ways a generated invalid row is broken, in rotation. */
 export const INVALID_KINDS = [

@@ -9,6 +9,8 @@
  *
  * Scenarios:
  *   validate          readBatchRows over BENCH_ROWS rows, no database
+ *   validate-vs-parse readBatchRows against csv-parse alone on the same BENCH_COMPARE_ROWS-row file,
+ *                     alternating, BENCH_COMPARE_RUNS times each (issue 10: validate <= 3x csv-parse)
  *   ingest-pglite     ingestFile into PGlite in a temp directory
  *   ingest-postgres   ingestFile into a fresh database on DATABASE_URL
  *   payouts-pglite    runBatch over BENCH_PAYOUTS valid rows, per concurrency in BENCH_CONCURRENCY
@@ -16,6 +18,8 @@
  *
  * Environment (all optional):
  *   BENCH_ROWS=1000000         rows for validate / ingest
+ *   BENCH_COMPARE_ROWS=200000  rows for validate-vs-parse
+ *   BENCH_COMPARE_RUNS=7       timed runs of each side in validate-vs-parse (after one untimed warm-up each)
  *   BENCH_INVALID_EVERY=100    every n-th generated row is broken (1 %); 0 for none
  *   BENCH_PAYOUTS=5000         rows for the payout scenarios (all valid)
  *   BENCH_CONCURRENCY=16,32    engine concurrency; one run per value
@@ -41,6 +45,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import knexFactory from 'knex';
+import { parse as csvParse } from 'csv-parse';
+import { createReadStream } from 'node:fs';
 import { pino } from 'pino';
 import { AllianceClient } from '../src/alliance/client.js';
 import type { PayoutInfo, PayoutRequest } from '../src/alliance/types.js';
@@ -65,6 +71,8 @@ function envInt(name: string, dflt: number): number {
 
 const CFG = {
   rows: envInt('BENCH_ROWS', 1_000_000),
+  compareRows: envInt('BENCH_COMPARE_ROWS', 200_000),
+  compareRuns: envInt('BENCH_COMPARE_RUNS', 7),
   invalidEvery: envInt('BENCH_INVALID_EVERY', 100),
   payouts: envInt('BENCH_PAYOUTS', 5_000),
   concurrency: (process.env['BENCH_CONCURRENCY'] ?? '16,32').split(',').map((s) => Number(s.trim())),
@@ -75,7 +83,7 @@ const CFG = {
 };
 const DB_URL = process.env['DATABASE_URL'] || process.env['TEST_DATABASE_URL'] || undefined;
 
-const ALL = ['validate', 'ingest-pglite', 'ingest-postgres', 'payouts-pglite', 'payouts-postgres'] as const;
+const ALL = ['validate', 'validate-vs-parse', 'ingest-pglite', 'ingest-postgres', 'payouts-pglite', 'payouts-postgres'] as const;
 type Scenario = (typeof ALL)[number];
 
 /** One line of the results table. */
@@ -176,6 +184,98 @@ async function childValidate(csv: string): Promise<Result> {
     ok: notes.length === 0,
     notes,
     extra: { invalid, warnings },
+  };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/** Seconds of wall and CPU (user + system, all threads) one call takes. */
+async function timed<T>(fn: () => Promise<T>): Promise<{ wall: number; cpu: number; value: T }> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const value = await fn();
+  const wall = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  return { wall, cpu: (c.user + c.system) / 1e6, value };
+}
+
+/**
+ * Issue 10: `validate` at most 3x the time of csv-parse alone reading the same file. csv-parse alone is
+ * a file stream piped into parse() with the options a payout file needs (BOM, relaxed quotes and column
+ * counts), every record consumed; validate is readBatchRows, every row consumed. The two alternate, so
+ * a busy machine slows both alike; the first run of each is a warm-up (JIT, and validate's one-time
+ * load of the IFSC branch list), reported separately as cold*. CPU seconds (user + system, all threads)
+ * are reported beside wall seconds: on a shared machine they move less.
+ */
+async function childValidateVsParse(csv: string): Promise<Result> {
+  const baselineRss = process.memoryUsage().rss;
+  const sampler = new RssSampler();
+  const parseOnly = async (): Promise<number> => {
+    let n = 0;
+    for await (const _ of createReadStream(csv).pipe(csvParse({ bom: true, relax_column_count: true, relax_quotes: true }))) n++;
+    return n - 1; // the header
+  };
+  const validate = async (): Promise<{ rows: number; invalid: number }> => {
+    let rows = 0;
+    let invalid = 0;
+    for await (const r of readBatchRows(csv, { batch: 'bench', defaultUserId: 'M-BENCH' })) {
+      rows++;
+      if (r.errors.length > 0) invalid++;
+    }
+    return { rows, invalid };
+  };
+  const coldParse = await timed(parseOnly);
+  const cold = await timed(validate);
+  const p: { wall: number; cpu: number }[] = [];
+  const v: { wall: number; cpu: number }[] = [];
+  let parsed = 0;
+  let checked = cold.value;
+  for (let i = 0; i < CFG.compareRuns; i++) {
+    const a = await timed(parseOnly);
+    const b = await timed(validate);
+    parsed = a.value;
+    checked = b.value;
+    p.push(a);
+    v.push(b);
+  }
+  const notes: string[] = [];
+  const expectedInvalid = CFG.invalidEvery > 0 ? Math.floor(CFG.compareRows / CFG.invalidEvery) : 0;
+  if (parsed !== CFG.compareRows) notes.push(`FAILURE: csv-parse read ${parsed} records, expected ${CFG.compareRows}`);
+  if (checked.rows !== CFG.compareRows) notes.push(`FAILURE: validate read ${checked.rows} rows, expected ${CFG.compareRows}`);
+  if (checked.invalid !== expectedInvalid) notes.push(`FAILURE: ${checked.invalid} invalid rows, the generator broke ${expectedInvalid}`);
+  const parseWall = median(p.map((x) => x.wall));
+  const validateWall = median(v.map((x) => x.wall));
+  const ratio = validateWall / parseWall;
+  const cpuRatio = median(v.map((x) => x.cpu)) / median(p.map((x) => x.cpu));
+  if (ratio > 3) notes.push(`target missed: validate takes ${ratio.toFixed(2)}x csv-parse (target <= 3x)`);
+  return {
+    scenario: 'validate-vs-parse',
+    rows: checked.rows,
+    seconds: validateWall,
+    rowsPerSec: checked.rows / validateWall,
+    maxRssKb: process.resourceUsage().maxRSS,
+    sampledPeakRss: sampler.stop(),
+    baselineRss,
+    ok: notes.every((n) => !n.startsWith('FAILURE')),
+    notes,
+    extra: {
+      runs: CFG.compareRuns,
+      parseSeconds: round(parseWall, 3),
+      validateSeconds: round(validateWall, 3),
+      ratio: round(ratio, 2),
+      parseCpuSeconds: round(median(p.map((x) => x.cpu)), 3),
+      validateCpuSeconds: round(median(v.map((x) => x.cpu)), 3),
+      cpuRatio: round(cpuRatio, 2),
+      bestRatio: round(Math.min(...v.map((x) => x.wall)) / Math.min(...p.map((x) => x.wall)), 2),
+      coldParseSeconds: round(coldParse.wall, 3),
+      coldParseCpuSeconds: round(coldParse.cpu, 3),
+      coldValidateSeconds: round(cold.wall, 3),
+      coldValidateCpuSeconds: round(cold.cpu, 3),
+      invalid: checked.invalid,
+    },
   };
 }
 
@@ -348,6 +448,9 @@ async function child(args: string[]): Promise<void> {
     case 'validate':
       r = await childValidate(csv);
       break;
+    case 'validate-vs-parse':
+      r = await childValidateVsParse(csv);
+      break;
     case 'ingest-pglite':
     case 'ingest-postgres':
       r = await childIngest(scenario === 'ingest-pglite' ? 'pglite' : 'postgres', csv, dir);
@@ -445,7 +548,11 @@ async function parent(requested: string[]): Promise<void> {
   try {
     const bigCsv = path.join(dir, `rows-${CFG.rows}-inv${CFG.invalidEvery}.csv`);
     const payCsv = path.join(dir, `payouts-${CFG.payouts}.csv`);
+    const compareCsv = path.join(dir, `rows-${CFG.compareRows}-inv${CFG.invalidEvery}.csv`);
     const needBig = scenarios.some((s) => s === 'validate' || s.startsWith('ingest-'));
+    if (scenarios.includes('validate-vs-parse') && !existsSync(compareCsv)) {
+      await generateCsv(compareCsv, CFG.compareRows, { invalidEvery: CFG.invalidEvery, seed: 42 });
+    }
     const needPay = scenarios.some((s) => s.startsWith('payouts-'));
     if (needBig && !existsSync(bigCsv)) {
       const t = performance.now();
@@ -459,7 +566,7 @@ async function parent(requested: string[]): Promise<void> {
     for (const s of scenarios) {
       const runs: string[][] = s.startsWith('payouts-')
         ? CFG.concurrency.map((c) => [s, payCsv, dir, String(c)])
-        : [[s, bigCsv, dir]];
+        : [[s, s === 'validate-vs-parse' ? compareCsv : bigCsv, dir]];
       for (const args of runs) {
         console.error(`running ${args[0]}${args[3] ? ` concurrency ${args[3]}` : ''} …`);
         const r = await runChild(args);

@@ -53,11 +53,35 @@ describe('mapHeader', () => {
   });
 
   it('maps an alias header and ignores unknown columns with a warning', () => {
-    const m = mapHeader(['Name', 'Email', 'Phone', 'Address', 'Mode', 'Account No', 'Bank', 'IFSC Code', 'Amount', 'Employee Code', '']);
+    const m = mapHeader(['Name', 'Email', 'Phone', 'Address', 'Mode', 'Account No', 'Bank', 'IFSC Code', 'Amount', 'Department', '']);
     expect(m.columns).toMatchObject({ beneficiary_name: 0, beneficiary_mobile_no: 2, beneficiary_acc_no: 5, ifsc: 7, amount: 8 });
-    expect(m.ignored).toEqual(['Employee Code (column 10)']);
-    expect(m.warnings.join('\n')).toMatch(/Employee Code/);
+    expect(m.ignored).toEqual(['Department (column 10)']);
+    expect(m.warnings.join('\n')).toMatch(/Department/);
     expect(m.warnings.join('\n')).toMatch(/column 11 has no header/);
+  });
+
+  it.each(['Employee ID', 'Emp Code', 'EMP_ID', 'employee code', 'Staff ID', 'Payee ID', 'Beneficiary ID', 'Reference', 'Ref No.', 'ref'])(
+    'the payee reference alias %j',
+    (alias) => {
+      expect(fieldForHeader(alias)).toBe('reference');
+    },
+  );
+
+  it('exposes the header cells as they were and which column is the payee reference', () => {
+    const m = mapHeader(['\uFEFF Name ', ...CANON.slice(1), ' Emp Code ']);
+    expect(m.source).toEqual([' Name ', ...CANON.slice(1), ' Emp Code ']);
+    expect(m.header[0]).toBe('Name');
+    expect(m.reference).toEqual({ index: 10, header: 'Emp Code' });
+    expect(m.columns.reference).toBe(10);
+    expect(m.warnings).toEqual([]);
+    expect(mapHeader(CANON).reference).toBeNull();
+  });
+
+  it('two reference columns: the employee id is the reference, the other is ignored with a warning (no refusal)', () => {
+    const m = mapHeader([...CANON, 'Reference', 'Employee ID']);
+    expect(m.reference).toEqual({ index: 11, header: 'Employee ID' });
+    expect(m.ignored).toEqual(['Reference (column 11)']);
+    expect(m.warnings.join('\n')).toMatch(/payee reference taken from "Employee ID" \(column 12\); "Reference" \(column 11\) is ignored/);
   });
 
   it('bank_name and remarks columns are optional', () => {

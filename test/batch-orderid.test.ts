@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { contentKeyOf, deriveOrderId, validateExplicitOrderId } from '../src/batch/orderId.js';
 
@@ -23,6 +24,34 @@ describe('deriveOrderId', () => {
   });
   it('does not confuse field boundaries', () => {
     expect(deriveOrderId('b|1', row, 0)).not.toBe(deriveOrderId('b', { ...row, accountNumber: '1|' + row.accountNumber }, 0));
+  });
+  it('never changes for the same inputs: a golden value (ids of batches in flight must stay the same)', () => {
+    // Computed by the implementation before the one-shot hash and the array base32 (commit b446bd7).
+    expect(deriveOrderId('payroll-2025-03', { accountNumber: '99999999999', ifsc: 'SBIN0016745', amountPaise: 10000n }, 0)).toBe(
+      'POP2XQIQTOW2ZQA2TJATXB67IHLCZT',
+    );
+  });
+  it('is PO + base32 of sha256 of the JSON array [version, batch, account, IFSC, paise, occurrence], for any strings', () => {
+    // A plain reference implementation of the documented derivation, against the optimized one.
+    const reference = (batch: string, r: typeof row, occ: number): string => {
+      const digest = createHash('sha256')
+        .update(JSON.stringify(['alliance-payout-order-id/v1', batch, r.accountNumber, r.ifsc, r.amountPaise.toString(), occ]))
+        .digest();
+      let bitsStr = '';
+      for (const b of digest) bitsStr += b.toString(2).padStart(8, '0');
+      let out = 'PO';
+      for (let i = 0; i < 28; i++) out += 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'[parseInt(bitsStr.slice(i * 5, i * 5 + 5), 2)];
+      return out;
+    };
+    const odd = ['', 'plain-batch_1', 'a"b', 'back\\slash', 'tab\there', 'नमस्ते', '\ud800x', 'ctl\u0001', '[]{},:', '~!#'];
+    for (const batch of odd) {
+      for (const acc of odd.concat(['99999999999'])) {
+        for (const occ of [0, 1, 12]) {
+          const r = { accountNumber: acc, ifsc: batch.toUpperCase(), amountPaise: 10050n };
+          expect(deriveOrderId(batch, r, occ)).toBe(reference(batch, r, occ));
+        }
+      }
+    }
   });
   it('rejects a bad occurrence', () => {
     expect(() => deriveOrderId('b', row, -1)).toThrow(RangeError);

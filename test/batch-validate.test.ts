@@ -313,3 +313,32 @@ describe('all errors at once', () => {
     for (const e of r.errors) expect(e.message.length).toBeGreaterThan(20);
   });
 });
+
+describe('IFSC lookup', () => {
+  it('agrees with the ifsc package\'s own rule for every branch it lists, and for near misses', async () => {
+    const { createRequire } = await import('node:module');
+    const require = createRequire(import.meta.url);
+    const data = require('ifsc/src/IFSC.json') as Record<string, Array<string | number>>;
+    const { lookupIfsc } = await import('../src/batch/ifscData.js');
+    // ifsc/src/node/index.js: numeric branch codes are compared as numbers, others as strings.
+    const theirs = (code: string): boolean => {
+      const list = data[code.slice(0, 4)];
+      if (!list) return false;
+      const branch = code.slice(5);
+      return /^\d+$/.test(branch) ? list.includes(parseInt(branch, 10)) : list.includes(branch);
+    };
+    let checked = 0;
+    for (const [bank, list] of Object.entries(data)) {
+      for (const b of list.slice(0, 40)) {
+        const branch = typeof b === 'number' ? String(b).padStart(6, '0') : b;
+        const code = `${bank}0${branch}`;
+        expect(lookupIfsc(code), code).toBe('known');
+        const miss = `${bank}0${branch.slice(0, 5)}${branch.endsWith('9') ? '8' : '9'}`;
+        expect(lookupIfsc(miss) === 'known', miss).toBe(theirs(miss));
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(1000);
+    expect(lookupIfsc('QQQQ0000001')).toBe('unknown_bank');
+  });
+});

@@ -18,7 +18,7 @@ const CSV = [
   'Rejected Person,rej@example.com,9876543212,Delhi,IMPS,323456780000,ICICI Bank,ICIC0000001,300,',
   'Bad Ifsc,bad@example.com,9876543213,Delhi,IMPS,423456789012,SBI,SBIN060589,300,',
   'राम शर्मा,ram@example.com,9876543214,Noida,UPI,523456789012,Axis Bank,UTIB0000001,99999.99,',
-].join('\r\n');
+].join('\r\n') + '\r\n'; // a complete file ends with a line break (a last line without one is refused as unfinished)
 
 const FAST: Partial<RunOptions> = {
   // The engine sends only after an explicit yes; these tests are not about confirmation.

@@ -1,7 +1,9 @@
 /**
  * Header mapping: which CSV column holds which API field. Canonical headers are the API's own field
  * names; common aliases are accepted, compared case-insensitively with spaces, underscores, hyphens,
- * dots and slashes ignored ("Account No.", "account_no", "A/C No" all match).
+ * dots and slashes ignored ("Account No.", "account_no", "A/C No" all match). One more field is not the
+ * API's: `reference`, the payer's own id for the payee (an employee id), used to match a corrected copy
+ * of the file to the rows already read.
  */
 import { InputError } from '../errors.js';
 
@@ -18,18 +20,20 @@ export const CANONICAL_FIELDS = [
   'remarks',
   'order_id',
   'user_id',
+  'reference',
 ] as const;
 export type CanonicalField = (typeof CANONICAL_FIELDS)[number];
 
 /**
  * Columns that may be absent from the file. bank_name can be filled from the IFSC; remarks is optional
- * in the API; order_id is derived when absent; user_id can come from --user-id.
+ * in the API; order_id is derived when absent; user_id can come from --user-id; reference is ours.
  */
 export const OPTIONAL_FIELDS: ReadonlySet<CanonicalField> = new Set<CanonicalField>([
   'bank_name',
   'remarks',
   'order_id',
   'user_id',
+  'reference',
 ]);
 export const REQUIRED_FIELDS: readonly CanonicalField[] = CANONICAL_FIELDS.filter(
   (f) => !OPTIONAL_FIELDS.has(f),
@@ -70,6 +74,14 @@ export const HEADER_ALIASES: Readonly<Record<CanonicalField, readonly string[]>>
   ],
   order_id: ['order_id', 'order id', 'orderid'],
   user_id: ['user_id', 'user id', 'userid', 'merchant user id'],
+  // In order of preference: when a file has several (an "Employee ID" and a "Reference"), the first wins.
+  reference: [
+    'employee id', 'employee code', 'employee no', 'employee number', 'emp id', 'emp code', 'emp no',
+    'emp number', 'staff id', 'staff code', 'staff no', 'staff number', 'payee id', 'payee code', 'payee ref',
+    'payee reference', 'beneficiary id', 'beneficiary code', 'beneficiary ref', 'beneficiary reference',
+    'vendor id', 'vendor code', 'reference', 'reference id', 'reference no', 'reference number', 'ref', 'ref no',
+    'ref number',
+  ],
 };
 
 /** "Account No." -> "accountno": lower case, only letters and digits (non-ASCII letters kept). */
@@ -102,11 +114,21 @@ export function fieldForHeader(header: string): CanonicalField | undefined {
   return aliases().get(normalizeHeader(header));
 }
 
+/** The rank of a header among the reference aliases (lower is preferred). */
+function referenceRank(header: string): number {
+  const key = normalizeHeader(header);
+  return HEADER_ALIASES.reference.findIndex((a) => normalizeHeader(a) === key);
+}
+
 export interface HeaderMapping {
   /** Column index (0-based) of each field present in the file. */
   columns: Partial<Record<CanonicalField, number>>;
-  /** The header cells as they were in the file. */
+  /** The header cells, trimmed (a BOM removed): how messages name the columns. */
   header: string[];
+  /** The header cells exactly as they were in the file (for a corrections file that mirrors the input). */
+  source: string[];
+  /** The column holding the payee reference (an employee id…), if the file has one. */
+  reference: { index: number; header: string } | null;
   /** Non-empty header cells that name no field, as "Name (column 4)"; their values are ignored. */
   ignored: string[];
   /** Human-readable notes about the header (ignored columns, empty header cells). */
@@ -119,15 +141,18 @@ function describe(header: string[], i: number): string {
 
 /**
  * Maps a header row to fields. Throws InputError when required columns are missing or two columns name
- * the same field. Unknown columns are ignored with a warning.
+ * the same field (except the reference: of several reference columns the preferred one is used and the
+ * others ignored, with a warning). Unknown columns are ignored with a warning.
  */
 export function mapHeader(header: readonly string[]): HeaderMapping {
-  const cells = header.map((h) => h.replace(/^\uFEFF/, '').trim());
+  const source = header.map((h, i) => (i === 0 ? h.replace(/^\uFEFF/, '') : h));
+  const cells = source.map((h) => h.trim());
   const columns: Partial<Record<CanonicalField, number>> = {};
   const ignored: string[] = [];
   const warnings: string[] = [];
   const emptyCols: number[] = [];
   const duplicates: string[] = [];
+  const otherReferences: number[] = [];
 
   cells.forEach((cell, i) => {
     if (cell === '') {
@@ -141,6 +166,15 @@ export function mapHeader(header: readonly string[]): HeaderMapping {
     }
     const prev = columns[field];
     if (prev !== undefined) {
+      if (field === 'reference') {
+        if (referenceRank(cell) < referenceRank(cells[prev]!)) {
+          otherReferences.push(prev);
+          columns.reference = i;
+        } else {
+          otherReferences.push(i);
+        }
+        return;
+      }
       duplicates.push(
         `columns ${describe(cells, prev)} and ${describe(cells, i)} both mean ${field}: remove or rename one of them`,
       );
@@ -169,6 +203,11 @@ export function mapHeader(header: readonly string[]): HeaderMapping {
       `the CSV is missing the required column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: add ${missing.length > 1 ? 'them' : 'it'} to the header. ${help}`,
     );
   }
+  const refIndex = columns.reference;
+  for (const i of otherReferences.sort((a, b) => a - b)) {
+    ignored.push(`${cells[i]} (column ${i + 1})`);
+    warnings.push(`payee reference taken from ${describe(cells, refIndex!)}; ${describe(cells, i)} is ignored`);
+  }
   if (ignored.length > 0) {
     warnings.push(`ignored column${ignored.length > 1 ? 's' : ''} not used by the API: ${ignored.join(', ')}`);
   }
@@ -177,7 +216,14 @@ export function mapHeader(header: readonly string[]): HeaderMapping {
       `column${emptyCols.length > 1 ? 's' : ''} ${emptyCols.join(', ')} ha${emptyCols.length > 1 ? 've' : 's'} no header and ${emptyCols.length > 1 ? 'are' : 'is'} ignored`,
     );
   }
-  return { columns, header: cells, ignored, warnings };
+  return {
+    columns,
+    header: cells,
+    source,
+    reference: refIndex === undefined ? null : { index: refIndex, header: cells[refIndex]! },
+    ignored,
+    warnings,
+  };
 }
 
 /** The raw values of one record by field (undefined where the column is absent or the row is short). */

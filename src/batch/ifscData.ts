@@ -31,13 +31,16 @@ function subletMap(): Readonly<Record<string, string>> {
   return sublets;
 }
 
-/** The set form of one bank's branch list: numeric branches as their decimal string without zeros. */
+/**
+ * The set form of one bank's branch list, each branch as the 6 characters it has in an IFSC (a numeric
+ * branch padded back to 6 digits), so a lookup is one `has` of the IFSC's tail.
+ */
 function branchSet(bankCode: string): Set<string> | undefined {
   let set = branchSets.get(bankCode);
   if (set) return set;
   const list = Object.prototype.hasOwnProperty.call(data(), bankCode) ? data()[bankCode] : undefined;
   if (!list) return undefined;
-  set = new Set(list.map((b) => String(b)));
+  set = new Set(list.map((b) => (typeof b === 'number' ? String(b).padStart(6, '0') : b)));
   branchSets.set(bankCode, set);
   return set;
 }
@@ -54,9 +57,7 @@ export function lookupIfsc(ifsc: string): IfscLookup {
   const bank = ifsc.slice(0, 4);
   const set = branchSet(bank);
   if (!set) return 'unknown_bank';
-  const branch = ifsc.slice(5);
-  const key = /^\d+$/.test(branch) ? String(parseInt(branch, 10)) : branch;
-  return set.has(key) ? 'known' : 'unknown_branch';
+  return set.has(ifsc.slice(5)) ? 'known' : 'unknown_branch';
 }
 
 /**

@@ -35,15 +35,23 @@ export interface ValidatedRow {
   ifsc: string;
   amountPaise: bigint | null;
   remarks: string | null;
+  /** The payee reference (employee id…) trimmed, or null when the file has none for this row. */
+  reference: string | null;
   errors: RowIssue[];
   warnings: RowIssue[];
 }
 
 export interface ValidateOptions {
-  defaultUserId?: string;
+  defaultUserId?: string | undefined;
+  /**
+   * The file as a whole has no user_id (no column, no default) and that was reported once for the file:
+   * do not repeat it on every row. Default false.
+   */
+  userIdReportedForFile?: boolean | undefined;
 }
 
-export type RawRow = Record<CanonicalField, string | undefined>;
+/** A row's raw values by field; a field absent from the file is undefined (or missing). */
+export type RawRow = Partial<Record<CanonicalField, string | undefined>>;
 
 /** Per-method amount limits (inclusive), in paise. */
 export const METHOD_LIMITS: Readonly<Record<PaymentMethod, { minPaise?: Paise; maxPaise?: Paise; instead: string }>> = {
@@ -60,6 +68,7 @@ export const TEXT_LIMITS = {
   address: 255,
   remarks: 255,
   userId: 64,
+  reference: 64,
 } as const;
 
 /** Largest amount the JSON body can carry exactly (paise must stay below 2^53). */
@@ -67,11 +76,13 @@ export const TEXT_LIMITS = {
 const MAX_AMOUNT_PAISE = 10n ** 12n;
 
 export const IFSC_RE = /^[A-Z]{4}0[A-Z0-9]{6}$/;
+const MOBILE_RE = /^[6-9]\d{9}$/;
+/** A plain amount ("2500", "2500.5", "2500.50"): parsed without the checks that name what is wrong. */
+const PLAIN_AMOUNT_RE = /^(\d{1,12})(?:\.(\d{1,2}))?$/;
 const SCIENTIFIC_RE = /^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)[eE][+-]?\d+$/;
 const EMAIL_RE = /^[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)*\.[^\s@.]{2,}$/;
-// Control characters other than tab, CR and LF (those only matter in the address, see below).
-const CONTROL_RE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
-const LINEBREAK_RE = /[\r\n]/;
+// Control characters, line breaks included; only tab is allowed (one test per value: this runs on every cell).
+const CONTROL_RE = /[\u0000-\u0008\u000A-\u001F\u007F]/;
 
 /** Quote a value for a message, shortened. */
 function q(v: string): string {
@@ -83,6 +94,13 @@ function codePoints(s: string): number {
   let n = 0;
   for (const _ of s) n++;
   return n;
+}
+
+/** Characters as a person counts them (code points); only counted when the UTF-16 length is over `max`. */
+function longerThan(s: string, max: number): number | undefined {
+  if (s.length <= max) return undefined; // code points <= UTF-16 units
+  const n = codePoints(s);
+  return n > max ? n : undefined;
 }
 
 class Issues {
@@ -100,7 +118,7 @@ class Issues {
  * Checks that apply to every field: formula text and control characters. Returns false when the value
  * is unusable (the field's own checks are skipped so the row gets one clear error per field).
  */
-function commonChecks(issues: Issues, field: string, value: string, allowLineBreaks = false): boolean {
+function commonChecks(issues: Issues, field: string, value: string): boolean {
   if (value.startsWith('=')) {
     issues.error(
       field,
@@ -109,7 +127,7 @@ function commonChecks(issues: Issues, field: string, value: string, allowLineBre
     );
     return false;
   }
-  if (CONTROL_RE.test(value) || (!allowLineBreaks && LINEBREAK_RE.test(value))) {
+  if (CONTROL_RE.test(value)) {
     issues.error(
       field,
       'control_characters',
@@ -138,13 +156,14 @@ function required(issues: Issues, field: string, value: string, what: string): b
 }
 
 function textLimit(issues: Issues, field: string, value: string, max: number): void {
-  const n = codePoints(value);
-  if (n > max) issues.error(field, 'too_long', `${field} is ${n} characters long: shorten it to at most ${max}`);
+  const n = longerThan(value, max);
+  if (n !== undefined) issues.error(field, 'too_long', `${field} is ${n} characters long: shorten it to at most ${max}`);
 }
 
 /** Mobile: 10 digits starting 6-9 after dropping spaces, hyphens and a +91 / 91 / 0 prefix. */
 function validateMobile(issues: Issues, raw: string): string {
   const field = 'beneficiary_mobile_no';
+  if (MOBILE_RE.test(raw)) return raw; // the common case, checked first
   if (!required(issues, field, raw, "the beneficiary's 10-digit mobile number")) return raw;
   if (!commonChecks(issues, field, raw) || scientific(issues, field, raw)) return raw;
   let s = raw.replace(/[\s-]/g, '');
@@ -222,6 +241,12 @@ function validateIfsc(issues: Issues, ifsc: string, raw: string): boolean {
 /** Returns the amount in paise, or null with an error. */
 export function parseAmount(raw: string): { paise: Paise } | { code: string; message: string } {
   const field = 'amount';
+  const plain = PLAIN_AMOUNT_RE.exec(raw);
+  if (plain) {
+    const paise = BigInt(plain[1]!) * 100n + BigInt((plain[2] ?? '').padEnd(2, '0'));
+    if (paise > 0n && paise <= MAX_AMOUNT_PAISE) return { paise };
+    // zero or too large: the checks below name the problem
+  }
   let s = raw.trim();
   s = s.replace(/^(?:₹|rs\.?|inr)\s*/i, '').replace(/\s*\/-$/, ''); // "Rs. 500/-"
   if (s === '') return { code: 'required', message: `${field} is empty: fill in the amount in rupees, like 2500 or 2,500.50` };
@@ -325,10 +350,11 @@ export function validateRow(raw: RawRow, rowNo: number, opts: ValidateOptions = 
 
   const mobile = validateMobile(issues, v('beneficiary_mobile_no'));
 
-  // address: the API requires it. A quoted multi-line address is kept as written.
+  // address: the API requires it. A line break is refused like anywhere else: a quoted address that runs
+  // onto the next line is how one stray quote merges two people into one record.
   const address = v('beneficiary_address');
   if (required(issues, 'beneficiary_address', address, "the beneficiary's address (the API requires one; a city is enough)") &&
-      commonChecks(issues, 'beneficiary_address', address, true)) {
+      commonChecks(issues, 'beneficiary_address', address)) {
     textLimit(issues, 'beneficiary_address', address, TEXT_LIMITS.address);
   }
 
@@ -396,8 +422,16 @@ export function validateRow(raw: RawRow, rowNo: number, opts: ValidateOptions = 
     }
   } else if (opts.defaultUserId !== undefined && opts.defaultUserId.trim() !== '') {
     userId = opts.defaultUserId.trim();
-  } else {
+  } else if (!opts.userIdReportedForFile) {
     issues.error('user_id', 'user_id_missing', 'user_id missing: add a user_id column or pass --user-id');
+  }
+
+  // reference (optional, ours): how a corrected copy finds this payee, so damage to it is an error.
+  const referenceRaw = v('reference');
+  let reference: string | null = null;
+  if (referenceRaw !== '' && commonChecks(issues, 'reference', referenceRaw) && !scientific(issues, 'reference', referenceRaw)) {
+    reference = referenceRaw;
+    textLimit(issues, 'reference', referenceRaw, TEXT_LIMITS.reference);
   }
 
   return {
@@ -414,6 +448,7 @@ export function validateRow(raw: RawRow, rowNo: number, opts: ValidateOptions = 
     ifsc,
     amountPaise,
     remarks,
+    reference,
     errors: issues.errors,
     warnings: issues.warnings,
   };

@@ -1,13 +1,12 @@
 import path from 'node:path';
-import { formatRupeesIndian, parseRupees, type Paise } from '../money.js';
-import { readBatchRows } from '../batch/ingest.js';
+import { formatRupees, formatRupeesIndian, parseRupees, type Paise } from '../money.js';
+import { validateFile } from '../batch/validateFile.js';
 import { listBatches, getBatch } from '../db/batches.js';
 import { countByState } from '../db/rows.js';
 import { defaultBatchName } from '../engine/ingest.js';
-import { BatchNotFoundError } from '../errors.js';
+import { BatchNotFoundError, InputError } from '../errors.js';
 import { runBatch, type Preflight, type RunOptions, type RunResult } from '../engine/run.js';
 import { summarize } from '../report/report.js';
-import { maskAccount } from '../log.js';
 import { clientOf, loggerOf, printJson, withDb, type CommandIO } from './context.js';
 import type { EngineOptions } from '../engine/context.js';
 import { migrationSource } from '../db/migrations.js';
@@ -126,34 +125,58 @@ function printResult(io: CommandIO, res: RunResult): void {
 }
 
 /** `payouts validate <csv>`: every row checked, nothing stored, nothing sent. */
-export async function validateCommand(io: CommandIO, o: { csv: string; batch?: string; userId?: string }): Promise<number> {
+export async function validateCommand(
+  io: CommandIO,
+  o: { csv: string; batch?: string; userId?: string; expectRows?: number; expectTotalPaise?: Paise; acceptUnterminated?: boolean },
+): Promise<number> {
   const file = path.resolve(io.cwd, o.csv);
-  const batch = o.batch ?? defaultBatchName(file);
-  let rows = 0;
-  let invalid = 0;
-  let warned = 0;
-  let total = 0n;
-  const problems: { row: number; errors: string[]; warnings: string[] }[] = [];
-  for await (const r of readBatchRows(file, { batch, ...(o.userId ? { defaultUserId: o.userId } : {}) })) {
-    rows++;
-    if (r.errors.length) invalid++;
-    else if (r.amountPaise) total += r.amountPaise;
-    if (r.warnings.length) warned++;
-    if ((r.errors.length || r.warnings.length) && problems.length < 1000) {
-      const mask = (m: string) => (r.accountNumber ? m.split(r.accountNumber).join(maskAccount(r.accountNumber)) : m);
-      problems.push({ row: r.rowNo, errors: r.errors.map((e) => mask(e.message)), warnings: r.warnings.map((w) => mask(w.message)) });
-    }
-  }
+  const s = await validateFile(file, {
+    batch: o.batch ?? defaultBatchName(file),
+    defaultUserId: o.userId,
+    expectRows: o.expectRows,
+    expectTotalPaise: o.expectTotalPaise,
+    acceptUnterminated: o.acceptUnterminated,
+  });
+  const fileErrors = s.file_issues.filter((i) => i.severity === 'error');
   if (io.json) {
-    printJson(io, { file, rows, valid: rows - invalid, invalid, with_warnings: warned, valid_total: formatRupeesIndian(total), problems });
-  } else {
-    for (const p of problems) {
-      for (const e of p.errors) io.out(`row ${p.row}: error: ${e}`);
-      for (const w of p.warnings) io.out(`row ${p.row}: warning: ${w}`);
+    const byRow = new Map<number, { row: number; errors: string[]; warnings: string[] }>();
+    for (const p of s.problems) {
+      let r = byRow.get(p.row);
+      if (!r) byRow.set(p.row, (r = { row: p.row, errors: [], warnings: [] }));
+      (p.severity === 'error' ? r.errors : r.warnings).push(p.message);
     }
-    io.out(`${rows} rows: ${rows - invalid} valid totalling ${formatRupeesIndian(total)}, ${invalid} invalid, ${warned} with warnings`);
+    printJson(io, {
+      file,
+      refused: s.refused,
+      rows: s.rows,
+      valid: s.valid,
+      invalid: s.invalid,
+      with_warnings: s.warnings,
+      valid_total: formatRupees(s.total_paise),
+      valid_total_paise: s.total_paise.toString(),
+      file_issues: s.file_issues,
+      ignored_columns: s.ignored_columns,
+      reference_column: s.reference_column,
+      problems: [...byRow.values()],
+      problems_omitted: s.problems_omitted,
+    });
+  } else {
+    for (const i of s.file_issues) if (i.severity === 'warning') io.out(`file: warning: ${i.message}`);
+    for (const p of s.problems) io.out(`row ${p.row}: ${p.severity}: ${p.message}`);
+    if (s.problems_omitted > 0) io.out(`… and ${s.problems_omitted} more row problems not listed (fix these and validate again)`);
+    io.out(
+      `${s.rows} rows: ${s.valid} valid totalling ${formatRupeesIndian(s.total_paise)}, ${s.invalid} invalid, ${s.warnings} with warnings` +
+        (s.refused ? '; the file is refused as a whole (the problem is described below)' : ''),
+    );
   }
-  return invalid > 0 ? 1 : 0;
+  // A refused file: exit 2 with its problems on stderr, each once.
+  if (fileErrors.length === 1) throw new InputError(fileErrors[0]!.message);
+  if (fileErrors.length > 1) {
+    const shown = fileErrors.slice(0, 20).map((i) => `  - ${i.message}`);
+    if (fileErrors.length > 20) shown.push(`  - and ${fileErrors.length - 20} more (--json lists them all)`);
+    throw new InputError(`${file} is refused (${fileErrors.length} problems):\n${shown.join('\n')}`);
+  }
+  return s.invalid > 0 ? 1 : 0;
 }
 
 /** `payouts status [batch]`: what the database knows, no API call. */

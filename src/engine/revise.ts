@@ -1,4 +1,5 @@
 import type { RowState } from '../states.js';
+import { accountKey as batchAccountKey, payeeKey as batchPayeeKey, refKey as batchRefKey } from '../batch/payee.js';
 
 /**
  * How a corrected copy of a batch's file is merged: a pure plan, matched by payee, never by order_id.
@@ -76,18 +77,18 @@ export interface RevisionPlan {
   lostZeros: Map<number, { oldAccount: string }>;
 }
 
-/** "00 1234-5678" -> "12345678": what spreadsheets do to account numbers does not make another payee. */
+/** What spreadsheets do to account numbers (spaces, hyphens, leading zeros) does not make another payee. */
 export function accountKey(account: string | null): string {
-  return (account ?? '').replace(/[\s-]/g, '').replace(/^0+(?=\d)/, '');
+  return batchAccountKey(account ?? '');
 }
 
-/** " emp 0042 " -> "EMP0042"; "0042" -> "42". */
+/** A payee reference for matching ("EMP 0042" and "emp0042" are one person); '' when there is none. */
 export function refKey(reference: string | null): string {
-  return (reference ?? '').normalize('NFKC').toUpperCase().replace(/\s+/g, '').replace(/^0+(?=\d)/, '');
+  return batchRefKey(reference) ?? '';
 }
 
 export function payeeKey(account: string | null, ifsc: string | null): string {
-  return `${accountKey(account)}|${(ifsc ?? '').trim().toUpperCase()}`;
+  return batchPayeeKey({ accountNumber: account ?? '', ifsc: ifsc ?? '' }) ?? `|${ifsc ?? ''}`;
 }
 
 /** States in which no money moved (or it came back): a different line for the payee is simply paid. */

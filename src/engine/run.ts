@@ -33,9 +33,11 @@ export interface RunOptions extends Partial<EngineOptions> {
   revise?: boolean;
   /** Lines of a corrected copy (its row numbers) whose changed amount or account is paid in addition. */
   acceptChanges?: number[];
-  /** Control totals: refuse a file whose row count or valid total differs. */
+  /** Control totals: refuse a file whose row count or total differs (every data row, valid or not). */
   expectRows?: number | undefined;
   expectTotalPaise?: Paise | undefined;
+  /** Accept a last line with no line break (normally held back: a file still being written looks like that). */
+  acceptUnterminated?: boolean | undefined;
   /** Put rows the API refused (failed) back to send again, status first; resets their send count. */
   retryFailed?: boolean;
   /** Put rows an operator has checked (needs_review) back to send again, status first; resets their send count. */
@@ -107,6 +109,7 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
       dryRun,
       expectRows: opts.expectRows,
       expectTotalPaise: opts.expectTotalPaise,
+      acceptUnterminated: opts.acceptUnterminated,
       logger: deps.logger,
       ...(opts.now ? { now: opts.now } : {}),
       onProgress: (rows) => emit({ type: 'ingest_progress', rows }),
