@@ -109,7 +109,7 @@ describe('mutants the suite must catch', () => {
     }
   }
 
-  it('counting a 429 as a send strands rows after an outage: the liveness oracle says so', async () => {
+  it('counting a 429 as a send strands rows after an outage: the liveness oracle says so', { timeout: 240_000 }, async () => {
     expect(clean(await outage('outage-ok'))).toBe(true);
     mutate.count429AsSend = true;
     try {
@@ -144,7 +144,7 @@ describe('mutants the suite must catch', () => {
     }
   }
 
-  it('deleting a claimed row on revise loses a payout the API made: the oracle says so', async () => {
+  it('deleting a claimed row on revise loses a payout the API made: the oracle says so', { timeout: 240_000 }, async () => {
     expect(clean(await keptRow('kept-ok'))).toBe(true);
     mutate.inferSentFromState = true;
     try {
@@ -170,7 +170,7 @@ describe('mutants the suite must catch', () => {
     }
   }
 
-  it('reconcile ignoring the review age leaves payouts stuck Pending with nobody told: the reconcile check says so', async () => {
+  it('reconcile ignoring the review age leaves payouts stuck Pending with nobody told: the reconcile check says so', { timeout: 240_000 }, async () => {
     expect(await stuck('stuck-ok')).toBe(0);
     mutate.ignoreReviewAge = true;
     try {

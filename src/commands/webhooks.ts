@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { ConfigError } from '../errors.js';
 import { payinHintHandler } from '../engine/payins.js';
+import { payoutHintHandler } from '../engine/hints.js';
+import { Runner } from '../engine/context.js';
 import { startWebhookReceiver, WEBHOOK_PATH, type ReceiverStats, type WebhookHint } from '../webhooks/receiver.js';
 import { clientOf, dbOf, loggerOf, type CommandIO } from './context.js';
 
@@ -11,12 +13,14 @@ export interface WebhooksCommandOptions {
   maxBodyBytes?: number | undefined;
   /** Called once listening (tests). */
   onListening?: (url: string) => void;
+  /** API requests per second for the status checks hints lead to. Default 5. */
+  rate?: number | undefined;
 }
 
 /**
  * `payouts webhooks`: receives Alliance's webhooks until stopped (Ctrl-C). Payin hints are confirmed
- * with the payin status API and stored; payout hints are only logged here (the batch engine polls
- * every pending payout anyway).
+ * with the payin status API and stored; a payout hint leads to one status check of that payout, which
+ * moves its row forward if the API says so (batch runs on the same database see it).
  */
 export async function webhooksCommand(io: CommandIO, o: WebhooksCommandOptions): Promise<number> {
   const logger = loggerOf(io);
@@ -28,7 +32,10 @@ export async function webhooksCommand(io: CommandIO, o: WebhooksCommandOptions):
   const client = clientOf(io, logger);
   const db = await dbOf(io);
   try {
-    const onPayinHint = payinHintHandler({ client, db: db.knex, logger });
+    // Status checks go through a runner: the API account's rate budget (shared with batch runs on PostgreSQL).
+    const runner = new Runner({ db: db.knex, client, logger }, { rate: o.rate ?? 5 });
+    const onPayinHint = payinHintHandler({ client, db: db.knex, logger, gate: runner.gate });
+    const onPayoutHint = payoutHintHandler(runner);
     const rx = await startWebhookReceiver({
       token,
       port: o.port,
@@ -37,11 +44,8 @@ export async function webhooksCommand(io: CommandIO, o: WebhooksCommandOptions):
       ...(o.maxBodyBytes ? { maxBodyBytes: o.maxBodyBytes } : {}),
       logger,
       onPayinHint: (h: WebhookHint) => onPayinHint(h),
-      // Payout hints: logged only, until the batch engine takes them (it polls every pending payout anyway).
-      onPayoutHint: (h: WebhookHint) => {
-        logger.info({ orderId: h.orderId, event: h.event }, 'payout webhook hint (not acted on by this command)');
-        return 'logged';
-      },
+      // A payout hint schedules one authenticated status check; only the API's answer moves the row.
+      onPayoutHint: (h: WebhookHint) => onPayoutHint(h),
     });
     const shown = given ? rx.url.replace(`${WEBHOOK_PATH}${token}`, `${WEBHOOK_PATH}<your --webhook-token>`) : rx.url;
     // --json: one line when listening, one when stopped (a supervisor can read them as they come).
@@ -49,7 +53,7 @@ export async function webhooksCommand(io: CommandIO, o: WebhooksCommandOptions):
     else {
       io.out(`Receiving webhooks on ${shown}`);
       if (!given) io.out('  (token generated for this run: pass --webhook-token or PAYOUTS_WEBHOOK_TOKEN to keep the URL stable)');
-      io.out(`  payins are confirmed with the payin status API and stored in ${db.where}; Ctrl-C stops`);
+      io.out(`  each hint is confirmed with the status API (payouts and payins) in ${db.where}; Ctrl-C stops`);
     }
     o.onListening?.(rx.url);
     await new Promise<void>((resolve) => {

@@ -127,6 +127,8 @@ export interface Outcome {
   last_error?: string | null;
   /** Requests of the claim being closed that may have executed (a 2xx or an ambiguous failure). */
   sends?: number;
+  /** Not a column: when a pending row is first polled (default at once). */
+  nextPollInMs?: number;
   /** Not a column: the row went to needs_review because another payout holds its order_id. */
   collision?: boolean;
   /**
@@ -144,7 +146,7 @@ function outcomeColumns(db: Knex, o: Outcome): Record<string, unknown> {
   if (o.charge_paise !== undefined) cols['charge_paise'] = o.charge_paise === null ? null : o.charge_paise.toString();
   if (o.last_error !== undefined) cols['last_error'] = o.last_error;
   if (o.state === 'approved' || o.state === 'rejected' || o.state === 'failed' || o.state === 'cancelled') cols['finalized_at'] = db.fn.now();
-  if (o.state === 'pending') cols['next_poll_at'] = db.fn.now();
+  if (o.state === 'pending') cols['next_poll_at'] = db.raw(`now() + (? * interval '1 millisecond')`, [Math.round(o.nextPollInMs ?? 0)]);
   if (o.sends) cols['send_count'] = db.raw('send_count + ?', [o.sends]);
   if (o.restoreSendDeadline) cols['send_deadline'] = o.restoreSendDeadline.to;
   return cols;

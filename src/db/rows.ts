@@ -191,3 +191,8 @@ export async function cancelUnsent(db: Knex, batch: string): Promise<number> {
     .returning('id')) as unknown[];
   return rows.length;
 }
+
+/** The row holding this order_id, in any batch. */
+export async function rowByOrderId(db: Knex, orderId: string): Promise<PayoutRow | undefined> {
+  return db<PayoutRow>('payout_rows').where({ order_id: orderId }).first();
+}

@@ -112,6 +112,34 @@ export class Runner {
   emit(e: RunEvent): void {
     this.deps.onEvent?.(e);
   }
+
+  private wakers = new Set<() => void>();
+  /** Something changed outside the poll schedule (a webhook's status check finished a row): look again. */
+  wake(): void {
+    for (const w of this.wakers) w();
+    this.wakers.clear();
+  }
+  /** Resolves after `ms`, or earlier on wake(). Rejects when the runner is killed. */
+  async nap(ms: number, stop?: AbortSignal): Promise<void> {
+    if (this.dead.signal.aborted) throw this.dead.signal.reason as Error;
+    await new Promise<void>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(t);
+        this.wakers.delete(done);
+        this.dead.signal.removeEventListener('abort', onDead);
+        stop?.removeEventListener('abort', done);
+        resolve();
+      };
+      const onDead = () => {
+        done();
+        reject(this.dead.signal.reason);
+      };
+      const t = setTimeout(done, ms);
+      this.wakers.add(done);
+      this.dead.signal.addEventListener('abort', onDead, { once: true });
+      stop?.addEventListener('abort', done, { once: true });
+    });
+  }
   /** Aborted when the runner is killed (simulated crash): in-flight requests die with it. */
   get signal(): AbortSignal {
     return this.dead.signal;

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
+import type { RateGate } from '../alliance/gate.js';
 import type { AllianceClient } from '../alliance/client.js';
 import { AllianceError, NotFoundError } from '../alliance/errors.js';
 import { withRetry, type BackoffOptions } from '../alliance/retry.js';
@@ -18,6 +19,8 @@ export interface PayinDeps {
   logger?: Logger | undefined;
   /** Retries of the lookup on retryable errors (429, 5xx, network). */
   retry?: BackoffOptions;
+  /** The API account's rate gate, when a batch shares it. */
+  gate?: RateGate | undefined;
 }
 
 export function payinFacts(info: PayinInfo): PayinFacts {
@@ -46,7 +49,7 @@ export async function fetchAndStorePayin(
   orderId: string,
   event?: { event: string; receivedAt: Date },
 ): Promise<{ info: PayinInfo; outcome: PayinStoreOutcome; previousStatus: string | null; row: PayinRow }> {
-  const info = await withRetry(() => deps.client.payinStatus(orderId), deps.retry ?? { retries: 3 });
+  const info = await withRetry(() => deps.client.payinStatus(orderId, deps.gate ? { gate: deps.gate } : {}), deps.retry ?? { retries: 3 });
   // The API's order_id is the key only when it is the one asked about; a server answering for another
   // payin must not overwrite that one's record.
   const facts = { ...payinFacts(info), orderId };

@@ -1,5 +1,5 @@
 import { NotFoundError } from '../alliance/errors.js';
-import { sleep, withRetry } from '../alliance/retry.js';
+import { withRetry } from '../alliance/retry.js';
 import { advance } from '../db/claims.js';
 import { countPending, duePending, nextPollInMs, schedulePoll } from '../db/polls.js';
 import type { PayoutRow } from '../db/rows.js';
@@ -80,17 +80,6 @@ export async function pollLoop(runner: Runner, batch: string, o: PollLoopOptions
     if (next === undefined && !o.sending()) return 0;
     // While sending, new pending rows appear at any moment: look again soon.
     const wait = Math.min(next ?? 100, o.sending() ? 100 : Infinity, deadline - Date.now());
-    if (wait > 0) await sleepOrStop(wait + 5, runner.signal, o.stop);
+    if (wait > 0) await runner.nap(wait + 5, o.stop);
   }
 }
-
-async function sleepOrStop(ms: number, dead: AbortSignal, stop: AbortSignal | undefined): Promise<void> {
-  if (!stop) return sleep(ms, dead);
-  const both = AbortSignal.any([dead, stop]);
-  try {
-    await sleep(ms, both);
-  } catch (err) {
-    if (dead.aborted) throw err;
-  }
-}
-

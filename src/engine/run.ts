@@ -15,6 +15,9 @@ import { pollLoop } from './poll.js';
 import { preflight } from './preflight.js';
 import { sendAll } from './send.js';
 import { StopSending } from './submit.js';
+import { payoutHintHandler } from './hints.js';
+import { payinHintHandler } from './payins.js';
+import { startWebhookReceiver, type WebhookReceiver } from '../webhooks/receiver.js';
 
 export type { Preflight, RunEvent } from './events.js';
 
@@ -59,6 +62,21 @@ export interface RunOptions extends Partial<EngineOptions> {
   onEvent?: (e: RunEvent) => void;
   /** Clock for a new batch's identity (its month); tests only. */
   now?: () => Date;
+  /**
+   * Receive Alliance's webhooks while the batch runs: each payout hint schedules one status check (never
+   * trusted itself), so results arrive without blind polling; polling stays as the fallback.
+   */
+  webhooks?: WebhookListenOptions | undefined;
+}
+
+export interface WebhookListenOptions {
+  port: number;
+  host?: string | undefined;
+  /** The secret path segment (at least 16 URL-safe characters). */
+  token: string;
+  allowIps?: string[] | undefined;
+  /** Called once listening, with the URL to give Alliance. */
+  onListening?: (url: string) => void;
 }
 
 export interface RunResult {
@@ -167,6 +185,39 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
   if (refusal) return finishRun(runner, opts, base, pf, { exitCode: EXIT.refused, message: refusal });
 
   await markStarted(db, opts.batch);
+  const receiver = opts.webhooks ? await listen(runner, opts.webhooks) : undefined;
+  try {
+    return await sendAndPoll(runner, opts, base, pf, () => collisions);
+  } finally {
+    await receiver?.close();
+  }
+}
+
+async function listen(runner: Runner, w: WebhookListenOptions): Promise<WebhookReceiver> {
+  const onPayout = payoutHintHandler(runner);
+  const onPayin = payinHintHandler({ client: runner.client, db: runner.db, logger: runner.logger, gate: runner.gate });
+  const rx = await startWebhookReceiver({
+    token: w.token,
+    port: w.port,
+    ...(w.host ? { host: w.host } : {}),
+    allowIps: w.allowIps,
+    logger: runner.logger,
+    onPayoutHint: (h) => onPayout(h),
+    onPayinHint: (h) => onPayin(h),
+  });
+  w.onListening?.(rx.url);
+  return rx;
+}
+
+/** The send phase with the poll phase interleaved, then the end of the run. */
+async function sendAndPoll(
+  runner: Runner,
+  opts: RunOptions,
+  base: { batch: string; ingest?: IngestResult; dryRun: boolean },
+  pf: Preflight,
+  collisions: () => number,
+): Promise<RunResult> {
+  const emit = (e: RunEvent) => runner.emit(e);
   emit({ type: 'phase', phase: 'send' });
   let stopped: { kind: 'auth' | 'unavailable' | 'signal'; message: string } | undefined;
   let sending = true;
@@ -196,7 +247,7 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
   if (sendResult.status === 'rejected') throw sendResult.reason;
   if (pollResult.status === 'rejected') throw pollResult.reason;
   if (!stopped && opts.stopSignal?.aborted) stopped = { kind: 'signal', message: 'stopped on request' };
-  return finishRun(runner, opts, base, pf, undefined, stopped, collisions);
+  return finishRun(runner, opts, base, pf, undefined, stopped, collisions());
 }
 
 function notFound(batch: string): BatchNotFoundError {

@@ -36,7 +36,11 @@ export interface OracleReport {
 export interface OracleOptions {
   /** Rows that may end needs_review (an order_id another database paid: its fate is not this database's to know). */
   reviewAllowed?: (row: PayoutRow) => boolean;
-  /** Payouts another database made (the lost-database schedule): they belong to no row here. */
+  /**
+   * Payouts another database of the same batch made (the lost-database schedule). A row here may hold one
+   * (adopted after a send of its own that may have executed, the API refusing the repeat) or end
+   * needs_review as a collision; either way it is the same payout, never a second one.
+   */
   foreign?: ReadonlySet<string>;
   /** The file's row numbers when they are not 2..inputRows+1 (a revised copy). */
   rowNumbers?: number[];
@@ -65,6 +69,8 @@ export async function checkInvariants(db: Knex, sb: Sandbox, batch: string, inpu
   const notFinal = rows
     .filter((r) => r.state !== 'invalid' && r.state !== 'approved' && r.state !== 'rejected')
     .filter((r) => !(r.state === 'needs_review' && o.reviewAllowed?.(r)))
+    // A row a corrected copy removed, never sent: cancelled is its end.
+    .filter((r) => !(r.state === 'cancelled' && !r.in_file))
     .map((r) => ({ row: r.row_no, state: r.state }));
 
   const disagreements: string[] = [];
@@ -80,10 +86,11 @@ export async function checkInvariants(db: Knex, sb: Sandbox, batch: string, inpu
         if (e.status.toLowerCase() !== r.state) disagreements.push(`row ${r.row_no}: db ${r.state}, ledger ${e.status}`);
         if (e.amountPaise !== BigInt(r.amount_paise!)) disagreements.push(`row ${r.row_no}: amount differs`);
         if (r.state === 'approved' && e.transactionId !== r.transaction_id) disagreements.push(`row ${r.row_no}: UTR differs`);
-        if (o.foreign?.has(r.order_id)) disagreements.push(`row ${r.row_no} reports a payout another database made (${r.order_id}) as its own`);
         const claimed = r.first_claimed_at ? new Date(r.first_claimed_at).getTime() : NaN;
         // The sandbox stamps created_at to the second.
-        if (!(Date.parse(e.createdAt) >= claimed - 2000)) disagreements.push(`row ${r.row_no} reports a payout created before it was first claimed (${e.createdAt})`);
+        if (!o.foreign?.has(r.order_id) && !(Date.parse(e.createdAt) >= claimed - 2000)) {
+          disagreements.push(`row ${r.row_no} reports a payout created before it was first claimed (${e.createdAt})`);
+        }
       }
     } else if (r.state === 'failed' || r.state === 'invalid' || r.state === 'skipped' || r.state === 'ready' || r.state === 'cancelled') {
       if (e && !o.foreign?.has(r.order_id)) disagreements.push(`row ${r.row_no} is ${r.state} but the API executed ${r.order_id}`);

@@ -1,0 +1,52 @@
+import { sleep } from '../alliance/retry.js';
+import { rowByOrderId } from '../db/rows.js';
+import type { Runner } from './context.js';
+import { refreshRow } from './poll.js';
+
+/** What a payout hint led to, counted by the receiver. */
+export type PayoutHintOutcome = 'refreshed' | 'unknown_order' | 'already_final' | 'not_pending' | 'in_progress';
+
+export interface PayoutHint {
+  orderId: string;
+  /** The event as sent ("payout.succeeded"): a claim, never acted on. */
+  event: string;
+}
+
+/**
+ * A payout webhook is a hint, never a fact: the API documents no webhook signature, so anyone could send
+ * "payout.succeeded". A hint only schedules one authenticated status check for that order_id, through the
+ * runner's rate gate, and only the API's answer moves the row (forward only). Unknown order_ids, final
+ * rows, duplicates and reordered events cost at most that one check.
+ *
+ * A webhook can overtake the answer to our own initiate (the row is still `submitting`): the check waits a
+ * little for the row to become pending, then leaves it to the polling fallback.
+ */
+export function payoutHintHandler(runner: Runner, opts: { submittingWaitMs?: number } = {}): (hint: PayoutHint) => Promise<PayoutHintOutcome> {
+  const waitFor = opts.submittingWaitMs ?? 3_000;
+  // A duplicate delivery while that payout's check is under way adds nothing: one check answers both.
+  const checking = new Set<string>();
+  return async (hint) => {
+    if (checking.has(hint.orderId)) return 'in_progress';
+    checking.add(hint.orderId);
+    try {
+      return await check(hint);
+    } finally {
+      checking.delete(hint.orderId);
+    }
+  };
+
+  async function check(hint: PayoutHint): Promise<PayoutHintOutcome> {
+    const until = Date.now() + waitFor;
+    for (;;) {
+      const row = await rowByOrderId(runner.db, hint.orderId);
+      if (!row) return 'unknown_order';
+      if (row.state === 'pending') {
+        await refreshRow(runner, row);
+        runner.wake();
+        return 'refreshed';
+      }
+      if (row.state !== 'submitting' || Date.now() >= until) return row.state === 'submitting' ? 'not_pending' : 'already_final';
+      await sleep(200, runner.signal);
+    }
+  }
+}
