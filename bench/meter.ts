@@ -12,6 +12,8 @@ export interface Meter {
   url: string;
   /** Arrival times (ms, performance.now()) of every request, refused ones included. */
   arrivals(): number[];
+  /** Every request as it arrived: time and "METHOD path". */
+  log(): { at: number; what: string }[];
   /** Requests answered 429 by the meter. */
   refused(): number;
   /** The most arrivals in any window (t − windowMs, t]. */
@@ -32,11 +34,13 @@ export function maxInWindow(times: number[], windowMs = 1000): number {
 
 export async function startMeter(o: { target: string; limit?: number }): Promise<Meter> {
   const arrivals: number[] = [];
+  const what: string[] = [];
   let refused = 0;
   let lo = 0;
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const now = performance.now();
     arrivals.push(now);
+    what.push(`${req.method ?? 'GET'} ${req.url ?? '/'}`);
     if (o.limit !== undefined) {
       while (arrivals[lo]! <= now - 1000) lo++;
       if (arrivals.length - lo > o.limit) {
@@ -77,6 +81,7 @@ export async function startMeter(o: { target: string; limit?: number }): Promise
   return {
     url: `http://127.0.0.1:${port}`,
     arrivals: () => [...arrivals],
+    log: () => arrivals.map((at, i) => ({ at, what: what[i]! })),
     refused: () => refused,
     maxInWindow: (w = 1000) => maxInWindow(arrivals, w),
     close: () =>

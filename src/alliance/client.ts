@@ -241,17 +241,25 @@ export class AllianceClient {
   /** One attempt: sign now, send the prepared bytes, map any failure to an AllianceError. */
   async send(prepared: PreparedRequest, opts: CallOptions = {}): Promise<RawResponse> {
     const { method, path } = prepared;
-    // Nothing but signing between the slot and the wire: the slot's time is when the server sees the request.
-    if (opts.gate) await opts.gate.take(opts.signal);
+    // Nothing but signing between the ticket and the wire; the ticket learns when the request left.
+    const ticket = opts.gate ? await opts.gate.take(opts.signal) : undefined;
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
     const started = this.now();
     let res: Dispatcher.ResponseData;
     try {
+      let headers: Record<string, string>;
+      try {
+        headers = await this.headersForAttempt(prepared, signal);
+      } catch (err) {
+        ticket?.cancel();
+        throw err;
+      }
+      ticket?.sent();
       res = await request(`${this.baseUrl}/${path}`, {
         dispatcher: this.dispatcher,
         method,
-        headers: await this.headersForAttempt(prepared, signal),
+        headers,
         body: prepared.body,
         signal,
         headersTimeout: this.timeoutMs,

@@ -1,14 +1,21 @@
 import type { Knex } from 'knex';
 import type { PayoutRow } from './rows.js';
 
-/** Pending rows whose next poll is due, oldest poll first. */
-export async function duePending(db: Knex, batch: string, limit: number): Promise<PayoutRow[]> {
-  return db<PayoutRow>('payout_rows')
-    .where({ batch, state: 'pending' })
-    .where((q) => q.whereNull('next_poll_at').orWhere('next_poll_at', '<=', db.fn.now()))
-    .orderBy('next_poll_at', 'asc')
-    .orderBy('id')
-    .limit(limit);
+/**
+ * Takes up to `limit` pending rows whose poll is due, oldest first, for this runner alone: their next poll
+ * moves `holdMs` ahead, so runners sharing a batch never ask about the same payout at once (a runner that
+ * dies mid-poll leaves the row due again after `holdMs`). The poll's answer then sets the real next time.
+ */
+export async function claimDuePolls(db: Knex, batch: string, limit: number, holdMs: number): Promise<PayoutRow[]> {
+  const res = await db.raw(
+    `UPDATE payout_rows SET next_poll_at = now() + (? * interval '1 millisecond')
+      WHERE id IN (SELECT id FROM payout_rows
+                    WHERE batch = ? AND state = 'pending' AND (next_poll_at IS NULL OR next_poll_at <= now())
+                    ORDER BY next_poll_at, id LIMIT ? FOR UPDATE SKIP LOCKED)
+      RETURNING *`,
+    [Math.round(holdMs), batch, limit],
+  );
+  return res.rows as PayoutRow[];
 }
 
 /** When the next pending row is due, in ms from now (0 if due now, undefined if none pending). */

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
-import { LocalGate, type RateGate } from '../alliance/gate.js';
+import { LocalGate, WaitQueue, type RateGate, type Ticket } from '../alliance/gate.js';
 import { budgetRateLimited, reserveSlots } from '../db/budget.js';
 
 /**
@@ -15,7 +15,7 @@ export function gateFor(db: Knex, account: string, rate: number, logger?: Logger
 
 export interface SharedGateOptions {
   rate: number;
-  /** Window margin, as in LocalGate. Default 20 ms. */
+  /** Window margin, as in LocalGate. Default 40 ms. */
   marginMs?: number;
   /** Slots reserved per database round trip, as seconds of the full rate. Default 0.25 s. */
   reserveSeconds?: number;
@@ -23,7 +23,8 @@ export interface SharedGateOptions {
   now?: () => number;
 }
 
-type Waiter = { resolve: () => void; reject: (e: unknown) => void; signal?: AbortSignal | undefined; onAbort?: () => void };
+/** The shared sequence's slots are spent when granted: a late send cannot be taken back. */
+const SPENT: Ticket = { sent: () => {}, cancel: () => {} };
 
 /**
  * Slots reserved from the database a few at a time (a quarter second's worth), each used only within the
@@ -36,7 +37,7 @@ export class SharedGate implements RateGate {
   private readonly baseIntervalMs: number;
   private readonly marginMs: number;
   private slots: number[] = [];
-  private readonly waiters: Waiter[] = [];
+  private readonly waiters = new WaitQueue(() => this.pump());
   private reserving = false;
   /** After a failed reservation: no new attempt before this. */
   private pausedUntil = 0;
@@ -49,25 +50,12 @@ export class SharedGate implements RateGate {
   ) {
     if (!(o.rate > 0)) throw new RangeError('rate must be > 0 requests per second');
     this.now = o.now ?? (() => performance.now());
-    this.marginMs = o.marginMs ?? 20;
+    this.marginMs = o.marginMs ?? 40;
     this.baseIntervalMs = (1000 + this.marginMs) / o.rate;
   }
 
-  take(signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<void>((resolve, reject) => {
-      const w: Waiter = { resolve, reject, signal };
-      if (signal) {
-        w.onAbort = () => {
-          const i = this.waiters.indexOf(w);
-          if (i !== -1) this.waiters.splice(i, 1);
-          reject(signal.reason);
-        };
-        signal.addEventListener('abort', w.onAbort, { once: true });
-      }
-      this.waiters.push(w);
-      this.pump();
-    });
+  take(signal?: AbortSignal): Promise<Ticket> {
+    return this.waiters.add(signal);
   }
 
   rateLimited(retryAfterMs: number | undefined): void {
@@ -96,9 +84,7 @@ export class SharedGate implements RateGate {
         return;
       }
       this.slots.shift();
-      const w = this.waiters.shift()!;
-      if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
-      w.resolve();
+      this.waiters.grant(SPENT);
     }
   }
 

@@ -1,7 +1,7 @@
 import { NotFoundError } from '../alliance/errors.js';
 import { withRetry } from '../alliance/retry.js';
 import { advance } from '../db/claims.js';
-import { countPending, duePending, nextPollInMs, schedulePoll } from '../db/polls.js';
+import { claimDuePolls, countPending, nextPollInMs, schedulePoll } from '../db/polls.js';
 import type { PayoutRow } from '../db/rows.js';
 import type { RowState } from '../states.js';
 import type { Runner } from './context.js';
@@ -71,7 +71,7 @@ export async function pollLoop(runner: Runner, batch: string, o: PollLoopOptions
     if (o.sending()) deadline = Infinity;
     else if (deadline === Infinity) deadline = Date.now() + o.pollTimeoutMs;
     if (Date.now() >= deadline || o.stop?.aborted) return countPending(runner.db, batch);
-    const due = await duePending(runner.db, batch, limit);
+    const due = await claimDuePolls(runner.db, batch, limit, 2 * runner.options.requestTimeoutMs + 5_000);
     if (due.length > 0) {
       await Promise.all(due.map((r) => refreshRow(runner, r)));
       continue;

@@ -1,6 +1,6 @@
 import { AllianceError, AuthenticationError, NotFoundError, ValidationError } from '../alliance/errors.js';
 import type { PreparedRequest } from '../alliance/client.js';
-import type { RateGate } from '../alliance/gate.js';
+import { ticketTaken, type RateGate, type Ticket } from '../alliance/gate.js';
 import { sleep, withRetry } from '../alliance/retry.js';
 import { commitOutcome, extendLease, releaseLease, renewForSend, type Claimed } from '../db/claims.js';
 import type { Runner } from './context.js';
@@ -78,10 +78,26 @@ class Lease {
     }
   }
 
+  /**
+   * A rate ticket, the lease kept alive while waiting for it. If the claim is lost meanwhile, the wait is
+   * given up and a ticket granted anyway is cancelled (it must never hold a slot it will not use).
+   */
+  async holdTicket(signal?: AbortSignal): Promise<Ticket> {
+    const ctl = new AbortController();
+    const both = signal ? AbortSignal.any([signal, this.runner.signal, ctl.signal]) : AbortSignal.any([this.runner.signal, ctl.signal]);
+    const p = this.runner.gate.take(both);
+    try {
+      return await this.holdUntil(p);
+    } catch (err) {
+      ctl.abort(err);
+      p.then((t) => t.cancel(), () => {});
+      throw err;
+    }
+  }
+
   /** The runner's rate gate, with the lease kept alive while a request waits for its slot. */
   gate(): RateGate {
-    const g = this.runner.gate;
-    return { take: (signal) => this.holdUntil(g.take(signal)), rateLimited: (ms) => g.rateLimited(ms) };
+    return { take: (signal) => this.holdTicket(signal), rateLimited: (ms) => this.runner.gate.rateLimited(ms) };
   }
 
   /** Waits `ms` while keeping the claim: the lease is extended before it could run out. */
@@ -191,11 +207,16 @@ async function sendOnce(runner: Runner, lease: Lease, prepared: PreparedRequest,
         runner.api(async () => {
           // The rate slot first (the lease kept meanwhile), then the renewal that records when this send can
           // have happened (send_deadline), then the wire: no request ever leaves after its recorded deadline.
-          await lease.holdUntil(runner.gate.take(runner.signal));
-          await lease.ensureForSend();
-          runner.assertAlive();
+          const ticket = await lease.holdTicket();
+          try {
+            await lease.ensureForSend();
+            runner.assertAlive();
+          } catch (err) {
+            ticket.cancel();
+            throw err;
+          }
           // The slot is already taken; a 429 still tells the gate to back off.
-          const p = runner.client.initiatePayout(prepared, { signal: runner.signal, gate: slotTaken(runner.gate) });
+          const p = runner.client.initiatePayout(prepared, { signal: runner.signal, gate: ticketTaken(ticket, runner.gate) });
           // A crash right here abandons the request: it dies with the runner, as in a killed process.
           p.catch(() => {});
           runner.checkpoint('request_sent', orderId);
@@ -272,9 +293,4 @@ function recoveryBoundary(row: Claimed): number {
   const prev = row.prev_send_deadline;
   const deadline = prev ? new Date(prev).getTime() + offset : Date.now();
   return row.prev_owner && ownerIsDead(row.prev_owner) ? Math.min(deadline, Date.now()) : deadline;
-}
-
-/** A gate whose slot was taken already: it only passes a 429 on. */
-function slotTaken(g: RateGate): RateGate {
-  return { take: () => Promise.resolve(), rateLimited: (ms) => g.rateLimited(ms) };
 }

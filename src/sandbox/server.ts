@@ -394,7 +394,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       outcome = `exception ${(e as Error).message}`;
       finish({ status: 500, body: fail('Server Error', 'Internal Server Error.') });
     } finally {
-      log?.({ component: 'sandbox', method, path: sp, status, ...(outcome ? { fault: outcome } : {}), ms: Date.now() - started });
+      log?.({ component: 'sandbox', method, path: sp, status, ...(outcome ? { fault: outcome } : {}), ms: Date.now() - started, arrived_at: arrivedAt });
     }
   }
 
