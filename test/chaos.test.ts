@@ -31,6 +31,8 @@ const REVISED = FULL ? 100 : 4;
 
 /** Tight timings so a schedule takes a second or two; the ratios match the defaults' intent. */
 const FAST: Partial<RunOptions> = {
+  // Several batches here read the same file on purpose; duplicate uploads have tests of their own (test/duplicates.test.ts).
+  allowDuplicateFile: true,
   // The engine sends only after an explicit yes; these tests are not about confirmation.
   yes: true,
   rate: 1000,

@@ -67,7 +67,8 @@ describe.each(BACKENDS)('ingest on %s', (kind) => {
     writeFileSync(path.join(dir, 'o1.csv'), `${header}\n${line}\n`);
     writeFileSync(path.join(dir, 'o2.csv'), `${header}\n${line}\n`);
     await ingestFile(db.knex, { batch: 'o1', csvPath: path.join(dir, 'o1.csv'), defaultUserId: 'u' });
-    const res = await ingestFile(db.knex, { batch: 'o2', csvPath: path.join(dir, 'o2.csv'), defaultUserId: 'u' });
+    // The same file under another name would be refused as a duplicate upload; here the order_id rule is what is tested.
+    const res = await ingestFile(db.knex, { batch: 'o2', csvPath: path.join(dir, 'o2.csv'), defaultUserId: 'u', allowDuplicateFile: true });
     expect(res.invalid).toBe(1);
     const row = await db.knex('payout_rows').where({ batch: 'o2' }).first();
     expect(row.state).toBe('invalid');

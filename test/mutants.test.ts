@@ -54,6 +54,8 @@ vi.mock('../src/engine/review.js', async (importOriginal) => {
 
 const HEADER = 'beneficiary_name,beneficiary_email,beneficiary_mobile_no,beneficiary_address,payment_method,beneficiary_acc_no,bank_name,ifsc,amount';
 const FAST: Partial<RunOptions> = {
+  // Several batches here read the same file on purpose; duplicate uploads have tests of their own (test/duplicates.test.ts).
+  allowDuplicateFile: true,
   yes: true,
   rate: 500,
   concurrency: 2,

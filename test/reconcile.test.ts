@@ -10,6 +10,8 @@ import { rowsOfBatch } from '../src/db/rows.js';
 import type { Sandbox } from '../src/sandbox/server.js';
 
 const FAST: Partial<RunOptions> = {
+  // Several batches here read the same file on purpose; duplicate uploads have tests of their own (test/duplicates.test.ts).
+  allowDuplicateFile: true,
   // The engine sends only after an explicit yes; these tests are not about confirmation.
   yes: true,
   rate: 1000,

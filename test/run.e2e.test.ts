@@ -21,6 +21,8 @@ const CSV = [
 ].join('\r\n') + '\r\n'; // a complete file ends with a line break (a last line without one is refused as unfinished)
 
 const FAST: Partial<RunOptions> = {
+  // Several batches here read the same file on purpose; duplicate uploads have tests of their own (test/duplicates.test.ts).
+  allowDuplicateFile: true,
   // The engine sends only after an explicit yes; these tests are not about confirmation.
   yes: true,
   rate: 200,

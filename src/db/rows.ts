@@ -196,3 +196,33 @@ export async function cancelUnsent(db: Knex, batch: string): Promise<number> {
 export async function rowByOrderId(db: Knex, orderId: string): Promise<PayoutRow | undefined> {
   return db<PayoutRow>('payout_rows').where({ order_id: orderId }).first();
 }
+
+export interface RepeatedPayment {
+  row: number;
+  other_batch: string;
+  other_row: number;
+  other_state: string;
+  amount_paise: string;
+  created_at: Date;
+}
+
+/**
+ * Rows of `batch` still to send that pay the same account the same amount as a row of another batch made
+ * in the last `withinDays` days that was paid, is on its way, or may still be (a duplicate upload, or a
+ * payment made twice by hand). The first `limit`.
+ */
+export async function repeatedPayments(db: Knex, batch: string, withinDays: number, limit = 50): Promise<RepeatedPayment[]> {
+  const res = await db.raw(
+    `SELECT n.row_no AS row, o.batch AS other_batch, o.row_no AS other_row, o.state AS other_state,
+            n.amount_paise::text AS amount_paise, o.created_at
+       FROM payout_rows n
+       JOIN payout_rows o ON o.payee_key = n.payee_key AND o.amount_paise = n.amount_paise AND o.batch <> n.batch
+      WHERE n.batch = ? AND n.state = 'ready' AND n.payee_key IS NOT NULL
+        AND o.created_at > now() - (? * interval '1 day')
+        AND o.state IN ('ready', 'submitting', 'pending', 'approved', 'skipped', 'needs_review')
+      ORDER BY n.row_no, o.created_at DESC
+      LIMIT ?`,
+    [batch, withinDays, limit],
+  );
+  return res.rows as RepeatedPayment[];
+}

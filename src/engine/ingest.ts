@@ -8,8 +8,8 @@ import type { HeaderMapping } from '../batch/columns.js';
 import { InputError, RefusedError } from '../errors.js';
 import { formatRupeesIndian, type Paise } from '../money.js';
 import { maskAccount } from '../log.js';
-import { completeIngest, createBatch, lockBatch, type BatchRecord } from '../db/batches.js';
-import { existingOrderIds, insertRows, readyByMethod, type Issue, type NewRow } from '../db/rows.js';
+import { batchesWithFile, completeIngest, createBatch, lockBatch, type BatchRecord } from '../db/batches.js';
+import { existingOrderIds, insertRows, readyByMethod, repeatedPayments, type Issue, type NewRow, type RepeatedPayment } from '../db/rows.js';
 import { countClaimed, countRowsOf, dropNeverClaimed, keepForLine, lockPayees, markNotInFile } from '../db/revisions.js';
 import { payeeKey, planRevision, refKey, type Conflict, type NewPayee, type RevisionPlan } from './revise.js';
 import { batchIdentity, batchKey } from './identity.js';
@@ -36,6 +36,13 @@ export interface IngestOptions {
   now?: () => Date;
   /** Rows read so far, every few hundred rows and at the end of each pass (for a progress display). */
   onProgress?: (rows: number) => void;
+  /**
+   * Run a file whose exact content (sha256) another batch already ran. Default false: refused, since the
+   * same payroll uploaded under a second name would pay everyone again.
+   */
+  allowDuplicateFile?: boolean;
+  /** Look this many days back for rows paying the same account the same amount in other batches. Default 30. */
+  repeatWindowDays?: number;
 }
 
 /** One row's problems, for a person: account numbers masked. */
@@ -78,6 +85,8 @@ export interface IngestResult {
   headerNotes: string[];
   /** The first rows with errors or warnings (at most MAX_PROBLEMS), accounts masked. */
   problems: RowProblem[];
+  /** Rows to send that pay an account the same amount as another recent batch did (warnings for the confirmation). */
+  repeats: RepeatedPayment[];
   /** Rows the batch has ready to send after this read, in total and per method (a dry run's preflight uses it). */
   ready: { count: number; paise: Paise; byMethod: { method: string; count: number; paise: Paise }[] };
   /** Nothing was stored (dry run). */
@@ -129,7 +138,7 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
 
   try {
     return await db.transaction(async (trx) => {
-      await createBatch(trx, {
+      const created = await createBatch(trx, {
         name: opts.batch,
         sourceFile: source,
         sha256: sha,
@@ -137,13 +146,15 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
         identity: batchIdentity(opts.batch, sha, now()),
       });
       const b = (await lockBatch(trx, opts.batch))!;
+      if (created && !opts.allowDuplicateFile) await refuseDuplicateFile(trx, b.name, sha);
       // Another runner read this very file while we waited for the lock.
       if (b.file_sha256 === sha && b.ingest_complete) return unchanged(trx, b, opts.dryRun ?? false);
       // Rows left by a partial read of an older version of this program (never claimable, never claimed).
       if (!b.ingest_complete) await trx('payout_rows').where({ batch: b.name, revision: b.revision }).whereNull('first_claimed_at').del();
 
       const hasRows = (await countRowsOf(trx, b.name)) > 0;
-      const result = hasRows ? await revise(trx, b, opts, sha) : await readNew(trx, b, opts, sha);
+      const read = hasRows ? await revise(trx, b, opts, sha) : await readNew(trx, b, opts, sha);
+      const result = { ...read, repeats: await repeatedPayments(trx, b.name, opts.repeatWindowDays ?? 30) };
       if (opts.dryRun) throw new RollBack(result);
       return result;
     });
@@ -151,6 +162,18 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
     if (err instanceof RollBack) return err.result;
     throw err;
   }
+}
+
+/** The same file content under another batch name is the same payroll again: refused unless allowed. */
+async function refuseDuplicateFile(trx: Knex.Transaction, batch: string, sha: string): Promise<void> {
+  const others = await batchesWithFile(trx, sha, batch);
+  if (others.length === 0) return;
+  const o = others[0]!;
+  throw new RefusedError(
+    `this file (sha256 ${sha.slice(0, 12)}…) was already run as batch "${o.name}" on ${new Date(o.created_at).toISOString().slice(0, 10)}` +
+      `${others.length > 1 ? ` (and ${others.length - 1} more)` : ''}: running it as "${batch}" would pay everyone in it again. ` +
+      `To carry on with that batch: \`payouts resume ${o.name}\`. If this really is a second payment of the same file, pass --allow-duplicate-file`,
+  );
 }
 
 async function unchanged(db: Knex, b: BatchRecord, dryRun: boolean): Promise<IngestResult> {
@@ -173,6 +196,7 @@ async function unchanged(db: Knex, b: BatchRecord, dryRun: boolean): Promise<Ing
     validTotalPaise: BigInt(r.total),
     headerNotes: [],
     problems: [],
+    repeats: await repeatedPayments(db, b.name, 30),
     ready: await readyOf(db, b.name),
     dryRun,
   };
@@ -275,7 +299,7 @@ class RowWriter {
 }
 
 /** A new batch: every line becomes a row. */
-async function readNew(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions, sha: string): Promise<IngestResult> {
+async function readNew(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions, sha: string): Promise<Omit<IngestResult, 'repeats'>> {
   const revision = b.revision;
   const writer = new RowWriter(trx, b.name, revision, opts.chunkSize ?? 1000);
   const pass = await readPass(b, opts, batchKey(b, revision), (line) => writer.add(line));
@@ -297,7 +321,7 @@ async function readNew(trx: Knex.Transaction, b: BatchRecord, opts: IngestOption
 }
 
 /** A different file for a batch that has rows: matched by payee, in two passes over the file. */
-async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions, sha: string): Promise<IngestResult> {
+async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions, sha: string): Promise<Omit<IngestResult, 'repeats'>> {
   const claimed = await countClaimed(trx, b.name);
   if (claimed > 0 && !opts.revise) {
     throw new RefusedError(

@@ -41,6 +41,10 @@ export interface RunOptions extends Partial<EngineOptions> {
   expectTotalPaise?: Paise | undefined;
   /** Accept a last line with no line break (normally held back: a file still being written looks like that). */
   acceptUnterminated?: boolean | undefined;
+  /** Run a file another batch already ran (same sha256). Default false: refused. */
+  allowDuplicateFile?: boolean | undefined;
+  /** Days back to look for the same account paid the same amount by another batch (warnings). Default 30. */
+  repeatWindowDays?: number | undefined;
   /** Put rows the API refused (failed) back to send again, status first; resets their send count. */
   retryFailed?: boolean;
   /** Put rows an operator has checked (needs_review) back to send again, status first; resets their send count. */
@@ -57,7 +61,7 @@ export interface RunOptions extends Partial<EngineOptions> {
    * A person at a terminal: asked after the preflight and before the first send. False (or a throw, e.g.
    * Ctrl-C at the prompt) declines: recorded, and no later run sends until someone confirms.
    */
-  confirm?: ((pf: Preflight, batch: BatchRecord) => Promise<boolean>) | undefined;
+  confirm?: ((pf: Preflight, batch: BatchRecord, ingest: IngestResult | undefined) => Promise<boolean>) | undefined;
   /** Progress for a person watching; the engine never prints. */
   onEvent?: (e: RunEvent) => void;
   /** Clock for a new batch's identity (its month); tests only. */
@@ -128,6 +132,8 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
       expectRows: opts.expectRows,
       expectTotalPaise: opts.expectTotalPaise,
       acceptUnterminated: opts.acceptUnterminated,
+      allowDuplicateFile: opts.allowDuplicateFile ?? false,
+      ...(opts.repeatWindowDays !== undefined ? { repeatWindowDays: opts.repeatWindowDays } : {}),
       logger: deps.logger,
       ...(opts.now ? { now: opts.now } : {}),
       onProgress: (rows) => emit({ type: 'ingest_progress', rows }),
@@ -181,7 +187,7 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
   }
 
   emit({ type: 'phase', phase: 'confirm' });
-  const refusal = await authorize(runner, batch, pf, opts);
+  const refusal = await authorize(runner, batch, pf, opts, ingest);
   if (refusal) return finishRun(runner, opts, base, pf, { exitCode: EXIT.refused, message: refusal });
 
   await markStarted(db, opts.batch);
@@ -271,14 +277,14 @@ function dryRunVerdict(pf: Preflight, ingest: IngestResult | undefined): { exitC
  * revision earlier. A batch declined at a prompt is never sent by a later run without a new yes typed at a
  * terminal (or `payouts approve`). Returns the refusal, or undefined to go on.
  */
-async function authorize(runner: Runner, batch: BatchRecord, pf: Preflight, opts: RunOptions): Promise<string | undefined> {
+async function authorize(runner: Runner, batch: BatchRecord, pf: Preflight, opts: RunOptions, ingest: IngestResult | undefined): Promise<string | undefined> {
   if (pf.toSend === 0 || !runner.mayInitiate) return undefined;
   const what = `${pf.toSend} payouts of ${formatRupeesIndian(pf.amountPaise)}`;
   const declined = batch.decision === 'declined';
   if (opts.confirm && (declined || !opts.yes)) {
     let yes = false;
     try {
-      yes = await opts.confirm(pf, batch);
+      yes = await opts.confirm(pf, batch, ingest);
     } catch {
       yes = false;
     }
