@@ -8,6 +8,7 @@ import {
 } from './alliance/signing.js';
 import { parseRupees, type Paise } from './money.js';
 import { ConfigError } from './errors.js';
+import { readConfigFile } from './configFile.js';
 
 /**
  * Configuration, read once: flags, then the environment, then defaults. This is the only module that
@@ -65,6 +66,8 @@ export interface Config {
 }
 
 export interface ConfigFlags {
+  /** A configuration file of settings (JSON or KEY=value), under the environment. */
+  config?: string | undefined;
   baseUrl?: string | undefined;
   accessKey?: string | undefined;
   secretKey?: string | undefined;
@@ -108,7 +111,10 @@ function positiveInt(value: string | number | undefined, what: string, fallback:
   return Math.round(n);
 }
 
-export function loadConfig(flags: ConfigFlags, env: Record<string, string | undefined>): Config {
+export function loadConfig(flags: ConfigFlags, processEnv: Record<string, string | undefined>): Config {
+  // A configuration file (--config, PAYOUTS_CONFIG) sits under the environment: flags > env > file > defaults.
+  const file = flags.config ?? (processEnv['PAYOUTS_CONFIG'] || undefined);
+  const env = file ? { ...readConfigFile(file), ...definedOnly(processEnv) } : processEnv;
   const verbose = flags.verbose ?? false;
   return {
     api: {
@@ -189,4 +195,10 @@ export function parseDuration(text: string | number | undefined, what: string, f
   const n = Number(m[1]);
   const unit = m[2] ?? 's';
   return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!);
+}
+
+function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') out[k] = v;
+  return out;
 }
