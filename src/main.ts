@@ -8,10 +8,10 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { AllianceError } from './alliance/errors.js';
 import { loadConfig, parseDuration, parseFee, parseRupeeInput, type Config, type ConfigFlags } from './config.js';
-import { ConfigError, EXIT, ProgramError, UsageError } from './errors.js';
+import { ConfigError, EXIT, UsageError } from './errors.js';
 import { askLine } from './cli/ask.js';
+import { failureOf } from './cli/failure.js';
 import { Screen } from './cli/screen.js';
 import { apiOptions, dbOptions, exitCodesEpilogue, progressOption, runOptions } from './cli/options.js';
 import type { CommandIO } from './commands/context.js';
@@ -418,25 +418,12 @@ function onSignal(sig: NodeJS.Signals): void {
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 
-function describe(err: unknown, verbose: boolean): { code: number; message: string } {
-  const e = err as Error;
-  if (err instanceof ProgramError) return { code: err.exitCode, message: e.message };
-  // An API call that failed outright (unreachable, refused credentials, 5xx through every retry).
-  if (err instanceof AllianceError) return { code: EXIT.apiUnavailable, message: e.message };
-  // A bug or an unforeseen failure (a lost database connection mid-run): the work is unfinished.
-  const text = e?.message ?? String(err);
-  return {
-    code: EXIT.unfinished,
-    message: verbose ? (e?.stack ?? text) : `unexpected error: ${text} (run with --verbose for details; \`payouts resume <batch>\` carries on a run)`,
-  };
-}
-
 try {
   await cli.parseAsync();
   process.exitCode = exitCode;
 } catch (err) {
   const verbose = process.argv.includes('--verbose');
-  const { code, message } = describe(err, verbose);
+  const { code, message } = failureOf(err, verbose);
   screen?.clearStatus();
   const line = `payouts: ${message}`;
   if (screen) screen.line(line, 'error', { exit_code: code });

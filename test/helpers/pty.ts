@@ -1,5 +1,5 @@
 import { spawn as ptySpawn, type IPty } from '@lydell/node-pty';
-import { MAIN, ROOT } from './cli.js';
+import { MAIN, ROOT, testDataHome } from './cli.js';
 
 /**
  * The built command in a pseudo-terminal: what a person at a keyboard sees and types. stdin, stdout and
@@ -21,7 +21,7 @@ export function ptyRun(file: string, args: string[], opts: { env?: Record<string
     cols: opts.cols ?? 120,
     rows: 40,
     cwd: opts.cwd ?? ROOT,
-    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', TERM: 'xterm-256color', ...opts.env },
+    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', XDG_DATA_HOME: testDataHome(), TERM: 'xterm-256color', ...opts.env },
   });
   let out = '';
   const waiters = new Set<() => void>();
