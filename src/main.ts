@@ -48,10 +48,18 @@ function io(argv: Args, config: Config = loadConfig(argv, process.env)): Command
   };
 }
 
+/** Options that may be given several times; any other given twice is a mistake, not "the last one wins". */
+const REPEATABLE = new Set(['_', 'accept-change', 'acceptChange', 'allow-ip', 'allowIp']);
+
 /** A command's handler: its module loaded now, its exit code kept for the end. */
 const run =
   (fn: (argv: Args) => Promise<number>, o: { graceful?: boolean } = {}) =>
   async (argv: Args) => {
+    for (const [k, v] of Object.entries(argv)) {
+      if (Array.isArray(v) && !REPEATABLE.has(k) && k.includes('-') === false && /^[a-z]/.test(k)) {
+        throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} was given more than once (${v.join(', ')}): give it once`);
+      }
+    }
     graceful = o.graceful ?? false;
     exitCode = await fn(argv);
   };
