@@ -129,6 +129,16 @@ export function requireApi(api: ApiConfig): CompleteApiConfig {
       `missing ${missing.join(', ')}: set them in the environment. To rehearse without the real API, start \`payouts sandbox\` and point ALLIANCE_BASE_URL at it, or run \`payouts demo\`.`,
     );
   }
+  // A malformed URL is a setting to fix (exit 2), caught before any client or database is opened.
+  let url: URL | undefined;
+  try {
+    url = new URL(api.baseUrl!);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) {
+    throw new ConfigError(`ALLIANCE_BASE_URL (or --base-url) "${api.baseUrl}" is not an http(s) URL: use e.g. https://api.example.com`);
+  }
   return api as CompleteApiConfig;
 }
 

@@ -190,7 +190,7 @@ const cli = yargs(hideBin(process.argv))
     'status [batch]',
     "A batch's rows by status, with rupees, from the database (no API call); without a name, the batches",
     (y) =>
-      dbOptions(y)
+      progressOption(dbOptions(y))
         .positional('batch', { type: 'string', describe: 'The batch name; omit to list the batches' })
         .option('follow', { type: 'boolean', default: false, describe: 'Keep watching while a run pays the batch (works from another terminal, on the embedded database too)' })
         .option('interval', { type: 'string', default: '2s', describe: 'With --follow: how often to look' })

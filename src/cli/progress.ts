@@ -286,7 +286,11 @@ export class Progress {
       this.o.screen.clearStatus();
       return;
     }
-    if (before === 'ingest' || this.state.phase === 'send' || this.state.phase === 'report' || this.state.phase === 'reconcile') this.nextRefreshAt = 0;
+    if (before === 'ingest' || this.state.phase === 'send' || this.state.phase === 'report' || this.state.phase === 'reconcile') {
+      // Counts at once when sending starts, not a tick later: a watcher's first look already has them.
+      this.nextRefreshAt = 0;
+      this.maybeRefresh(now);
+    }
     if (!this.o.screen.tty) this.plain(now);
   }
 
@@ -327,7 +331,7 @@ export class Progress {
     const p = this.state.phase;
     if (!this.o.refresh || this.refreshing || now < this.nextRefreshAt) return;
     if (p !== 'send' && p !== 'poll' && p !== 'report' && p !== 'reconcile') return;
-    if (!this.dirty && now - this.nextRefreshAt < 5000) return;
+    if (!this.dirty && this.nextRefreshAt !== 0 && now - this.nextRefreshAt < 5000) return;
     this.dirty = false;
     const t0 = this.now();
     this.refreshing = this.o
@@ -335,6 +339,7 @@ export class Progress {
       .then((st) => {
         this.state.statuses = st;
         this.state.updated_at = this.now();
+        this.writeSnapshot();
       })
       .catch(() => {
         // A failed read is shown as stale numbers, never as a failure of the run.

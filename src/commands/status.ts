@@ -1,4 +1,8 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseLockFile } from '../db/dataDirLock.js';
+import { isAlive, isLocalTag } from '../proc.js';
 import { getBatch, listBatches, type BatchRecord } from '../db/batches.js';
 import { countByState } from '../db/rows.js';
 import { BatchNotFoundError, BusyError } from '../errors.js';
@@ -126,15 +130,40 @@ async function pause(io: CommandIO, ms: number): Promise<boolean> {
   }
 }
 
+/** Who holds the embedded database now (read from its lock file, never taken): a live pid, or nobody. */
+function lockHolder(dataDir: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path.join(dataDir, 'lock'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const h = parseLockFile(text);
+  if (!h) return undefined;
+  // A holder on another host or pid namespace cannot be judged from here: taken as holding it.
+  if (!isLocalTag(h.ref.tag)) return h.ref.pid;
+  return isAlive(h.ref.pid, h.ref.startTime) ? h.ref.pid : undefined;
+}
+
+/**
+ * The embedded database allows one process, and a run holds it from start to end: watching never opens
+ * it (a watcher that held it for a moment could make a run starting just then exit 5). It reads the
+ * progress file the run writes beside the database every second, and waits for one when none is there.
+ */
 async function followEmbedded(io: CommandIO, batch: string, intervalMs: number): Promise<number> {
-  const file = snapshotPath(dataDirOf(io), batch);
+  const dataDir = dataDirOf(io);
+  const file = snapshotPath(dataDir, batch);
   const lastPlain = { at: 0, text: '' };
   let watched: ProgressState | undefined;
   let busySince: number | undefined;
+  let waiting = false;
   for (;;) {
     const s = readSnapshotFile(file);
-    if (s && !s.done && writerAlive(s)) {
-      if (!watched) note(io, `Following batch ${batch}: process ${s.process.split(':')[1]} (${s.command}) holds the embedded database; reading its progress file ${file}. Ctrl-C stops watching (the run goes on).`);
+    const alive = s !== undefined && !s.done && writerAlive(s);
+    if (s && alive) {
+      if (!watched || watched.started_at !== s.started_at) {
+        note(io, `Following batch ${batch}: process ${s.process.split(':')[1]} (${s.command}) holds the embedded database; reading its progress file ${file}. Ctrl-C stops watching (the run goes on).`);
+      }
       watched = s;
       busySince = undefined;
       render(io, s, lastPlain);
@@ -142,36 +171,36 @@ async function followEmbedded(io: CommandIO, batch: string, intervalMs: number):
       continue;
     }
     if (watched) {
-      // The run we watched has ended: its last snapshot has the final counts (the database is not opened,
-      // so a run started right after this one is never refused because of us).
+      // The run we watched has ended: its last snapshot has the final counts.
       io.screen?.clearStatus();
-      const last = s && s.started_at === watched.started_at ? s : { ...watched, done: true, message: s?.message ?? 'the process ended without a final word (killed?): `payouts resume` carries on' };
-      showSnapshot(io, last, false);
+      const last = s && s.started_at === watched.started_at ? s : watched;
+      showSnapshot(io, last.done ? last : { ...last, done: true, message: 'the process ended without a final word (killed?): `payouts resume` carries on' }, false);
       return 0;
     }
-    try {
-      return await withDb(io, async (db) => {
-        const rec = await getBatch(db.knex, batch);
-        if (!rec) throw notFound(batch);
-        const sum = await summarize(db.knex, batch);
-        showStatus(io, rec, sum, await countByState(db.knex, batch));
-        const open = sum.counts.not_sent + sum.counts.sending + sum.counts.pending;
-        if (!io.json) io.out(open > 0 ? `No run is working on batch ${batch} now (nothing to follow): \`payouts resume ${batch}\` carries on.` : `Nothing left to follow: every row of batch ${batch} is final.`);
+    const holder = lockHolder(dataDir);
+    if (holder === undefined) {
+      if (s) {
+        // Nothing runs now: the last run's final word is the batch's state (runs, cancels and reconciles write it).
+        showSnapshot(io, s.done ? s : { ...s, done: true, message: 'the process ended without a final word (killed?): `payouts resume` carries on' }, false);
+        if (!io.json) io.out(`No run is working on batch ${batch} now; \`payouts status ${batch}\` reads the database.`);
         return 0;
-      });
-    } catch (err) {
-      if (!(err instanceof BusyError)) throw err;
+      }
+      if (!waiting) {
+        note(io, `No run of batch ${batch} is going on in ${dataDir}; waiting for one to start (Ctrl-C stops watching). \`payouts status ${batch}\` shows what is stored.`);
+        waiting = true;
+      }
+      busySince = undefined;
+    } else {
       // A run that has just taken the database writes its progress file a moment later.
       busySince ??= Date.now();
       if (Date.now() - busySince > Math.max(5000, 2 * intervalMs)) {
         throw new BusyError(
-          `${err.message} No run of batch "${batch}" writes progress there: that process works on another batch, or is another command that ends soon (try again then). ` +
-            `To watch a batch, start \`payouts status ${batch} --follow\` while \`payouts run\`/\`resume\` of that batch runs; to watch from other machines too, use PostgreSQL (DATABASE_URL).`,
-          { cause: err },
+          `the embedded database in ${dataDir} is in use by process ${holder}, and no run of batch "${batch}" writes progress there: that process works on another batch, or is another command that ends soon (try again then). ` +
+            `To watch a batch, start \`payouts status ${batch} --follow\` while \`payouts run\`/\`resume\` of that batch runs (PGlite allows one process; to watch from other machines, use PostgreSQL: DATABASE_URL).`,
         );
       }
-      if (!(await pause(io, Math.min(intervalMs, 1000)))) return stopWatching(io);
     }
+    if (!(await pause(io, Math.min(intervalMs, 1000)))) return stopWatching(io);
   }
 }
 
