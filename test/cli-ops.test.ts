@@ -337,3 +337,86 @@ describe('help', () => {
     expect(helps.find((h) => h.c === 'validate')!.r.stdout).not.toContain('--data-dir');
   });
 });
+
+describe('dry runs, corrected copies and control totals', { timeout: 120_000 }, () => {
+  it('a dry run stores nothing, lists the invalid rows, and says what a real run would send', async () => {
+    const s = await sb();
+    const d = scenario();
+    const csv = payroll(path.join(d.work, 'dry.csv'), 3, 1);
+    const dry = await runCli(['run', csv, ...d.dirs, ...FAST], { env: apiEnv(s), cwd: d.work });
+    expect(dry.code, show(dry)).toBe(3); // no --yes: nothing would be sent without one; but first:
+    const r = await runCli(['run', csv, ...d.dirs, ...FAST, '--batch', 'dry2', '--dry-run'], { env: apiEnv(s), cwd: d.work });
+    expect(r.code, show(r)).toBe(1); // a real run would leave the invalid row unpaid
+    expect(r.stdout).toMatch(/Batch dry2: 4 rows read \(dry run: nothing stored\), 1 invalid/);
+    expect(r.stdout).toMatch(/row 5: error: ifsc "SBIN060589"/);
+    expect(r.stdout).toMatch(/A real run would send 3 payouts of ₹304\.50:\n\s+IMPS\s+3 payouts\s+₹304\.50/);
+    expect(s.ledger()).toHaveLength(0);
+    const st = await runCli(['status', 'dry2', '--data-dir', d.dataDir]);
+    expect(st.code, show(st)).toBe(2); // never stored
+    const list = await runCli(['status', '--data-dir', d.dataDir]);
+    expect(list.stdout).not.toMatch(/dry2/);
+  });
+
+  it('--revise --dry-run previews a corrected copy: kept, new, accepted; --expect-rows refuses a file cut short (exit 2)', async () => {
+    const s = await sb();
+    const d = scenario();
+    const v1 = payroll(path.join(d.work, 'v1.csv'), 3);
+    const paid = await runCli(['run', v1, '--batch', 'nov', ...d.dirs, ...FAST, '--rate', '50', '--yes'], { env: apiEnv(s), cwd: d.work });
+    expect(paid.code, show(paid)).toBe(0);
+    // The corrected copy: row 3's amount changed (it was paid), two new payees.
+    const lines = readFileSync(v1, 'utf8').trim().split('\n');
+    lines[3] = lines[3]!.replace(/,102\.50,/, ',150.00,');
+    const extra = readFileSync(payroll(path.join(d.work, 'extra.csv'), 2, 0, 8000000000), 'utf8').trim().split('\n').slice(1);
+    const v2 = path.join(d.work, 'v2.csv');
+    writeFileSync(v2, [...lines, ...extra].join('\n') + '\n');
+    const conflict = await runCli(['run', v2, '--batch', 'nov', ...d.dirs, ...FAST, '--revise', '--dry-run'], { env: apiEnv(s), cwd: d.work });
+    expect(conflict.code, show(conflict)).toBe(3);
+    expect(conflict.stderr).toMatch(/row 4 .*₹102\.50 -> ₹150\.00/);
+    const preview = await runCli(['run', v2, '--batch', 'nov', ...d.dirs, ...FAST, '--revise', '--dry-run', '--accept-change', '4'], { env: apiEnv(s), cwd: d.work });
+    expect(preview.code, show(preview)).toBe(0);
+    expect(preview.stdout).toMatch(/read as a corrected copy \(it would be revision 2; dry run: nothing stored\)/);
+    expect(preview.stdout).toMatch(/corrected copy: 2 rows already sent and kept \(not paid again\), 3 new or corrected rows to pay, 0 unsent rows dropped, 0 sent rows no longer in the file kept, 1 accepted changes/);
+    expect(preview.stdout).toMatch(/A real run would send 3 payouts of ₹352\.00/);
+    expect(s.ledger()).toHaveLength(3);
+    const short = await runCli(['run', v2, '--batch', 'nov', ...d.dirs, ...FAST, '--revise', '--dry-run', '--accept-change', '4', '--expect-rows', '6'], { env: apiEnv(s), cwd: d.work });
+    expect(short.code, show(short)).toBe(2);
+    expect(short.stderr).toMatch(/it has 5 data rows, the control total says 6/);
+    const total = await runCli(['run', v2, '--batch', 'nov', ...d.dirs, ...FAST, '--revise', '--dry-run', '--accept-change', '4', '--expect-total', '1,000.00'], { env: apiEnv(s), cwd: d.work });
+    expect(total.code, show(total)).toBe(2);
+    expect(total.stderr).toMatch(/control total says ₹1,000\.00/);
+  });
+});
+
+describe('approve and cancel', { timeout: 120_000 }, () => {
+  it('approve: the yes a scheduled run needs, given by a person beforehand; it also lifts a decline', async () => {
+    const s = await sb();
+    const d = scenario();
+    const csv = payroll(path.join(d.work, 'ok.csv'), 2);
+    const refused = await runCli(['run', csv, ...d.dirs, ...FAST, '--rate', '50'], { env: apiEnv(s), cwd: d.work });
+    expect(refused.code, show(refused)).toBe(3);
+    const a = await runCli(['approve', 'ok', '--note', 'checked by finance', '--data-dir', d.dataDir]);
+    expect(a.code, show(a)).toBe(0);
+    expect(a.stdout).toMatch(/Batch ok \(revision 1\) approved: 2 payouts of ₹202\.00 not sent yet/);
+    const cron = await runCli(['resume', 'ok', ...d.dirs, ...FAST, '--rate', '50'], { env: apiEnv(s), cwd: d.work });
+    expect(cron.code, show(cron)).toBe(0);
+    expect(s.ledger()).toHaveLength(2);
+  });
+
+  it('cancel: refused without a terminal or --yes; with --yes the unsent rows are cancelled for good and nothing is sent after', async () => {
+    const s = await sb();
+    const d = scenario();
+    const csv = payroll(path.join(d.work, 'stopme.csv'), 3);
+    expect((await runCli(['run', csv, ...d.dirs, ...FAST], { env: apiEnv(s), cwd: d.work })).code).toBe(3);
+    const no = await runCli(['cancel', 'stopme', ...d.dirs], { env: apiEnv(s), cwd: d.work });
+    expect(no.code, show(no)).toBe(3);
+    expect(no.stderr).toMatch(/no terminal to confirm cancelling batch "stopme" \(3 rows not sent would never be sent\): pass --yes/);
+    const yes = await runCli(['cancel', 'stopme', ...d.dirs, '--yes', '--json'], { env: apiEnv(s), cwd: d.work });
+    expect(yes.code, show(yes)).toBe(0);
+    const j = JSON.parse(yes.stdout) as { cancelled_now: number; summary: { counts: Record<string, number> } };
+    expect(j.cancelled_now).toBe(3);
+    expect(j.summary.counts).toMatchObject({ cancelled: 3, not_sent: 0 });
+    const after = await runCli(['resume', 'stopme', ...d.dirs, ...FAST, '--yes'], { env: apiEnv(s), cwd: d.work });
+    expect(after.code, show(after)).toBe(1); // finished: every row cancelled, none paid
+    expect(s.ledger()).toHaveLength(0);
+  });
+});

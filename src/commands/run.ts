@@ -121,9 +121,16 @@ function printEvent(io: CommandIO, e: RunEvent): void {
 /** A file just read: counts, header notes, the invalid rows (the first few), what a corrected copy changed. */
 export function ingestLines(i: IngestResult): string[] {
   const what =
-    i.kind === 'unchanged' ? 'already read; carrying on' : i.kind === 'revised' ? `corrected copy merged (revision ${i.revision})` : 'read';
-  const stored = i.dryRun ? ' (dry run: nothing stored)' : '';
-  const lines = [`Batch ${i.batch}: ${i.rows} rows ${what}${stored}, ${i.invalid} invalid, ${i.warnings} with warnings; valid rows total ${formatRupeesIndian(i.validTotalPaise)}`];
+    i.kind === 'unchanged'
+      ? 'already read; carrying on'
+      : i.kind === 'revised'
+        ? i.dryRun
+          ? `read as a corrected copy (it would be revision ${i.revision}; dry run: nothing stored)`
+          : `read as a corrected copy and merged (revision ${i.revision})`
+        : i.dryRun
+          ? 'read (dry run: nothing stored)'
+          : 'read';
+  const lines = [`Batch ${i.batch}: ${i.rows} rows ${what}, ${i.invalid} invalid, ${i.warnings} with warnings; valid rows total ${formatRupeesIndian(i.validTotalPaise)}`];
   for (const n of i.headerNotes) lines.push(`  note: ${n}`);
   let listed = 0;
   for (const p of i.problems) {
