@@ -291,7 +291,11 @@ export class Progress {
       this.nextRefreshAt = 0;
       this.maybeRefresh(now);
     }
-    if (!this.o.screen.tty) this.plain(now);
+    // The line at a phase change carries the counts read for it, not the ones from a moment before.
+    if (!this.o.screen.tty) {
+      if (this.refreshing) void this.refreshing.then(() => this.plain(this.now()));
+      else this.plain(now);
+    }
   }
 
   /** The end: the final counts, one last line or block, the snapshot marked done. */
