@@ -225,7 +225,7 @@ export function terminalLines(s: ProgressState, now: number, width: number): str
 export function plainLine(s: ProgressState, now: number): string {
   const m = measure(s);
   const elapsed = durationText((now - s.started_at) / 1000);
-  let text = `progress ${s.batch}: ${m.label.toLowerCase()}`;
+  let text = `progress ${s.batch}: ${m.label.charAt(0).toLowerCase()}${m.label.slice(1)}`;
   if (m.unit) text += m.total !== null ? `, ${m.done}/${m.total} ${m.unit}` : `, ${m.done} ${m.unit}`;
   if (s.statuses && s.phase !== 'ingest') text += `; ${countsText(s.statuses, ', ')}`;
   const rt = rateText(s);
