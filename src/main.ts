@@ -36,7 +36,8 @@ function io(argv: Args, config: Config = loadConfig(argv, process.env)): Command
   // `payouts run … | tee log` has a person at the keyboard but not on stdout: refused without --yes.
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY && process.stderr.isTTY);
   return {
-    out: (line) => process.stdout.write(line + '\n'),
+    // On one terminal, a result line goes where the progress block was, and the block below it.
+    out: process.stdout.isTTY ? (line) => screen!.around(() => process.stdout.write(line + '\n')) : (line) => process.stdout.write(line + '\n'),
     err: (line) => screen!.line(line),
     json: Boolean(argv.json),
     config,

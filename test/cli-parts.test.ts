@@ -296,3 +296,18 @@ describe('configuration', () => {
     expect(loadConfig({}, { NO_COLOR: '1' }).color).toBe(false);
   });
 });
+
+describe('results on stdout while the block is drawn on the same terminal', () => {
+  it('the block is lifted before the line and drawn again after it, so no result line is erased', () => {
+    let out = '';
+    const s = new Screen({ write: (t) => (out += t), tty: true, columns: () => 80 });
+    s.status(['⠋ Reading the file  50 rows read']);
+    out = '';
+    s.around(() => (out += 'Batch nov: 50 rows read\n'));
+    expect(out).toBe('\x1b[1A\r\x1b[JBatch nov: 50 rows read\n⠋ Reading the file  50 rows read\n');
+    out = '';
+    s.status(['⠙ Checking the balance']);
+    // Only the block's own line is erased: one line up, not into the result.
+    expect(out).toBe('\x1b[1A\r\x1b[J⠙ Checking the balance\n');
+  });
+});

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAIN, runCli, type CliResult } from './helpers/cli.js';
 import { KEYS, sandbox, tmpDir as makeTmpDir } from './helpers/env.js';
-import { plain, ptyCli, ptyShell } from './helpers/pty.js';
+import { plain, ptyCli, ptyShell, rendered } from './helpers/pty.js';
 import { waitFor } from './helpers/proc.js';
 import type { Sandbox } from '../src/sandbox/server.js';
 
@@ -149,8 +149,38 @@ describe('no payout without an explicit yes', { timeout: 120_000 }, () => {
     expect(out).toMatch(/not sent \d+ \(₹[\d,]+\.\d\d\) · in flight, outcome not known yet \d+ · sent, awaiting the bank \d+/);
     expect(out).toMatch(/paid \d+ \(₹[\d,.]+\) · rejected 0/);
     expect(out).not.toMatch(/^progress drawn:/m);
+    // What the person sees at the end: every result line, and no progress block left behind.
+    const screen = (await rendered(out)).join('\n');
+    expect(screen).toMatch(/^Batch drawn: 12 rows read, 0 invalid/m);
+    expect(screen).toMatch(/^Balance ₹[\d,.]+; to send 12 payouts needing ₹1,272\.00$/m);
+    expect(screen).toMatch(/^Send 12 payouts totalling ₹1,272\.00\? Type y to send.*y$/m);
+    expect(screen).toMatch(/^\s+approved\s+12\s+₹1,272\.00\s+paid$/m);
+    expect(screen).not.toMatch(/Sending\s+\[|Awaiting the bank\s+\[|Writing the report/);
     expect(plain(out)).toMatch(/finished: all 12 rows paid/);
     expect(s.ledger()).toHaveLength(12);
+  });
+});
+
+describe('results and the progress block share the terminal', { timeout: 120_000 }, () => {
+  it('lines printed on stdout while the block is drawn stay on the screen; the block is gone at the end', async () => {
+    const s = await sb();
+    const d = scenario();
+    const csv = payroll(path.join(d.work, 'big.csv'), 4000, 2);
+    const t = ptyCli(['run', csv, ...d.dirs, ...QUICK, '--dry-run'], { env: apiEnv(s), cwd: d.work });
+    const { exitCode } = await t.exited;
+    expect(exitCode, t.output()).toBe(1);
+    // The block was drawn while the file was read (and redrawn around the results printed meanwhile).
+    expect(t.output()).toMatch(/Reading the file\s+\d+ rows read/);
+    const screen = await rendered(t.output());
+    const text = screen.join('\n');
+    expect(text).toMatch(/^Database: PGlite at /m);
+    expect(text).toMatch(/^Batch big: 4002 rows read \(dry run: nothing stored\), 2 invalid/m);
+    expect(text).toMatch(/^\s+row 4002: error: ifsc "SBIN060589"/m);
+    expect(text).toMatch(/^\s+row 4003: error: ifsc "SBIN060589"/m);
+    expect(text).toMatch(/^Balance ₹[\d,.]+; to send 4000 payouts needing/m);
+    expect(text).toMatch(/^A real run would send 4000 payouts/m);
+    expect(text).toMatch(/^dry run, nothing stored or sent/m);
+    expect(text).not.toMatch(/Reading the file|Checking the balance/);
   });
 });
 

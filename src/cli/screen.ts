@@ -62,6 +62,17 @@ export class Screen {
     }
   }
 
+  /**
+   * Runs `write` (a line on stdout, which shares the terminal) with the status block lifted out of the way
+   * and drawn again below it: the block's cursor movements assume nothing else was written under it.
+   */
+  around(write: () => void): void {
+    if (this.drawn === 0) return write();
+    this.o.write(this.erase());
+    write();
+    this.o.write(this.draw());
+  }
+
   /** Replaces the status block (terminal only; elsewhere it is ignored: plain lines go through `line`). */
   status(lines: string[]): void {
     if (!this.o.tty) return;

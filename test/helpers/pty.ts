@@ -70,3 +70,19 @@ export function plain(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
 }
+
+/**
+ * What a person sees: the raw output played into a headless terminal (xterm.js) of the same width, every
+ * line of its scrollback and screen, with cursor movements and erasures applied.
+ */
+export async function rendered(raw: string, cols = 120): Promise<string[]> {
+  const { Terminal } = (await import('@xterm/headless')).default as typeof import('@xterm/headless');
+  const term = new Terminal({ cols, rows: 40, scrollback: 100_000, allowProposedApi: true });
+  await new Promise<void>((resolve) => term.write(raw, resolve));
+  const buf = term.buffer.active;
+  const lines: string[] = [];
+  for (let i = 0; i < buf.length; i++) lines.push(buf.getLine(i)?.translateToString(true) ?? '');
+  while (lines.length && lines[lines.length - 1] === '') lines.pop();
+  term.dispose();
+  return lines;
+}
