@@ -118,6 +118,24 @@ describe('no payout without an explicit yes', { timeout: 120_000 }, () => {
     expect(JSON.parse(st.stdout)).toMatchObject({ decision: 'declined', counts: { not_sent: 2 } });
   });
 
+  it('cancel asks at a terminal, showing what would never be sent; "n" keeps the batch, "y" cancels it', async () => {
+    const s = await sb();
+    const d = scenario();
+    const csv = payroll(path.join(d.work, 'gone.csv'), 2);
+    expect((await runCli(['run', csv, ...d.dirs, ...QUICK], { env: apiEnv(s), cwd: d.work })).code).toBe(3);
+    const keep = ptyCli(['cancel', 'gone', ...d.dirs], { env: apiEnv(s), cwd: d.work });
+    await keep.waitFor(/Type y to cancel/);
+    expect(plain(keep.output())).toMatch(/2 rows not sent \(₹202\.00\) would never be sent/);
+    keep.type('n\r');
+    expect((await keep.exited).exitCode).toBe(3);
+    const cancel = ptyCli(['cancel', 'gone', ...d.dirs], { env: apiEnv(s), cwd: d.work });
+    await cancel.waitFor(/Type y to cancel/);
+    cancel.type('y\r');
+    expect((await cancel.exited).exitCode, cancel.output()).toBe(0);
+    expect(plain(cancel.output())).toMatch(/cancelled\s+2\s+₹202\.00/);
+    expect(s.ledger()).toHaveLength(0);
+  });
+
   it('`run … | tee log` with a person at the keyboard: stdout is not a terminal, so no question and no payout without --yes', async () => {
     const s = await sb();
     const d = scenario();
