@@ -1,3 +1,5 @@
+import { homedir } from 'node:os';
+import path from 'node:path';
 import {
   GET_BODY_MODES,
   JSON_ESCAPE_MODES,
@@ -44,14 +46,28 @@ export const API_RULE_SETTINGS = {
 export interface DbConfig {
   /** PostgreSQL when set; otherwise embedded PGlite in dataDir. */
   databaseUrl: string | undefined;
-  /** Default ./.payouts */
+  /**
+   * The embedded database's directory. Default: a per-user location (`$XDG_DATA_HOME/alliance-payouts`, else
+   * `~/.local/share/alliance-payouts`), the same from every working directory, so a scheduled run started
+   * elsewhere sees the batches a person started by hand. A relative --data-dir is taken from the working directory.
+   */
   dataDir: string;
+  /** Where dataDir came from, for the line every command prints. */
+  dataDirFrom: 'flag' | 'env' | 'default';
 }
+
+/** How logs reach stderr: readable lines (a terminal), JSON lines (anything else), or decided by whether stderr is a terminal. */
+export const LOG_FORMATS = ['auto', 'pretty', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export interface Config {
   api: ApiConfig;
   db: DbConfig;
   logLevel: string;
+  /** Default 'auto': pretty when stderr is a terminal, JSON otherwise. */
+  logFormat: LogFormat;
+  /** ANSI colours on a terminal; off with NO_COLOR (no-color.org). */
+  color: boolean;
   verbose: boolean;
   /** Crash testing only: PAYOUTS_CRASH_AT=point:n kills the process with SIGKILL at that point. */
   crashAt: string | undefined;
@@ -71,7 +87,8 @@ export interface ConfigFlags {
   baseUrl?: string | undefined;
   accessKey?: string | undefined;
   secretKey?: string | undefined;
-  timeout?: number | undefined;
+  /** A duration with its unit ("30s", "500ms"). */
+  timeout?: string | number | undefined;
   getBodyMode?: string | undefined;
   jsonEscape?: string | undefined;
   timestampUnit?: string | undefined;
@@ -81,9 +98,18 @@ export interface ConfigFlags {
   dataDir?: string | undefined;
   databaseUrl?: string | undefined;
   logLevel?: string | undefined;
+  logFormat?: string | undefined;
   verbose?: boolean | undefined;
   timeZone?: string | undefined;
   notifyUrl?: string | undefined;
+}
+
+/** The per-user data directory: XDG's data home, else ~/.local/share. */
+export function defaultDataDir(env: Record<string, string | undefined>): string {
+  const xdg = env['XDG_DATA_HOME'];
+  // XDG says a relative XDG_DATA_HOME is invalid and must be ignored.
+  if (xdg && path.isAbsolute(xdg)) return path.join(xdg, 'alliance-payouts');
+  return path.join(env['HOME'] || homedir(), '.local', 'share', 'alliance-payouts');
 }
 
 
@@ -121,7 +147,10 @@ export function loadConfig(flags: ConfigFlags, processEnv: Record<string, string
       baseUrl: flags.baseUrl ?? env['ALLIANCE_BASE_URL'],
       accessKey: flags.accessKey ?? env['ALLIANCE_ACCESS_KEY'],
       secretKey: flags.secretKey ?? env['ALLIANCE_SECRET_KEY'],
-      timeoutMs: positiveInt(flags.timeout ?? env['ALLIANCE_TIMEOUT_MS'], 'the request timeout (--timeout, ALLIANCE_TIMEOUT_MS)', 30_000),
+      timeoutMs:
+        flags.timeout !== undefined
+          ? parseDurationWithUnit(flags.timeout, '--timeout')
+          : positiveInt(env['ALLIANCE_TIMEOUT_MS'], 'the request timeout in ms (ALLIANCE_TIMEOUT_MS)', 30_000),
       getBodyMode: pick(flags.getBodyMode ?? env['ALLIANCE_GET_BODY'], GET_BODY_MODES, '--get-body-mode (ALLIANCE_GET_BODY)', 'empty'),
       escape: pick(flags.jsonEscape ?? env['ALLIANCE_JSON_ESCAPE'], JSON_ESCAPE_MODES, '--json-escape (ALLIANCE_JSON_ESCAPE)', 'none'),
       timestampUnit: pick(flags.timestampUnit ?? env['ALLIANCE_TIMESTAMP_UNIT'], TIMESTAMP_UNITS, '--timestamp-unit (ALLIANCE_TIMESTAMP_UNIT)', 'ms'),
@@ -129,9 +158,12 @@ export function loadConfig(flags: ConfigFlags, processEnv: Record<string, string
     },
     db: {
       databaseUrl: flags.databaseUrl ?? (env['DATABASE_URL'] || undefined),
-      dataDir: flags.dataDir ?? env['PAYOUTS_DATA_DIR'] ?? '.payouts',
+      dataDir: flags.dataDir ?? (env['PAYOUTS_DATA_DIR'] || defaultDataDir(env)),
+      dataDirFrom: flags.dataDir !== undefined ? 'flag' : env['PAYOUTS_DATA_DIR'] ? 'env' : 'default',
     },
     logLevel: flags.logLevel ?? env['PAYOUTS_LOG_LEVEL'] ?? (verbose ? 'debug' : 'warn'),
+    logFormat: pick(flags.logFormat ?? env['PAYOUTS_LOG_FORMAT'], LOG_FORMATS, '--log-format (PAYOUTS_LOG_FORMAT)', 'auto'),
+    color: !env['NO_COLOR'],
     verbose,
     crashAt: env['PAYOUTS_CRASH_AT'] || undefined,
     timeZone: timeZone(flags.timeZone ?? (env['PAYOUTS_TIME_ZONE'] || undefined) ?? 'Asia/Kolkata'),
@@ -176,6 +208,16 @@ export function requireApi(api: ApiConfig): CompleteApiConfig {
       `missing ${missing.join(', ')}: set them in the environment. To rehearse without the real API, start \`payouts sandbox\` and point ALLIANCE_BASE_URL at it, or run \`payouts demo\`.`,
     );
   }
+  // A malformed URL is a setting to fix (exit 2), caught before any client or database is opened.
+  let url: URL | undefined;
+  try {
+    url = new URL(api.baseUrl!);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) {
+    throw new ConfigError(`ALLIANCE_BASE_URL (or --base-url) "${api.baseUrl}" is not an http(s) URL: use e.g. https://api.example.com`);
+  }
   return api as CompleteApiConfig;
 }
 
@@ -185,6 +227,29 @@ export function parseFee(text: string | number | undefined): Paise {
   const p = parseRupees(String(text));
   if (p === undefined) throw new ConfigError(`--fee-per-payout must be rupees like 5.90; got "${text}"`);
   return p;
+}
+
+/**
+ * A rupee amount a person types: "1,23,456.00", "123456", "₹1,23,456.50" (Indian or western grouping) -> paise.
+ * Undefined for anything else (negative, more than two decimals, letters).
+ */
+export function parseRupeeInput(text: string | number): Paise | undefined {
+  const s = String(text).trim().replace(/^₹\s*/, '');
+  // Commas only as digit-group separators, never after the point.
+  if (!/^\d{1,3}(,\d{2,3})*(\.\d{1,2})?$|^\d+(\.\d{1,2})?$/.test(s)) return undefined;
+  return parseRupees(s.replace(/,/g, ''));
+}
+
+/**
+ * A duration that must carry its unit ("30s", "500ms", "2m"): for options whose bare number meant
+ * milliseconds in an earlier version, so "500" is refused instead of silently read as 500 seconds.
+ */
+export function parseDurationWithUnit(text: string | number, what: string): number {
+  const t = String(text).trim();
+  if (/^\d+(\.\d+)?$/.test(t)) throw new ConfigError(`${what} needs a unit: ${t}s or ${t}ms (a bare number is ambiguous); got "${t}"`);
+  const ms = parseDuration(t, what, 0);
+  if (!(ms > 0)) throw new ConfigError(`${what} must be longer than 0; got "${t}"`);
+  return ms;
 }
 
 /** "90s", "10m", "1h", "500ms" or plain seconds -> ms */

@@ -2,72 +2,70 @@
 /**
  * The command line: yargs wiring only. Every command is a plain async function in src/commands that
  * returns an exit code or throws; this is the only place that calls process.exit.
+ *
+ * Command modules (and with them knex, PGlite, undici, pino) are imported when their command runs, not
+ * at start: `payouts --help` loads yargs and these few small modules only (BENCHMARKS.md "Start-up").
  */
-import { createInterface } from 'node:readline/promises';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { AllianceError } from './alliance/errors.js';
-import { loadConfig, parseDuration, parseFee, type Config, type ConfigFlags } from './config.js';
-import { ConfigError, EXIT, ProgramError, UsageError } from './errors.js';
-import { parseRupees } from './money.js';
-import { crashHookFromEnv } from './engine/crash.js';
-import { parseFaultOptions } from './sandbox/faults.js';
-import { balanceCommand, payinStatusCommand, payoutStatusCommand } from './commands/api.js';
-import { migrateCommand, runCommand, statusCommand, validateCommand } from './commands/batch.js';
-import { reportCommand } from './commands/report.js';
-import { demoCommand } from './commands/demo.js';
-import { doctorCommand } from './commands/doctor.js';
-import { payinsCommand } from './commands/payins.js';
-import { webhooksCommand } from './commands/webhooks.js';
-import { reconcileCommand } from './commands/reconcile.js';
-import { sandboxCommand, sandboxPayinCommand } from './commands/sandbox.js';
+import { loadConfig, parseDuration, parseFee, parseRupeeInput, type Config, type ConfigFlags } from './config.js';
+import { ConfigError, EXIT, UsageError } from './errors.js';
+import { askLine } from './cli/ask.js';
+import { failureOf } from './cli/failure.js';
+import { Screen } from './cli/screen.js';
+import { apiOptions, dbOptions, exitCodesEpilogue, progressOption, runOptions } from './cli/options.js';
 import type { CommandIO } from './commands/context.js';
 
 type Args = ConfigFlags & { json?: boolean; [k: string]: unknown };
 
 const stop = new AbortController();
+let screen: Screen | undefined;
+/** The command honours the stop signal (finishes in-flight work); others are simply ended by a signal. */
+let graceful = false;
+let exitCode = 0;
 
-function io(argv: Args): CommandIO {
-  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+function io(argv: Args, config: Config = loadConfig(argv, process.env)): CommandIO {
+  screen = new Screen({
+    write: (t) => process.stderr.write(t),
+    tty: Boolean(process.stderr.isTTY) && config.logFormat !== 'json',
+    json: config.logFormat === 'json',
+    columns: () => process.stderr.columns || 100,
+    color: config.color,
+  });
+  // A person can answer only when they see the question and the results and can type: all three a terminal.
+  // `payouts run … | tee log` has a person at the keyboard but not on stdout: refused without --yes.
+  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY && process.stderr.isTTY);
   return {
-    out: (line) => process.stdout.write(line + '\n'),
-    err: (line) => process.stderr.write(line + '\n'),
+    // On one terminal, a result line goes where the progress block was, and the block below it.
+    out: process.stdout.isTTY ? (line) => screen!.around(() => process.stdout.write(line + '\n')) : (line) => process.stdout.write(line + '\n'),
+    err: (line) => screen!.line(line),
     json: Boolean(argv.json),
-    config: loadConfig(argv, process.env),
+    config,
     cwd: process.cwd(),
     stopSignal: stop.signal,
-    ask: interactive
-      ? async (q) => {
-          const rl = createInterface({ input: process.stdin, output: process.stdout });
-          try {
-            return await rl.question(q);
-          } finally {
-            rl.close();
-          }
-        }
-      : undefined,
+    screen,
+    progressEveryMs: typeof argv['progressInterval'] === 'string' ? parseDuration(argv['progressInterval'], '--progress-interval', 10_000) : undefined,
+    ask: interactive ? (q) => askLine(q, { input: process.stdin, output: process.stderr, signal: stop.signal }) : undefined,
   };
 }
 
-let exitCode = 0;
-const run = (fn: (argv: Args) => Promise<number>) => async (argv: Args) => {
-  exitCode = await fn(argv);
-};
+/** Options that may be given several times; any other given twice is a mistake, not "the last one wins". */
+const REPEATABLE = new Set(['_', 'accept-change', 'acceptChange', 'allow-ip', 'allowIp']);
 
-const batchOptions = (y: Argv) =>
-  y
-    .option('rate', { type: 'number', describe: 'API requests per second (payouts and status checks together)', default: 5 })
-    .option('concurrency', { type: 'number', describe: 'API requests in flight at once', default: 4 })
-    .option('report-dir', { type: 'string', describe: 'Where <batch>.csv and <batch>.json are written', default: 'reports' })
-    .option('poll-timeout', { type: 'string', describe: 'Stop polling after this long (e.g. 10m); rows still pending exit 4', default: '10m' })
-    .option('fee-per-payout', { type: 'string', describe: 'Estimated API charge per payout in rupees, added in the balance check', default: '0' })
-    .option('user-id', { type: 'string', describe: 'user_id for rows without one' })
-    .option('yes', { type: 'boolean', describe: 'Do not ask for confirmation before paying', default: false })
-    .option('lease', { type: 'string', describe: 'How long a runner holds a claimed row before another may take it over', default: '2m' })
-    .option('ambiguous-grace', { type: 'string', describe: 'Wait after a possibly-sent request before trusting a "not found" status', default: '10s' })
-    .option('poll-interval', { type: 'string', describe: 'First wait before polling a pending payout (grows 1.5x per poll)', default: '2s' });
+/** A command's handler: its module loaded now, its exit code kept for the end. */
+const run =
+  (fn: (argv: Args) => Promise<number>, o: { graceful?: boolean } = {}) =>
+  async (argv: Args) => {
+    for (const [k, v] of Object.entries(argv)) {
+      if (Array.isArray(v) && !REPEATABLE.has(k) && k.includes('-') === false && /^[a-z]/.test(k)) {
+        throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} was given more than once (${v.join(', ')}): give it once`);
+      }
+    }
+    graceful = o.graceful ?? false;
+    exitCode = await fn(argv);
+  };
 
-/** The run/resume options from flags; the config is the one `io()` already read. */
+/** The run/resume options from flags. */
 function batchArgs(argv: Args, config: Config) {
   return {
     rate: argv['rate'] as number,
@@ -77,95 +75,175 @@ function batchArgs(argv: Args, config: Config) {
     feePerPayoutPaise: parseFee(argv['feePerPayout'] as string),
     userId: argv['userId'] as string | undefined,
     yes: Boolean(argv['yes']),
+    notifyUrl: config.notifyUrl,
+    ...(argv['webhookPort'] !== undefined ? { webhooks: { port: argv['webhookPort'] as number, host: argv['webhookHost'] as string | undefined, token: config.webhookToken } } : {}),
     engine: {
       leaseMs: parseDuration(argv['lease'] as string, '--lease', 120_000),
-      ambiguousGraceMs: parseDuration(argv['ambiguousGrace'] as string, '--ambiguous-grace', 10_000),
+      ambiguousGraceMs: parseDuration(argv['grace'] as string, '--grace', 60_000),
       pollIntervalMs: parseDuration(argv['pollInterval'] as string, '--poll-interval', 2_000),
       requestTimeoutMs: config.api.timeoutMs,
     },
-    crash: crashHookFromEnv(config.crashAt),
   };
+}
+
+function expectTotal(text: unknown): bigint | undefined {
+  if (text === undefined) return undefined;
+  const p = parseRupeeInput(String(text));
+  if (p === undefined) throw new ConfigError(`--expect-total must be rupees like 1,23,456.00 or 123456; got "${String(text)}"`);
+  return p;
 }
 
 const cli = yargs(hideBin(process.argv))
   .scriptName('payouts')
-  .usage('$0 <command> [options]\n\nBatch payouts through the Alliance Payin & Payout API: validate a CSV, check the balance, pay every row exactly once, poll to final, report.')
-  .option('json', { type: 'boolean', describe: 'Print results as JSON' })
+  .usage(
+    '$0 <command> [options]\n\nBatch payouts through the Alliance Payin & Payout API: validate a CSV, check the balance, ask for an explicit yes, pay every row exactly once, follow each payout to its end, report.',
+  )
+  .option('json', { type: 'boolean', describe: 'Results as JSON on stdout (snake_case, rupees as "1234.50", paise only in *_paise); errors as {"error":{"code","message"}}' })
   .option('verbose', { type: 'boolean', describe: 'Debug logs on stderr and stack traces on errors' })
-  .option('log-level', { type: 'string', describe: 'pino log level on stderr (default warn)' })
-  .option('base-url', { type: 'string', describe: 'API base URL (env ALLIANCE_BASE_URL)' })
-  .option('access-key', { type: 'string', describe: 'API access key (env ALLIANCE_ACCESS_KEY; prefer the environment)' })
-  .option('secret-key', { type: 'string', describe: 'API secret key (env ALLIANCE_SECRET_KEY; prefer the environment)' })
-  .option('timeout', { type: 'number', describe: 'Per-request timeout in ms (default 30000)' })
-  .option('get-body-mode', { choices: ['empty', '{}'], describe: 'How GET requests sign the body line (default empty, the document\'s rule)' })
-  .option('json-escape', { choices: ['none', 'ascii', 'php'], describe: 'JSON escaping of request bodies, to match how the server checks signatures (default none)' })
-  .option('timestamp-unit', { choices: ['ms', 's'], describe: 'Timestamp header in milliseconds (the document\'s text) or seconds (its header table); env ALLIANCE_TIMESTAMP_UNIT (default ms)' })
-  .option('mobile-as-number', { type: 'boolean', describe: 'Send beneficiary_mobile_no as a JSON number, not a string; env ALLIANCE_MOBILE_AS_NUMBER (default false)' })
-  .option('data-dir', { type: 'string', describe: 'Embedded database directory when DATABASE_URL is unset (default ./.payouts)' })
+  .option('log-level', { type: 'string', describe: 'Log level on stderr: debug, info, warn, error', defaultDescription: 'warn' })
+  .option('log-format', { choices: ['auto', 'pretty', 'json'], describe: 'Logs on stderr: readable lines (repeats counted) or JSON lines; auto = readable on a terminal', defaultDescription: 'auto' })
+  .option('config', { type: 'string', describe: 'A settings file (JSON or KEY=value lines, the environment variable names; env PAYOUTS_CONFIG): under the environment, over the defaults; refused if it holds the secret and others can read it' })
+  .epilogue(`${exitCodesEpilogue()}\n\nScheduled runs (cron, systemd): run the installed binary (\`npm install -g .\`, or node_modules/.bin/payouts), never \`npx\`: npx does not pass SIGTERM on and changes exit codes. README: "Running it on a schedule".`)
+
+  // run
   .command(
     'run <csv>',
-    'Validate a CSV, check the balance, pay every valid row once, poll to final and write the report',
+    'Validate a CSV, check the balance, ask for a yes, pay every valid row once, follow each to its end, write the report',
     (y) =>
-      batchOptions(y)
-        .positional('csv', { type: 'string', demandOption: true, describe: 'The payout CSV' })
+      runOptions(y)
+        .positional('csv', { type: 'string', demandOption: true, describe: 'The payout CSV (headers: the API field names or common aliases)' })
         .option('batch', { type: 'string', describe: 'Batch name (default: the file name); the same name again resumes it' })
-        .option('dry-run', { type: 'boolean', describe: 'Stop after validation and the balance check', default: false })
-        .option('revise', { type: 'boolean', describe: 'Merge a corrected copy into a batch that already paid some rows (they are not paid again)', default: false }),
-    run((argv) => {
-      const cio = io(argv);
-      return runCommand(cio, {
-        ...batchArgs(argv, cio.config),
-        csv: argv['csv'] as string,
-        batch: argv['batch'] as string | undefined,
-        dryRun: Boolean(argv['dryRun']),
-        revise: Boolean(argv['revise']),
-      });
-    }),
+        .option('dry-run', { type: 'boolean', describe: 'Validation, the balance check and what would be sent (with --revise: what the corrected copy changes); nothing stored or sent', default: false })
+        .option('revise', { type: 'boolean', describe: 'Merge a corrected copy into a batch that already sent rows (rows already paid are not paid again)', default: false })
+        .option('accept-change', { type: 'number', array: true, describe: 'With --revise: a row number of the corrected copy whose changed amount or account is paid in addition (repeatable)' })
+        .option('expect-rows', { type: 'number', describe: 'Control total: refuse the file unless it has exactly this many data rows' })
+        .option('expect-total', { type: 'string', describe: 'Control total: refuse the file unless its rows add up to these rupees (e.g. 1,23,456.00)' })
+        .option('accept-unterminated', { type: 'boolean', default: false, describe: 'Accept a last line without a line break (normally held back: a file still being written looks like that)' })
+        .option('allow-duplicate-file', { type: 'boolean', default: false, describe: 'Run a file another batch already ran (same content): normally refused, it would pay everyone again' })
+        .example('$0 run payroll-nov.csv --user-id M123 --dry-run', 'What a run would do: invalid rows, totals per method, balance; nothing stored or sent')
+        .example('$0 run payroll-nov.csv --user-id M123', 'Pay it: asks for y at a terminal after showing API, rows, rupees and balance')
+        .example('$0 run payroll-nov.csv --user-id M123 --yes', 'Pay without a question (cron, systemd, CI)')
+        .example('$0 run payroll-nov-v2.csv --batch payroll-nov --revise --dry-run', 'Preview a corrected copy: kept, dropped, changed rows')
+        .epilogue(exitCodesEpilogue()),
+    run(
+      async (argv) => {
+        const { runCommand } = await import('./commands/run.js');
+        const { crashHookFromEnv } = await import('./engine/crash.js');
+        const cio = io(argv);
+        return runCommand(cio, {
+          ...batchArgs(argv, cio.config),
+          crash: crashHookFromEnv(cio.config.crashAt),
+          csv: argv['csv'] as string,
+          batch: argv['batch'] as string | undefined,
+          dryRun: Boolean(argv['dryRun']),
+          revise: Boolean(argv['revise']),
+          acceptChanges: (argv['acceptChange'] as number[] | undefined) ?? [],
+          expectRows: argv['expectRows'] as number | undefined,
+          expectTotalPaise: expectTotal(argv['expectTotal']),
+          acceptUnterminated: Boolean(argv['acceptUnterminated']),
+          allowDuplicateFile: Boolean(argv['allowDuplicateFile']),
+        });
+      },
+      { graceful: true },
+    ),
   )
+
+  // resume
   .command(
     'resume <batch>',
-    'Carry on with a stored batch: resolve unknown outcomes, send what is left, poll to final',
+    'Carry on with a stored batch: resolve unknown outcomes (status first), send what is left, follow each payout to its end',
     (y) =>
-      batchOptions(y)
-        .positional('batch', { type: 'string', demandOption: true })
+      runOptions(y)
+        .positional('batch', { type: 'string', demandOption: true, describe: 'The batch name (`payouts status` lists them)' })
         .option('retry-failed', { type: 'boolean', default: false, describe: 'Send again the rows the API refused (failed), status first' })
-        .option('retry-review', { type: 'boolean', default: false, describe: 'Send again the rows an operator has checked (needs_review), status first' }),
-    run((argv) => {
-      const cio = io(argv);
-      return runCommand(cio, {
-        ...batchArgs(argv, cio.config),
-        batch: argv['batch'] as string,
-        retryFailed: Boolean(argv['retryFailed']),
-        retryReview: Boolean(argv['retryReview']),
+        .option('retry-review', { type: 'boolean', default: false, describe: 'Send again the rows an operator has checked (needs_review), status first' })
+        .example('$0 resume payroll-nov', 'After Ctrl-C, a crash or exit 4: finishes what was sent, sends the rest (asks first at a terminal)')
+        .example('$0 resume payroll-nov --yes', 'The same, unattended')
+        .epilogue(exitCodesEpilogue()),
+    run(
+      async (argv) => {
+        const { runCommand } = await import('./commands/run.js');
+        const { crashHookFromEnv } = await import('./engine/crash.js');
+        const cio = io(argv);
+        return runCommand(cio, {
+          ...batchArgs(argv, cio.config),
+          crash: crashHookFromEnv(cio.config.crashAt),
+          batch: argv['batch'] as string,
+          retryFailed: Boolean(argv['retryFailed']),
+          retryReview: Boolean(argv['retryReview']),
+        });
+      },
+      { graceful: true },
+    ),
+  )
+
+  // validate
+  .command(
+    'validate <csv>',
+    'Check every row of a CSV and list all problems; nothing is stored or sent, no API call',
+    (y) =>
+      y
+        .positional('csv', { type: 'string', demandOption: true, describe: 'The payout CSV' })
+        .option('user-id', { type: 'string', describe: 'user_id for rows without one (as `run --user-id` would use)' })
+        .option('batch', { type: 'string', describe: 'Batch name the order_ids would be derived from (default: the file name)' })
+        .option('expect-rows', { type: 'number', describe: 'Control total: the file must have exactly this many data rows' })
+        .option('expect-total', { type: 'string', describe: 'Control total: its rows must add up to these rupees (e.g. 1,23,456.00)' })
+        .option('accept-unterminated', { type: 'boolean', default: false, describe: 'Accept a last line without a line break' })
+        .example('$0 validate payroll-nov.csv --user-id M123', 'Every problem of every row, with the row, the field and the fix')
+        .example('$0 validate payroll-nov.csv --expect-rows 300 --expect-total 1,90,58,324.00', 'Also check the control totals of the payroll sheet'),
+    run(async (argv) => {
+      const { validateCommand } = await import('./commands/validate.js');
+      return validateCommand(io(argv), {
+        csv: argv['csv'] as string,
+        ...(argv['userId'] ? { userId: argv['userId'] as string } : {}),
+        ...(argv['batch'] ? { batch: argv['batch'] as string } : {}),
+        ...(argv['expectRows'] !== undefined ? { expectRows: argv['expectRows'] as number } : {}),
+        ...(argv['expectTotal'] !== undefined ? { expectTotalPaise: expectTotal(argv['expectTotal'])! } : {}),
+        acceptUnterminated: Boolean(argv['acceptUnterminated']),
       });
     }),
   )
-  .command(
-    'validate <csv>',
-    'Check every row of a CSV and list all problems; nothing is stored or sent',
-    (y) => y.positional('csv', { type: 'string', demandOption: true }).option('user-id', { type: 'string' }).option('batch', { type: 'string' }),
-    run((argv) => validateCommand(io(argv), { csv: argv['csv'] as string, ...(argv['userId'] ? { userId: argv['userId'] as string } : {}), ...(argv['batch'] ? { batch: argv['batch'] as string } : {}) })),
-  )
+
+  // status
   .command(
     'status [batch]',
-    'Show a batch\'s rows by status from the database (no API call); without a name, list batches',
-    (y) => y.positional('batch', { type: 'string' }),
-    run((argv) => statusCommand(io(argv), argv['batch'] as string | undefined)),
+    "A batch's rows by status, with rupees, from the database (no API call); without a name, the batches",
+    (y) =>
+      progressOption(dbOptions(y))
+        .positional('batch', { type: 'string', describe: 'The batch name; omit to list the batches' })
+        .option('follow', { type: 'boolean', default: false, describe: 'Keep watching while a run pays the batch (works from another terminal, on the embedded database too)' })
+        .option('interval', { type: 'string', default: '2s', describe: 'With --follow: how often to look' })
+        .example('$0 status', 'The batches in this database')
+        .example('$0 status payroll-nov', 'Not sent / sent, outcome unknown / awaiting the bank / paid / rejected …, with rupees')
+        .example('$0 status payroll-nov --follow', 'Watch a run from another terminal'),
+    run(
+      async (argv) => {
+        const { statusCommand } = await import('./commands/status.js');
+        return statusCommand(io(argv), argv['batch'] as string | undefined, {
+          follow: Boolean(argv['follow']),
+          intervalMs: parseDuration(argv['interval'] as string, '--interval', 2000),
+        });
+      },
+      { graceful: true },
+    ),
   )
+
+  // report
   .command(
     'report <batch>',
-    'Write the batch\'s reports again from the database (CSV for spreadsheets, JSON for scripts, HTML for people), or with --fixable the rows to correct',
+    "Write the batch's reports again from the database (CSV for spreadsheets, JSON for scripts, HTML for people), or with --fixable the rows to correct",
     (y) =>
-      y
+      dbOptions(y)
         .positional('batch', { type: 'string', demandOption: true, describe: 'The batch name (`payouts status` lists them)' })
         .option('report-dir', { type: 'string', default: 'reports', describe: 'Where <batch>.csv, .json, .html (and .corrections.csv) are written' })
         .option('format', { choices: ['csv', 'json', 'html', 'all'] as const, default: 'all', describe: 'Which report to write' })
-        .option('fixable', { type: 'boolean', default: false, describe: 'Write <batch>.corrections.csv instead: the invalid and refused rows in the input\'s own columns plus a reason, to fix and run with --revise' })
-        .option('time-zone', { type: 'string', describe: 'IANA time zone for the times in the reports (env PAYOUTS_TIME_ZONE; default Asia/Kolkata)' })
+        .option('fixable', { type: 'boolean', default: false, describe: "Write <batch>.corrections.csv instead: the invalid and refused rows in the input's own columns plus a reason, to fix and run with --revise" })
+        .option('time-zone', { type: 'string', describe: 'IANA time zone for the times in the reports (env PAYOUTS_TIME_ZONE)', defaultDescription: 'Asia/Kolkata' })
         .example('$0 report payroll-nov', 'reports/payroll-nov.csv, .json and .html')
         .example('$0 report payroll-nov --format html', 'only the HTML report')
         .example('$0 report payroll-nov --fixable', 'reports/payroll-nov.corrections.csv, then: payouts run reports/payroll-nov.corrections.csv --batch payroll-nov --revise'),
-    run((argv) => {
+    run(async (argv) => {
+      const { reportCommand } = await import('./commands/report.js');
       const cio = io(argv);
       return reportCommand(cio, {
         batch: argv['batch'] as string,
@@ -176,168 +254,297 @@ const cli = yargs(hideBin(process.argv))
       });
     }),
   )
+
+  // reconcile
   .command(
     'reconcile <batch>',
-    'Compare every row with the API, adopt final states it reports, move rows unresolved past --review-after to needs_review',
+    'Compare every row with the API, adopt final states it reports, move rows unresolved past --review-after to needs_review; never sends',
     (y) =>
-      y
-        .positional('batch', { type: 'string', demandOption: true })
+      progressOption(dbOptions(apiOptions(y)))
+        .positional('batch', { type: 'string', demandOption: true, describe: 'The batch name' })
         .option('review-after', { type: 'string', default: '1h', describe: 'Age after which an unresolved row needs an operator' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'List mismatches, change nothing' })
-        .option('rate', { type: 'number', describe: 'API requests per second', default: 5 }),
-    run((argv) =>
-      reconcileCommand(io(argv), {
-        batch: argv['batch'] as string,
-        reviewAfterMs: parseDuration(argv['reviewAfter'] as string, '--review-after', 3_600_000),
-        dryRun: Boolean(argv['dryRun']),
-        rate: argv['rate'] as number,
-      }),
+        .option('rate', { type: 'number', describe: 'API requests per second', default: 5 })
+        .example('$0 reconcile payroll-nov', 'Every row against GET payout/{order_id}/status; lists what needs a person'),
+    run(
+      async (argv) => {
+        const { reconcileCommand } = await import('./commands/reconcile.js');
+        return reconcileCommand(io(argv), {
+          batch: argv['batch'] as string,
+          reviewAfterMs: parseDuration(argv['reviewAfter'] as string, '--review-after', 3_600_000),
+          dryRun: Boolean(argv['dryRun']),
+          rate: argv['rate'] as number,
+        });
+      },
+      { graceful: true },
     ),
   )
-  .command('migrate', 'Apply database migrations', (y) => y, run((argv) => migrateCommand(io(argv))))
+
+  // approve
+  .command(
+    'approve <batch>',
+    'Approve a batch for unattended runs (also lifts a "no" given at a prompt); a corrected copy needs a new approval',
+    (y) =>
+      dbOptions(y)
+        .positional('batch', { type: 'string', demandOption: true, describe: 'The batch name' })
+        .option('note', { type: 'string', describe: 'Why, or who checked it (kept with the decision)' })
+        .example('$0 approve payroll-nov --note "checked by finance"', 'The next `payouts resume payroll-nov --yes` (e.g. from cron) pays it'),
+    run(async (argv) => {
+      const { approveCommand } = await import('./commands/decide.js');
+      return approveCommand(io(argv), { batch: argv['batch'] as string, note: argv['note'] as string | undefined });
+    }),
+  )
+
+  // cancel
+  .command(
+    'cancel <batch>',
+    'Stop a batch for good: rows never sent are cancelled, rows already sent are followed to their end (asks first; --yes without a terminal)',
+    (y) =>
+      progressOption(dbOptions(apiOptions(y)))
+        .positional('batch', { type: 'string', demandOption: true, describe: 'The batch name' })
+        .option('yes', { type: 'boolean', default: false, describe: 'Cancel without a question' })
+        .option('report-dir', { type: 'string', default: 'reports', describe: 'Where <batch>.csv and <batch>.json are written' })
+        .option('poll-timeout', { type: 'string', default: '10m', describe: 'Follow rows already sent this long; still pending: exit 4' })
+        .option('rate', { type: 'number', describe: 'API requests per second', default: 5 })
+        .example('$0 cancel payroll-nov', 'Asks, then cancels what was never sent; exit 0 once nothing is in flight')
+        .epilogue(exitCodesEpilogue()),
+    run(
+      async (argv) => {
+        const { cancelCommand } = await import('./commands/decide.js');
+        return cancelCommand(io(argv), {
+          batch: argv['batch'] as string,
+          yes: Boolean(argv['yes']),
+          reportDir: argv['reportDir'] as string,
+          rate: argv['rate'] as number,
+          pollTimeoutMs: parseDuration(argv['pollTimeout'] as string, '--poll-timeout', 600_000),
+        });
+      },
+      { graceful: true },
+    ),
+  )
+
+  // migrate
+  .command(
+    'migrate',
+    'Create or upgrade the database (every command does it too; this only migrates)',
+    (y) => dbOptions(y).example('DATABASE_URL=postgres://… $0 migrate', 'Prepare a PostgreSQL database before the first runners start'),
+    run(async (argv) => {
+      const { migrateCommand } = await import('./commands/batch.js');
+      return migrateCommand(io(argv));
+    }),
+  )
+
+  // demo
   .command(
     'demo',
-    'Run samples/payroll.csv end to end against an in-process sandbox and the embedded database',
-    (y) => y.option('report-dir', { type: 'string', default: 'reports' }).option('csv', { type: 'string', describe: 'Another CSV instead of the sample' }),
-    run((argv) => demoCommand(io(argv), { reportDir: argv['reportDir'] as string, csv: argv['csv'] as string | undefined })),
-  )
-  .command(
-    'doctor',
-    'Before a first live payroll: probe the configured API (read-only) and print the settings it needs',
+    'Pay samples/payroll.csv end to end against an in-process sandbox and the embedded database (no setup)',
     (y) =>
-      y.option('probe-initiate', {
-        type: 'boolean',
-        default: false,
-        describe: 'Also send an initiate the server must refuse (no amount, no account) to learn how it wants the mobile number',
-      }),
-    run((argv) => doctorCommand(io(argv), { probeInitiate: Boolean(argv['probeInitiate']) })),
+      progressOption(dbOptions(y))
+        .option('report-dir', { type: 'string', default: 'reports', describe: 'Where the report files are written' })
+        .option('csv', { type: 'string', describe: 'Another CSV instead of the sample' })
+        .example('$0 demo', 'Its database: <data dir>/demo, never a real payroll database'),
+    run(
+      async (argv) => {
+        const { demoCommand } = await import('./commands/demo.js');
+        return demoCommand(io(argv), { reportDir: argv['reportDir'] as string, csv: argv['csv'] as string | undefined });
+      },
+      { graceful: true },
+    ),
   )
-  .command('balance', 'Show the wallet balance', (y) => y, run((argv) => balanceCommand(io(argv))))
+
+  // balance
+  .command(
+    'balance',
+    'Show the wallet balance',
+    (y) => apiOptions(y).example('$0 balance --json', '{"balance": "1234567.89", "balance_paise": "123456789"}'),
+    run(async (argv) => {
+      const { balanceCommand } = await import('./commands/api.js');
+      return balanceCommand(io(argv));
+    }),
+  )
+
+  // payout-status
   .command(
     'payout-status <order-id>',
-    'Show one payout\'s status at the API',
-    (y) => y.positional('order-id', { type: 'string', demandOption: true }),
-    run((argv) => payoutStatusCommand(io(argv), argv['orderId'] as string)),
+    "Show one payout's status at the API",
+    (y) => apiOptions(y).positional('order-id', { type: 'string', demandOption: true, describe: 'The order_id (the report lists them)' }).example('$0 payout-status PO7D2A…', 'Status, UTR, amount and charge'),
+    run(async (argv) => {
+      const { payoutStatusCommand } = await import('./commands/api.js');
+      return payoutStatusCommand(io(argv), argv['orderId'] as string);
+    }),
   )
+
+  // payin-status
   .command(
     'payin-status <order-id>',
-    'Show one payin\'s status at the API',
-    (y) => y.positional('order-id', { type: 'string', demandOption: true }),
-    run((argv) => payinStatusCommand(io(argv), argv['orderId'] as string)),
+    "Show one payin's status at the API",
+    (y) => apiOptions(y).positional('order-id', { type: 'string', demandOption: true, describe: 'The payin order_id' }).example('$0 payin-status PI123', 'Status, UTR, amount and method'),
+    run(async (argv) => {
+      const { payinStatusCommand } = await import('./commands/api.js');
+      return payinStatusCommand(io(argv), argv['orderId'] as string);
+    }),
   )
+
+  // payins
   .command(
     'payins',
     'List the payins stored (by payin-status lookups and confirmed webhooks)',
     (y) =>
-      y
+      dbOptions(y)
         .option('status', { type: 'string', describe: 'Only this status: Approved, Rejected or Pending' })
-        .option('since', { type: 'string', describe: 'Created on or after: a date (2026-11-01), an ISO time, or an age (7d, 12h)' }),
-    run((argv) => payinsCommand(io(argv), { status: argv['status'] as string | undefined, since: argv['since'] as string | undefined })),
+        .option('since', { type: 'string', describe: 'Created on or after: a date (2026-11-01), an ISO time, or an age (7d, 12h)' })
+        .example('$0 payins --status Approved --since 7d', 'The approved payins of the last week'),
+    run(async (argv) => {
+      const { payinsCommand } = await import('./commands/payins.js');
+      return payinsCommand(io(argv), { status: argv['status'] as string | undefined, since: argv['since'] as string | undefined });
+    }),
   )
+
+  // doctor
+  .command(
+    'doctor',
+    'Before a first live payroll: probe the configured API (read-only) and print the settings it needs',
+    (y) =>
+      apiOptions(y)
+        .option('probe-initiate', {
+          type: 'boolean',
+          default: false,
+          describe: 'Also send an initiate the server must refuse (no amount, no account) to learn how it wants the mobile number',
+        })
+        .example('$0 doctor', 'Credentials, IP, clock, and which signing rules the server follows, as flags and environment variables'),
+    run(async (argv) => {
+      const { doctorCommand } = await import('./commands/doctor.js');
+      return doctorCommand(io(argv), { probeInitiate: Boolean(argv['probeInitiate']) });
+    }),
+  )
+
+  // webhooks
   .command(
     'webhooks',
-    'Receive Alliance webhooks at /alliance/webhook/<token>: payins are confirmed with the API and stored',
+    "Receive Alliance's webhooks at /alliance/webhook/<token>: each hint is checked with the API (payouts and payins) and never trusted itself",
     (y) =>
-      y
-        .option('port', { type: 'number', default: 4020 })
+      dbOptions(apiOptions(y))
+        .option('port', { type: 'number', default: 4020, describe: 'Port to listen on' })
         .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to listen on (0.0.0.0 for all)' })
         .option('webhook-token', { type: 'string', describe: 'Secret path segment, 16+ URL-safe characters (env PAYOUTS_WEBHOOK_TOKEN; default: generated)' })
-        .option('allow-ip', { type: 'array', string: true, describe: 'Only these addresses may post' })
-        .option('max-body', { type: 'number', describe: 'Largest body in bytes (default 65536)' }),
-    run((argv) =>
-      webhooksCommand(io(argv), {
-        port: argv['port'] as number,
-        host: argv['host'] as string,
-        allowIps: argv['allowIp'] as string[] | undefined,
-        maxBodyBytes: argv['maxBody'] as number | undefined,
-      }),
+        .option('allow-ip', { type: 'array', string: true, describe: 'Only these addresses may post (repeatable)' })
+        .option('max-body', { type: 'number', describe: 'Largest body in bytes', default: 65536 })
+        .option('rate', { type: 'number', default: 5, describe: 'API requests per second for the status checks hints lead to (shared with batch runs on PostgreSQL)' })
+        .example('PAYOUTS_WEBHOOK_TOKEN=… $0 webhooks --port 4020 --host 0.0.0.0', 'Give Alliance http://<host>:4020/alliance/webhook/<token>'),
+    run(
+      async (argv) => {
+        const { webhooksCommand } = await import('./commands/webhooks.js');
+        return webhooksCommand(io(argv), {
+          port: argv['port'] as number,
+          host: argv['host'] as string,
+          allowIps: argv['allowIp'] as string[] | undefined,
+          maxBodyBytes: argv['maxBody'] as number | undefined,
+          rate: argv['rate'] as number,
+        });
+      },
+      { graceful: true },
     ),
   )
+
+  // watch
   .command(
-    'sandbox',
-    'Serve a local simulation of the API (for rehearsals and tests); prints its URL and admin token',
+    'watch <inbox>',
+    'Scheduled payroll: pay each CSV dropped in <inbox> once it stops growing, one at a time; move it to done/ or failed/ with its reports (needs --yes)',
     (y) =>
-      y
-        .option('port', { type: 'number', default: 4010 })
-        .option('host', { type: 'string', default: '127.0.0.1' })
-        .option('balance', { type: 'string', default: '500000', describe: 'Starting wallet balance in rupees' })
-        .option('rate', { type: 'number', describe: 'Requests per second before 429' })
-        .option('rate-mode', { choices: ['bucket', 'sliding'], default: 'bucket', describe: 'Count --rate as a token bucket or as arrivals in any sliding second' })
-        .option('settle-ms', { type: 'number', describe: 'Pending to final after this long', default: 2000 })
-        .option('seed', { type: 'number', describe: 'Seed for faults and UTRs (replayable)' })
-        .option('webhook-url', { type: 'string' })
-        .option('reject-suffix', { type: 'string', default: '0000', describe: 'Accounts ending with this are rejected' })
-        // Named `dedup` so that yargs' own negation gives `--no-dedup` (an option named "no-dedup" cannot be passed).
-        .option('dedup', { type: 'boolean', default: true, describe: 'Refuse a repeated order_id (422); --no-dedup executes it again (tests the client alone)' })
-        .option('reencode', { choices: ['raw', 'php', 'ascii'], describe: 'Verify signatures over the raw body, or a PHP / Python (ascii) re-encoding of it' })
-        .option('accept-get-body', { choices: ['empty', '{}', 'either'], default: 'either', describe: 'GET body lines accepted in signatures' })
-        .option('accept-timestamp', { choices: ['ms', 's'], default: 'ms', describe: 'Read the Timestamp header in milliseconds or seconds' })
-        .option('require-mobile-number', { type: 'boolean', default: false, describe: 'Refuse beneficiary_mobile_no sent as a string' })
-        .option('allow-ip', { type: 'array', string: true, describe: 'IP allowlist' })
-        .option('admin-token', { type: 'string', describe: 'Token for the admin endpoints (env PAYOUTS_SANDBOX_ADMIN_TOKEN; default: generated and printed)' })
-        .option('faults', { type: 'string', describe: 'Fault options as JSON, e.g. {"error5xxAfterRate":0.1}' }),
-    async (argv) => {
-      const cio = io(argv as Args);
-      const { accessKey, secretKey } = cio.config.api;
-      if (!accessKey || !secretKey) throw new ConfigError('the sandbox needs --access-key and --secret-key (or ALLIANCE_ACCESS_KEY / ALLIANCE_SECRET_KEY)');
-      const balance = parseRupees(String(argv['balance']));
-      if (balance === undefined) throw new ConfigError(`--balance must be rupees like 500000 or 1111.11; got "${argv['balance']}"`);
-      let faults = {};
-      if (argv['faults']) {
-        try {
-          faults = parseFaultOptions(JSON.parse(argv['faults'] as string));
-        } catch (err) {
-          throw new ConfigError(`--faults must be a JSON object of fault options: ${(err as Error).message}`);
-        }
-      }
-      const sb = await sandboxCommand(cio, {
-        port: argv['port'] as number,
-        host: argv['host'] as string,
-        accessKey,
-        secretKey,
-        balancePaise: balance,
-        rate: argv['rate'] as number | undefined,
-        rateMode: argv['rateMode'] as 'bucket' | 'sliding',
-        settleMs: argv['settleMs'] as number | undefined,
-        seed: argv['seed'] as number | undefined,
-        webhookUrl: argv['webhookUrl'] as string | undefined,
-        dedupOrderIds: argv['dedup'] !== false,
-        ...(argv['reencode'] ? { reencode: argv['reencode'] as 'raw' | 'php' | 'ascii' } : {}),
-        getBodyMode: argv['acceptGetBody'] as 'empty' | '{}' | 'either',
-        timestampUnit: argv['acceptTimestamp'] as 'ms' | 's',
-        requireMobileNumber: Boolean(argv['requireMobileNumber']),
-        allowIps: argv['allowIp'] as string[] | undefined,
-        rejectSuffix: argv['rejectSuffix'] as string,
-        adminToken: cio.config.sandboxAdminToken,
-        faults,
-      });
-      await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
-      await sb.close();
-    },
+      runOptions(y)
+        .positional('inbox', { type: 'string', demandOption: true, describe: 'The directory files are dropped into' })
+        .option('once', { type: 'boolean', default: false, describe: 'Pay what is there, then exit (for cron); otherwise keep watching' })
+        .option('stable', { type: 'string', default: '5s', describe: "How long a file's size must stay the same before it is taken" })
+        .option('every', { type: 'string', default: '5s', describe: 'How often the inbox is looked at' })
+        .option('retry-after', { type: 'string', default: '1m', describe: 'A run that stopped early (left in processing/) is tried again after this long' })
+        .example('$0 watch /srv/payroll/inbox --yes --user-id M123 --notify-url https://hooks.slack.com/…', 'systemd: a long-running watcher (samples/payouts-watch.service)')
+        .example('$0 watch /srv/payroll/inbox --once --yes --user-id M123', 'cron: pay what is there and exit')
+        .epilogue(exitCodesEpilogue()),
+    run(
+      async (argv) => {
+        const { watchCommand } = await import('./commands/watch.js');
+        const cio = io(argv);
+        return watchCommand(cio, {
+          ...batchArgs(argv, cio.config),
+          crash: undefined,
+          inbox: argv['inbox'] as string,
+          once: Boolean(argv['once']),
+          stableMs: parseDuration(argv['stable'] as string, '--stable', 5000),
+          pollMs: parseDuration(argv['every'] as string, '--every', 5000),
+          retryMs: parseDuration(argv['retryAfter'] as string, '--retry-after', 60_000),
+        });
+      },
+      { graceful: true },
+    ),
   )
+
+  // sandbox-payin
   .command(
     'sandbox-payin',
     'Create a payin in a running sandbox (its admin API), as if a customer paid',
     (y) =>
       y
-        .option('order-id', { type: 'string', demandOption: true, describe: 'The payin\'s order_id' })
+        .option('order-id', { type: 'string', demandOption: true, describe: "The payin's order_id" })
         .option('amount', { type: 'string', demandOption: true, describe: 'Rupees, e.g. 100 or 1111.11' })
         .option('outcome', { choices: ['Approved', 'Rejected'], default: 'Approved', describe: 'How it settles' })
-        .option('user-id', { type: 'string', describe: 'The payer\'s user_id' })
+        .option('user-id', { type: 'string', describe: "The payer's user_id" })
         .option('method', { type: 'string', describe: 'Payment method (default UPI)' })
-        .option('url', { type: 'string', describe: 'The sandbox\'s URL (default ALLIANCE_BASE_URL)' })
-        .option('admin-token', { type: 'string', describe: 'The sandbox\'s admin token (env PAYOUTS_SANDBOX_ADMIN_TOKEN)' }),
-    run((argv) =>
-      sandboxPayinCommand(io(argv), {
+        .option('url', { type: 'string', describe: "The sandbox's URL (default ALLIANCE_BASE_URL)" })
+        .option('admin-token', { type: 'string', describe: "The sandbox's admin token (env PAYOUTS_SANDBOX_ADMIN_TOKEN)" })
+        .example('$0 sandbox-payin --order-id PI-1 --amount 500 --url http://127.0.0.1:4010 --admin-token …', 'The sandbox then sends the payin webhooks'),
+    run(async (argv) => {
+      const { sandboxPayinCommand } = await import('./commands/sandbox.js');
+      return sandboxPayinCommand(io(argv), {
         orderId: argv['orderId'] as string,
         amount: argv['amount'] as string,
         outcome: argv['outcome'] as 'Approved' | 'Rejected',
         userId: argv['userId'] as string | undefined,
         method: argv['method'] as string | undefined,
         url: argv['url'] as string | undefined,
-      }),
+      });
+    }),
+  )
+
+  // sandbox
+  .command(
+    'sandbox',
+    'Serve a local simulation of the API (for rehearsals and tests); prints its URL and admin token',
+    (y) =>
+      y
+        .option('port', { type: 'number', default: 4010, describe: 'Port to listen on (0: any free port)' })
+        .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to listen on' })
+        .option('access-key', { type: 'string', describe: 'The access key it accepts (env ALLIANCE_ACCESS_KEY)' })
+        .option('secret-key', { type: 'string', describe: 'The secret key it checks signatures with (env ALLIANCE_SECRET_KEY)' })
+        .option('balance', { type: 'string', default: '500000', describe: 'Starting wallet balance in rupees' })
+        .option('rate', { type: 'number', describe: 'Requests per second before it answers 429' })
+        .option('rate-mode', { choices: ['bucket', 'sliding'], default: 'bucket', describe: 'Count --rate as a token bucket or as arrivals in any sliding second' })
+        .option('settle-ms', { type: 'number', describe: 'Pending to final after this many ms', default: 2000 })
+        .option('seed', { type: 'number', describe: 'Seed for faults and UTRs (replayable)' })
+        .option('webhook-url', { type: 'string', describe: 'Where it POSTs payout and payin events (none by default)' })
+        .option('reject-suffix', { type: 'string', default: '0000', describe: 'Accounts ending with this are rejected by its bank' })
+        // Named `dedup` so that yargs' own negation gives `--no-dedup` (an option named "no-dedup" cannot be passed).
+        .option('dedup', { type: 'boolean', default: true, describe: 'Refuse a repeated order_id (422); --no-dedup executes it again (tests the client alone)' })
+        .option('reencode', { choices: ['raw', 'php', 'ascii'], describe: 'Verify signatures over the raw body, or a PHP / Python (ascii) re-encoding of it' })
+        .option('accept-get-body', { choices: ['empty', '{}', 'either'], default: 'either', describe: 'Which GET body lines it accepts in signatures' })
+        .option('accept-timestamp', { choices: ['ms', 's'], default: 'ms', describe: 'Read the Timestamp header in milliseconds or seconds' })
+        .option('require-mobile-number', { type: 'boolean', default: false, describe: 'Refuse beneficiary_mobile_no sent as a string' })
+        .option('allow-ip', { type: 'array', string: true, describe: 'IP allowlist (repeatable)' })
+        .option('admin-token', { type: 'string', describe: 'Token for the admin endpoints (env PAYOUTS_SANDBOX_ADMIN_TOKEN; default: generated and printed)' })
+        .option('faults', { type: 'string', describe: 'Fault options as JSON, e.g. {"error5xxAfterRate":0.1}' })
+        .example('$0 sandbox --port 4010 --access-key K --secret-key S', 'Then ALLIANCE_BASE_URL=http://127.0.0.1:4010 in another shell'),
+    run(
+      async (argv) => {
+        const cio = io(argv);
+        const { startSandboxFromArgs } = await import('./commands/sandbox.js');
+        const sb = await startSandboxFromArgs(cio, argv);
+        await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+        await sb.close();
+        return 0;
+      },
+      { graceful: true },
     ),
   )
+
   .demandCommand(1, 'Name a command: `payouts --help` lists them')
   .strict()
   .recommendCommands()
@@ -350,30 +557,45 @@ const cli = yargs(hideBin(process.argv))
     throw new UsageError(msg);
   });
 
-process.on('SIGINT', () => {
-  if (stop.signal.aborted) process.exit(130);
-  process.stderr.write('Stopping: no new payouts are sent; those in flight finish. Ctrl-C again to quit at once.\n');
+/**
+ * SIGINT and SIGTERM (Ctrl-C, `timeout`, systemd, `kill`): a command that pays stops sending, lets the
+ * requests in flight finish, writes its report and exits 4. A second signal quits at once (exit 4: what
+ * was in flight has an unknown outcome; `payouts resume` asks about it first). A command with nothing to
+ * finish is ended by the signal as usual.
+ */
+function onSignal(sig: NodeJS.Signals): void {
+  if (!graceful) {
+    process.removeAllListeners(sig);
+    process.kill(process.pid, sig);
+    return;
+  }
+  if (stop.signal.aborted) {
+    screen?.clearStatus();
+    process.stderr.write('payouts: quitting at once; payouts in flight have an unknown outcome: `payouts resume <batch>` asks about them before sending anything\n');
+    process.exit(EXIT.unfinished);
+  }
+  const line = `Stopping (${sig}): no new payouts are sent; those in flight finish and the report is written. ${sig === 'SIGINT' ? 'Ctrl-C' : 'The same signal'} again to quit at once.`;
+  if (screen) screen.line(line, 'warn');
+  else process.stderr.write(line + '\n');
   stop.abort();
-});
-process.on('SIGTERM', () => stop.abort());
-
-function describe(err: unknown, verbose: boolean): { code: number; message: string } {
-  const e = err as Error;
-  if (err instanceof ProgramError) return { code: err.exitCode, message: e.message };
-  // An API call that failed outright (unreachable, refused credentials, 5xx through every retry).
-  if (err instanceof AllianceError) return { code: EXIT.apiUnavailable, message: e.message };
-  return { code: EXIT.unfinished, message: verbose ? (e.stack ?? String(e)) : `${e.message ?? String(e)} (run with --verbose for details)` };
 }
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
 
 try {
   await cli.parseAsync();
   process.exitCode = exitCode;
 } catch (err) {
   const verbose = process.argv.includes('--verbose');
-  const { code, message } = describe(err, verbose);
-  process.stderr.write(`payouts: ${message}\n`);
+  const { code, message } = failureOf(err, verbose);
+  screen?.clearStatus();
+  const line = `payouts: ${message}`;
+  if (screen) screen.line(line, 'error', { exit_code: code });
+  else process.stderr.write(line + '\n');
   if (verbose && err instanceof Error && err.cause) process.stderr.write(`caused by: ${String((err.cause as Error).stack ?? err.cause)}\n`);
+  if (process.argv.includes('--json')) process.stdout.write(JSON.stringify({ error: { code, message } }, null, 2) + '\n');
   process.exitCode = code;
 }
+screen?.finish();
 // Only this file exits; give stdout a chance to flush, and don't hang on stray handles.
 setTimeout(() => process.exit(process.exitCode ?? 0), 50).unref();

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { validateCommand } from '../src/commands/batch.js';
+import { validateCommand } from '../src/commands/validate.js';
 import type { CommandIO } from '../src/commands/context.js';
 import { InputError } from '../src/errors.js';
 

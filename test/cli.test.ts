@@ -690,7 +690,8 @@ describe('payouts validate and bad input', () => {
     const work = tmpDir('payouts-cli-work-');
     const data = tmpDir('payouts-cli-data-');
     const csv = writeCsv(work, 'v.csv', MIXED);
-    const r = await runCli(['validate', csv, '--user-id', 'M1', '--data-dir', data], { cwd: work });
+    // validate has no --data-dir (it opens no database); the data directory the environment names stays empty.
+    const r = await runCli(['validate', csv, '--user-id', 'M1'], { cwd: work, env: { PAYOUTS_DATA_DIR: data, XDG_DATA_HOME: data } });
     expect(r.code, show(r)).toBe(1);
     const errs = r.stdout.split('\n').filter((l) => /error/.test(l));
     expect(errs).toHaveLength(2);

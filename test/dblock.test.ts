@@ -60,7 +60,7 @@ describe('the data directory lock', { timeout: 240_000 }, () => {
     const lock = path.join(data, 'lock');
     const env = { ALLIANCE_BASE_URL: apiUrl, ALLIANCE_ACCESS_KEY: KEYS.accessKey, ALLIANCE_SECRET_KEY: KEYS.secretKey };
     const { parent, childPid } = await unreapingParent(
-      [process.execPath, MAIN, 'run', path.join(ROOT, 'samples/payroll.csv'), '--yes', '--user-id', 'u', '--data-dir', data, '--timeout', '600000'],
+      [process.execPath, MAIN, 'run', path.join(ROOT, 'samples/payroll.csv'), '--yes', '--user-id', 'u', '--data-dir', data, '--timeout', '600s'],
       env,
     );
     procs.push(parent);

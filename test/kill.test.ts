@@ -17,7 +17,7 @@ import type { Sandbox } from '../src/sandbox/server.js';
 
 const FULL = process.env['CHAOS_FULL'] === '1';
 const KILLS = FULL ? 20 : 3;
-const FLAGS = ['--yes', '--rate', '500', '--poll-interval', '50ms', '--ambiguous-grace', '300ms', '--lease', '3s', '--timeout', '500', '--poll-timeout', '20s'];
+const FLAGS = ['--yes', '--rate', '500', '--poll-interval', '50ms', '--ambiguous-grace', '300ms', '--lease', '3s', '--timeout', '500ms', '--poll-timeout', '20s'];
 
 describe.each(BACKENDS)('kill -9 on %s', (kind) => {
   let pg: TestDb | undefined;

@@ -1,8 +1,13 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { AllianceClient } from '../alliance/client.js';
 import { requireApi, type Config } from '../config.js';
 import { openDb, type Db } from '../db/connect.js';
 import { createLogger } from '../log.js';
+import { jsonText } from '../cli/jsonStyle.js';
+import { PrettyLog } from '../cli/prettyLog.js';
+import type { Screen } from '../cli/screen.js';
 
 /** What every command gets from the entry point: where to print, the config, and how to ask. */
 export interface CommandIO {
@@ -16,14 +21,39 @@ export interface CommandIO {
   /** Base for relative paths, so tests never chdir. */
   cwd: string;
   logger?: Logger;
-  /** Asks a person a question (only when one is watching: a TTY). */
+  /**
+   * Asks a person a question: only when one is there to answer (stdin, stdout and stderr all terminals).
+   * Throws when the person does not answer (Ctrl-C at the prompt, end of input): that is a "no".
+   */
   ask?: ((question: string) => Promise<string>) | undefined;
-  /** Ctrl-C: stop gracefully. */
+  /** Ctrl-C, SIGTERM: stop gracefully. */
   stopSignal?: AbortSignal | undefined;
+  /** stderr with a status block: progress, readable logs. Absent: no progress display, JSON logs. */
+  screen?: Screen | undefined;
+  /** Without a terminal, a progress line this often. Default 10000 ms. */
+  progressEveryMs?: number | undefined;
 }
 
+/**
+ * The command's logger, made once: readable lines (repeats counted) when logs go to a person's terminal,
+ * JSON lines otherwise or with --log-format json. Secrets are redacted by pino before either format.
+ */
 export function loggerOf(io: CommandIO): Logger {
-  return io.logger ?? createLogger({ level: io.config.logLevel });
+  if (io.logger) return io.logger;
+  const { logFormat, logLevel } = io.config;
+  const screen = io.screen;
+  const pretty = logFormat === 'pretty' || (logFormat === 'auto' && Boolean(screen?.tty));
+  let logger: Logger;
+  if (pretty) {
+    const write = (t: string) => (screen ? screen.raw(t) : (io.err ?? io.out)(t.replace(/\n$/, '')));
+    const stream = new PrettyLog(write, { color: screen?.color ?? false });
+    screen?.onFinish(() => stream.flush());
+    logger = createLogger({ level: logLevel, destination: stream });
+  } else {
+    logger = createLogger({ level: logLevel, ...(screen ? { destination: { write: (t: string) => (screen.raw(t), true) } } : {}) });
+  }
+  io.logger = logger;
+  return logger;
 }
 
 export function clientOf(io: CommandIO, logger: Logger): AllianceClient {
@@ -41,22 +71,51 @@ export function clientOf(io: CommandIO, logger: Logger): AllianceClient {
   });
 }
 
-export async function dbOf(io: CommandIO): Promise<Db> {
-  const { databaseUrl, dataDir } = io.config.db;
-  const path = await import('node:path');
-  return openDb({ databaseUrl, dataDir: dataDir === ':memory:' ? dataDir : path.resolve(io.cwd, dataDir) });
+/** The embedded database's directory as this command uses it (absolute). */
+export function dataDirOf(io: CommandIO): string {
+  const { dataDir } = io.config.db;
+  return dataDir === ':memory:' ? dataDir : path.resolve(io.cwd, dataDir);
 }
 
-/** Opens what a command needs and closes it whatever happens. */
+export async function dbOf(io: CommandIO): Promise<Db> {
+  return openDb({ databaseUrl: io.config.db.databaseUrl, dataDir: dataDirOf(io) });
+}
+
+/** A line for people that is not a result: stderr (the status block's screen when there is one). */
+export function note(io: CommandIO, line: string, level: 'info' | 'warn' | 'error' = 'info'): void {
+  if (io.screen) io.screen.line(line, level);
+  else (io.err ?? io.out)(line);
+}
+
+/**
+ * Which database a command uses, printed by every command that opens one (a run from another directory or
+ * another user must never silently use another database): stdout with the results, stderr in --json mode.
+ */
+export function announceDb(io: CommandIO, db: Pick<Db, 'where' | 'kind'>): void {
+  const from = io.config.db.dataDirFrom;
+  const how = db.kind === 'postgres' ? ' (DATABASE_URL)' : from === 'default' ? ' (the default; --data-dir or PAYOUTS_DATA_DIR to change)' : from === 'env' ? ' (PAYOUTS_DATA_DIR)' : '';
+  const line = `Database: ${db.where}${how}`;
+  if (io.json) note(io, line);
+  else io.out(line);
+  // Before the per-user default, the database lived in ./.payouts under the working directory.
+  const legacy = path.join(io.cwd, '.payouts');
+  if (db.kind === 'pglite' && from === 'default' && path.resolve(legacy) !== dataDirOf(io) && existsSync(path.join(legacy, 'pgdata'))) {
+    note(io, `note: ${legacy} holds a database from an earlier version (whose default it was); this command does not use it. To use it: --data-dir ${legacy} (or PAYOUTS_DATA_DIR), or move it to ${dataDirOf(io)}`);
+  }
+}
+
+/** Opens what a command needs, says which database it is, and closes it whatever happens. */
 export async function withDb<T>(io: CommandIO, fn: (db: Db) => Promise<T>): Promise<T> {
   const db = await dbOf(io);
   try {
+    announceDb(io, db);
     return await fn(db);
   } finally {
     await db.close();
   }
 }
 
+/** --json output: one style everywhere (src/cli/jsonStyle.ts). */
 export function printJson(io: CommandIO, value: unknown): void {
-  io.out(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
+  io.out(jsonText(value));
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { startSandbox } from '../sandbox/server.js';
-import { runCommand } from './batch.js';
+import { runCommand } from './run.js';
 import type { CommandIO } from './context.js';
 
 /** The project's root (where package.json is), from the sources or from dist. */
@@ -33,9 +33,16 @@ export async function demoCommand(io: CommandIO, o: DemoOptions = {}): Promise<n
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
   try {
     if (!io.json) io.out(`Demo: sandbox API at ${sb.url} (balance ₹50,00,000.00), paying ${path.relative(io.cwd, csv) || csv}`);
+    // The demo never touches a real payroll's database: always the embedded one, by default in its own
+    // directory under the per-user data directory.
+    const db = io.config.db;
     const demoIo: CommandIO = {
       ...io,
-      config: { ...io.config, api: { ...io.config.api, baseUrl: sb.url, accessKey, secretKey } },
+      config: {
+        ...io.config,
+        api: { ...io.config.api, baseUrl: sb.url, accessKey, secretKey },
+        db: { ...db, databaseUrl: undefined, dataDir: db.dataDirFrom === 'default' ? path.join(db.dataDir, 'demo') : db.dataDir },
+      },
     };
     const code = await runCommand(demoIo, {
       csv,

@@ -2,7 +2,9 @@ import { getBatch } from '../db/batches.js';
 import { rowsOfBatch } from '../db/rows.js';
 import { reconcileBatch } from '../engine/reconcile.js';
 import { BatchNotFoundError } from '../errors.js';
-import { clientOf, loggerOf, printJson, withDb, type CommandIO } from './context.js';
+import { summarize } from '../report/report.js';
+import { Progress, snapshotPath } from '../cli/progress.js';
+import { clientOf, dataDirOf, loggerOf, printJson, withDb, type CommandIO } from './context.js';
 
 export interface ReconcileCommandOptions {
   batch: string;
@@ -21,10 +23,40 @@ export async function reconcileCommand(io: CommandIO, o: ReconcileCommandOptions
   try {
     return await withDb(io, async (db) => {
       if (!(await getBatch(db.knex, o.batch))) throw new BatchNotFoundError(`no batch named "${o.batch}": \`payouts status\` lists them`);
-      const res = await reconcileBatch(
-        { batch: o.batch, reviewAfterMs: o.reviewAfterMs, dryRun: o.dryRun, requestTimeoutMs: io.config.api.timeoutMs, ...(o.rate ? { rate: o.rate } : {}) },
-        { db: db.knex, client, logger },
-      );
+      const progress = io.screen
+        ? new Progress({
+            screen: io.screen,
+            batch: o.batch,
+            command: 'reconcile',
+            refresh: () => summarize(db.knex, o.batch),
+            snapshotFile: db.kind === 'pglite' && !o.dryRun ? snapshotPath(dataDirOf(io), o.batch) : undefined,
+            plainEveryMs: io.progressEveryMs,
+          })
+        : undefined;
+      if (progress) {
+        const before = await summarize(db.knex, o.batch);
+        progress.state.statuses = before;
+        progress.start();
+        progress.setPhase('reconcile', before.rows - before.counts.invalid - before.counts.cancelled);
+      }
+      let res: Awaited<ReturnType<typeof reconcileBatch>>;
+      try {
+        res = await reconcileBatch(
+          {
+            batch: o.batch,
+            reviewAfterMs: o.reviewAfterMs,
+            dryRun: o.dryRun,
+            requestTimeoutMs: io.config.api.timeoutMs,
+            stopSignal: io.stopSignal,
+            ...(o.rate ? { rate: o.rate } : {}),
+          },
+          { db: db.knex, client, logger, onEvent: (e) => progress?.event(e) },
+        );
+      } catch (err) {
+        await progress?.stop({ exitCode: -1, message: (err as Error).message });
+        throw err;
+      }
+      await progress?.stop({ exitCode: 0, message: `${res.checked} rows checked`, statuses: await summarize(db.knex, o.batch) });
       const review = await rowsOfBatch(db.knex, o.batch, ['needs_review']);
       if (io.json) {
         printJson(io, { ...res, needs_review: review.map((r) => ({ row: r.row_no, order_id: r.order_id, reason: r.last_error })) });

@@ -114,3 +114,41 @@ export async function sandboxPayinCommand(io: CommandIO, o: SandboxPayinOptions)
   }
   return 0;
 }
+
+/** The `sandbox` command's flags (the keys from the configuration: flags, then the environment). */
+export async function startSandboxFromArgs(io: CommandIO, argv: Record<string, unknown>): Promise<Sandbox> {
+  const { parseFaultOptions } = await import('../sandbox/faults.js');
+  const { accessKey, secretKey } = io.config.api;
+  if (!accessKey || !secretKey) throw new ConfigError('the sandbox needs --access-key and --secret-key (or ALLIANCE_ACCESS_KEY / ALLIANCE_SECRET_KEY)');
+  const balance = parseRupees(String(argv['balance']));
+  if (balance === undefined) throw new ConfigError(`--balance must be rupees like 500000 or 1111.11; got "${String(argv['balance'])}"`);
+  let faults = {};
+  if (argv['faults']) {
+    try {
+      faults = parseFaultOptions(JSON.parse(argv['faults'] as string));
+    } catch (err) {
+      throw new ConfigError(`--faults must be a JSON object of fault options: ${(err as Error).message}`);
+    }
+  }
+  return sandboxCommand(io, {
+    port: argv['port'] as number,
+    host: argv['host'] as string,
+    accessKey,
+    secretKey,
+    balancePaise: balance,
+    rate: argv['rate'] as number | undefined,
+    rateMode: argv['rateMode'] as 'bucket' | 'sliding',
+    settleMs: argv['settleMs'] as number | undefined,
+    seed: argv['seed'] as number | undefined,
+    webhookUrl: argv['webhookUrl'] as string | undefined,
+    dedupOrderIds: argv['dedup'] !== false,
+    ...(argv['reencode'] ? { reencode: argv['reencode'] as 'raw' | 'php' | 'ascii' } : {}),
+    getBodyMode: argv['acceptGetBody'] as 'empty' | '{}' | 'either',
+    timestampUnit: argv['acceptTimestamp'] as 'ms' | 's',
+    requireMobileNumber: Boolean(argv['requireMobileNumber']),
+    allowIps: argv['allowIp'] as string[] | undefined,
+    rejectSuffix: argv['rejectSuffix'] as string,
+    adminToken: io.config.sandboxAdminToken,
+    faults,
+  });
+}

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,12 +14,22 @@ export interface CliResult {
   stderr: string;
 }
 
+let xdg: string | undefined;
+/**
+ * The per-user data directory of the commands tests start: a temporary one, so a test that forgets
+ * --data-dir never writes into the real ~/.local/share/alliance-payouts.
+ */
+export function testDataHome(): string {
+  xdg ??= mkdtempSync(path.join(tmpdir(), 'payouts-test-xdg-'));
+  return xdg;
+}
+
 /** Runs the built `payouts` command in a child process with a clean environment plus `env`. */
 export function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [MAIN, ...args], {
       cwd: opts.cwd ?? ROOT,
-      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...opts.env },
+      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', XDG_DATA_HOME: testDataHome(), ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

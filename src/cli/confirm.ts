@@ -1,0 +1,106 @@
+import { formatRupeesIndian, type Paise } from '../money.js';
+import type { Preflight } from '../engine/events.js';
+import type { IngestResult, RowProblem } from '../engine/ingest.js';
+import type { StatusTotalsLike } from './summary.js';
+
+/**
+ * The confirmation a person answers before money moves: which API (live or a sandbox), how many payouts
+ * and rupees per method, fees, the balance before and after, what will not be sent and why, and what a
+ * corrected copy changed. Pure text, tested on its own; the question itself is asked by src/cli/ask.ts.
+ */
+export interface ConfirmFacts {
+  batch: { name: string; revision: number };
+  preflight: Preflight;
+  baseUrl: string;
+  /** The file just read (run); absent on resume. */
+  ingest?: IngestResult | undefined;
+  /** The batch's statuses before sending (rows not to be sent: invalid, failed, needs review…). */
+  statuses?: StatusTotalsLike | undefined;
+  /** Problems of rows from the database when there was no file read now (resume). */
+  problems?: RowProblem[] | undefined;
+}
+
+export interface ApiTarget {
+  host: string;
+  live: boolean;
+  /** "LIVE API api.example.com — real money" or "SANDBOX 127.0.0.1:4010". */
+  label: string;
+}
+
+const TEST_HOST = /(^|[.-])(sandbox|uat|test|testing|staging|stage|dev|demo|preprod)([.-]|$)/i;
+
+/** Live or a sandbox, from the base URL's host: local addresses and hosts named like a test system are sandboxes. */
+export function apiTarget(baseUrl: string): ApiTarget {
+  let host = baseUrl;
+  try {
+    host = new URL(baseUrl).host;
+  } catch {
+    // The client refuses a malformed URL before this is shown.
+  }
+  const name = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  const local = name === 'localhost' || name.endsWith('.localhost') || /^127\./.test(name) || name === '::1' || name === '0.0.0.0';
+  const live = !local && !TEST_HOST.test(name);
+  return { host, live, label: live ? `LIVE API ${host} — real money` : `SANDBOX ${host} (${local ? 'this machine' : 'a test system'})` };
+}
+
+/** "y" or "yes", any case: anything else (an empty line included) declines. */
+export function isYes(answer: string): boolean {
+  return /^y(es)?$/i.test(answer.trim());
+}
+
+const MAX_PROBLEMS_SHOWN = 5;
+
+export function confirmLines(f: ConfirmFacts): string[] {
+  const pf = f.preflight;
+  const target = apiTarget(f.baseUrl);
+  const r = (p: Paise) => formatRupeesIndian(p);
+  const lines: string[] = [];
+  lines.push(`About to pay batch "${f.batch.name}" (revision ${f.batch.revision}) through the ${target.label}`);
+  const width = Math.max(6, ...pf.byMethod.map((m) => m.method.length));
+  for (const m of pf.byMethod) lines.push(`  ${m.method.padEnd(width)} ${String(m.count).padStart(7)} payouts  ${r(m.amountPaise).padStart(18)}`);
+  lines.push(`  ${'total'.padEnd(width)} ${String(pf.toSend).padStart(7)} payouts  ${r(pf.amountPaise).padStart(18)}`);
+  lines.push(`  fees (estimate, --fee-per-payout): ${r(pf.feesPaise)}; needed ${r(pf.needPaise)}`);
+  if (pf.balancePaise !== null) lines.push(`  wallet balance ${r(pf.balancePaise)} now, about ${r(pf.balancePaise - pf.needPaise)} after`);
+
+  // What will not be sent, and why.
+  const s = f.statuses;
+  const notSent: string[] = [];
+  const invalid = f.ingest?.invalid ?? s?.counts.invalid ?? 0;
+  if (invalid) notSent.push(`${invalid} invalid`);
+  if (s?.counts.failed) notSent.push(`${s.counts.failed} refused by the API earlier (resend with --retry-failed)`);
+  if (s?.counts.needs_review) notSent.push(`${s.counts.needs_review} needing review (resend with --retry-review)`);
+  if (s?.counts.cancelled) notSent.push(`${s.counts.cancelled} cancelled`);
+  const already = (s?.counts.approved ?? 0) + (s?.counts.pending ?? 0) + (s?.counts.rejected ?? 0);
+  if (already) notSent.push(`${already} sent by an earlier run (not sent again)`);
+  if (s?.counts.sending) notSent.push(`${s.counts.sending} with an unknown outcome from an earlier run (asked about first, never sent blindly)`);
+  if (notSent.length) lines.push(`  not sent now: ${notSent.join('; ')}`);
+  const problems = (f.ingest?.problems ?? f.problems ?? []).filter((p) => p.errors.length > 0);
+  const shown = Math.min(problems.length, MAX_PROBLEMS_SHOWN);
+  for (const p of problems.slice(0, shown)) lines.push(`    row ${p.row}: ${p.errors.join('; ')}`);
+  if (invalid > shown) {
+    lines.push(`    ${shown ? `… ${invalid - shown} more invalid rows` : `the invalid rows`}: the report (\`payouts report ${f.batch.name}\`) lists every one with its reason`);
+  }
+  for (const n of f.ingest?.headerNotes ?? []) lines.push(`  note: ${n}`);
+
+  const rs = f.ingest?.revisionSummary;
+  if (rs) {
+    lines.push(
+      `  corrected copy: ${rs.kept} rows already sent and kept (not paid again), ${rs.toInsert} new or corrected rows, ${rs.dropped} unsent rows dropped, ${rs.keptNotInFile} sent rows no longer in the file kept, ${rs.accepted} accepted changes`,
+    );
+  }
+  // The same account paid the same amount by another recent batch: perhaps a duplicate upload.
+  const repeats = f.ingest?.repeats ?? [];
+  if (repeats.length) {
+    lines.push(`  WARNING: ${repeats.length}${repeats.length >= 50 ? '+' : ''} rows pay an account the same amount another batch paid (or is paying) in the last 30 days:`);
+    for (const x of repeats.slice(0, MAX_PROBLEMS_SHOWN)) {
+      lines.push(`    row ${x.row}: ${r(BigInt(x.amount_paise))}, like row ${x.other_row} of batch "${x.other_batch}" (${x.other_state}, ${new Date(x.created_at).toISOString().slice(0, 10)})`);
+    }
+    lines.push('    check these are not paid twice before answering y');
+  }
+  return lines;
+}
+
+/** The question under the facts. */
+export function confirmQuestion(pf: Preflight): string {
+  return `Send ${pf.toSend} payouts totalling ${formatRupeesIndian(pf.amountPaise)}? Type y to send, anything else (or Ctrl-C) declines: `;
+}

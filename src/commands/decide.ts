@@ -1,0 +1,138 @@
+import { userInfo, hostname } from 'node:os';
+import path from 'node:path';
+import { getBatch } from '../db/batches.js';
+import { readyByMethod } from '../db/rows.js';
+import { approveBatch, cancelBatch } from '../engine/decisions.js';
+import { BatchNotFoundError, EXIT, RefusedError } from '../errors.js';
+import { formatRupeesIndian } from '../money.js';
+import { summarize } from '../report/report.js';
+import { apiTarget, isYes } from '../cli/confirm.js';
+import { Progress, snapshotPath } from '../cli/progress.js';
+import { paiseOf, statusLines, summaryJson, unfinishedLines } from '../cli/summary.js';
+import { clientOf, dataDirOf, loggerOf, note, printJson, withDb, type CommandIO } from './context.js';
+
+/** Who decided, for the batch's record. */
+function who(): string {
+  try {
+    return `${userInfo().username}@${hostname()}`;
+  } catch {
+    return hostname();
+  }
+}
+
+/**
+ * `payouts approve <batch>`: the yes a person gives without a terminal run, e.g. one who reviewed the
+ * batch (`payouts run --dry-run`, `payouts status`) before a scheduled run pays it. Also lifts a decline
+ * given at a prompt. A corrected copy read later needs a new approval.
+ */
+export async function approveCommand(io: CommandIO, o: { batch: string; note?: string | undefined }): Promise<number> {
+  return withDb(io, async (db) => {
+    const rec = await getBatch(db.knex, o.batch);
+    if (!rec) throw new BatchNotFoundError(`no batch named "${o.batch}" in this database: \`payouts status\` lists them`);
+    const methods = await readyByMethod(db.knex, o.batch);
+    const count = methods.reduce((n, m) => n + m.count, 0);
+    const paise = methods.reduce((n, m) => n + m.paise, 0n);
+    await approveBatch({ db: db.knex }, o.batch, `approved with \`payouts approve\` by ${who()}${o.note ? `: ${o.note}` : ''}`);
+    if (io.json) {
+      printJson(io, { batch: o.batch, revision: rec.revision, decision: 'approved', was: rec.decision, to_send: count, amountPaise: paise });
+    } else {
+      io.out(`Batch ${o.batch} (revision ${rec.revision}) approved${rec.decision === 'declined' ? ' (it had been declined at a prompt)' : ''}: ${count} payouts of ${formatRupeesIndian(paise)} not sent yet.`);
+      io.out(`The next \`payouts resume ${o.batch} --yes\` (or a scheduled run) pays them. A corrected copy read later needs a new approval.`);
+    }
+    return EXIT.ok;
+  });
+}
+
+export interface CancelCommandOptions {
+  batch: string;
+  yes?: boolean | undefined;
+  reportDir?: string | undefined;
+  rate?: number | undefined;
+  pollTimeoutMs?: number | undefined;
+}
+
+/**
+ * `payouts cancel <batch>`: stops a batch for good. Rows never sent become `cancelled`; rows that may be at
+ * the API are asked about (never abandoned) and pending payouts are followed to their end. Asks first at a
+ * terminal; without one it needs --yes. Exit 0 once nothing of the batch is in flight, 4 while something is.
+ */
+export async function cancelCommand(io: CommandIO, o: CancelCommandOptions): Promise<number> {
+  const logger = loggerOf(io);
+  const client = clientOf(io, logger);
+  try {
+    return await withDb(io, async (db) => {
+      const rec = await getBatch(db.knex, o.batch);
+      if (!rec) throw new BatchNotFoundError(`no batch named "${o.batch}" in this database: \`payouts status\` lists them`);
+      if (rec.cancelled_at && !io.json) io.out(`Batch ${o.batch} was already cancelled on ${new Date(rec.cancelled_at).toISOString()}; resolving anything still in flight.`);
+      if (!rec.cancelled_at && !o.yes) {
+        const before = await summarize(db.knex, o.batch);
+        if (!io.ask) {
+          throw new RefusedError(`no terminal to confirm cancelling batch "${o.batch}" (${before.counts.not_sent} rows not sent would never be sent): pass --yes; nothing changed`);
+        }
+        note(io, `Cancel batch "${o.batch}" for good (${apiTarget(io.config.api.baseUrl ?? '').label})?`);
+        for (const l of statusLines(before)) note(io, l);
+        note(io, `  ${before.counts.not_sent} rows not sent (${formatRupeesIndian(paiseOf(before, 'not_sent'))}) would never be sent; rows already sent are followed to their end.`);
+        let yes = false;
+        try {
+          yes = isYes(await io.ask(`Cancel batch ${o.batch}? Type y to cancel, anything else keeps it: `));
+        } catch {
+          yes = false;
+        }
+        if (!yes) throw new RefusedError(`not cancelled: batch "${o.batch}" is unchanged`);
+      }
+      const progress = io.screen
+        ? new Progress({
+            screen: io.screen,
+            batch: o.batch,
+            command: 'cancel',
+            refresh: () => summarize(db.knex, o.batch),
+            snapshotFile: db.kind === 'pglite' ? snapshotPath(dataDirOf(io), o.batch) : undefined,
+            plainEveryMs: io.progressEveryMs,
+          })
+        : undefined;
+      progress?.start();
+      let res: Awaited<ReturnType<typeof cancelBatch>>;
+      try {
+        res = await cancelBatch(
+          {
+            batch: o.batch,
+            reportDir: path.resolve(io.cwd, o.reportDir ?? 'reports'),
+            stopSignal: io.stopSignal,
+            requestTimeoutMs: io.config.api.timeoutMs,
+            ...(o.rate !== undefined ? { rate: o.rate } : {}),
+            ...(o.pollTimeoutMs !== undefined ? { pollTimeoutMs: o.pollTimeoutMs } : {}),
+            onEvent: (e) => progress?.event(e),
+          },
+          { db: db.knex, client, logger },
+        );
+      } catch (err) {
+        await progress?.stop({ exitCode: -1, message: (err as Error).message });
+        throw err;
+      }
+      const summary = res.report?.summary ?? (await summarize(db.knex, o.batch));
+      const open = summary.counts.sending + summary.counts.pending + summary.counts.not_sent;
+      // Cancelled rows are the point of this command, not "rows not paid": done means nothing in flight.
+      const code = res.exitCode === EXIT.unpaidRows || res.exitCode === EXIT.ok ? (open > 0 ? EXIT.unfinished : EXIT.ok) : res.exitCode;
+      const message =
+        code === EXIT.ok
+          ? `batch ${o.batch} cancelled: ${res.cancelledNow} rows will never be sent; nothing is in flight`
+          : code === EXIT.unfinished
+            ? `batch ${o.batch} cancelled: ${res.cancelledNow} rows will never be sent; ${open} sent rows are not final yet: \`payouts cancel ${o.batch}\` again (or \`payouts resume ${o.batch}\`) follows them`
+            : res.message;
+      await progress?.stop({ exitCode: code, message, statuses: summary });
+      if (io.json) {
+        printJson(io, { batch: o.batch, exit_code: code, message, ...(code >= 2 ? { error: { code, message } } : {}), cancelled_now: res.cancelledNow, summary: summaryJson(summary), report: res.report ? { csv: res.report.csv, json: res.report.json } : undefined });
+      } else {
+        io.out(`Batch ${o.batch}:`);
+        for (const l of statusLines(summary)) io.out(l);
+        for (const l of unfinishedLines(summary, o.batch)) io.out(l);
+        if (code >= 2) note(io, `payouts: ${message}`, 'error');
+        else io.out(message);
+        if (res.report) io.out(`Report: ${res.report.csv} and ${res.report.json}`);
+      }
+      return code;
+    });
+  } finally {
+    await client.close();
+  }
+}
