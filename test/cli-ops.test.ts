@@ -185,7 +185,7 @@ describe('signals: SIGTERM to the installed command, as `timeout`, systemd and k
     expect(r.stderr).toMatch(/Stopping \(SIGTERM\): no new payouts are sent/);
     const sent = s.ledger().length;
     expect(r.stdout).toMatch(new RegExp(`Sent: ${sent} rows, ₹[\\d,.]+ \\(do not pay these again by hand\\)\\. Not sent: ${30 - sent} rows`));
-    const report = JSON.parse(readFileSync(path.join(d.reportDir, 'term.json'), 'utf8')) as { counts: Record<string, number> };
+    const report = JSON.parse(readFileSync(path.join(d.reportDir, 'term.json'), 'utf8')) as { summary: { counts: Record<string, number> } };
     expect(report.summary.counts).toMatchObject({ pending: sent, not_sent: 30 - sent, sending: 0 });
     // No orphan: the process is gone (it starts no children), and the database is free for the next run.
     expect(isAlive(child.pid!)).toBe(false);

@@ -239,7 +239,7 @@ describe('a mid-run Ctrl-C', { timeout: 120_000 }, () => {
     expect(out).toMatch(new RegExp(`pending\\s+${sent}\\s+₹[\\d,.]+\\s+sent, awaiting the bank`));
     expect(out).toMatch(new RegExp(`not_sent\\s+${30 - sent}\\s+₹[\\d,.]+\\s+not sent`));
     expect(out).toMatch(/payouts resume stop/);
-    const report = JSON.parse(readFileSync(path.join(d.reportDir, 'stop.json'), 'utf8')) as { counts: Record<string, number> };
+    const report = JSON.parse(readFileSync(path.join(d.reportDir, 'stop.json'), 'utf8')) as { summary: { counts: Record<string, number> } };
     expect(report.summary.counts).toMatchObject({ pending: sent, not_sent: 30 - sent, sending: 0 });
   });
 });

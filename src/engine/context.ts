@@ -24,7 +24,10 @@ export interface EngineOptions {
   leaseMarginMs: number;
   /**
    * How long after the last moment a request could have been sent a 404 from status is trusted to mean
-   * "never created" (a server may still be processing a request whose connection died). Default 10000.
+   * "never created" (a server may still be processing a request whose connection died, long after our
+   * timeout). Keep it well above the longest the API can take to execute a request it received; beyond
+   * that, exactly-once rests on the API refusing a repeated order_id (README). Default 60000 (twice the
+   * request timeout).
    */
   ambiguousGraceMs: number;
   /** Sends of one order_id (each after a status 404) before leaving it for an operator. Default 3. */
@@ -43,7 +46,7 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   leaseMs: 120_000,
   requestTimeoutMs: 30_000,
   leaseMarginMs: 1_000,
-  ambiguousGraceMs: 10_000,
+  ambiguousGraceMs: 60_000,
   maxSendsPerRow: 3,
   pollIntervalMs: 2_000,
   pollMaxIntervalMs: 60_000,
