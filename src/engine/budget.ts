@@ -27,10 +27,12 @@ export interface SharedGateOptions {
 const SPENT: Ticket = { sent: () => {}, cancel: () => {} };
 
 /**
- * Slots reserved from the database a few at a time (a quarter second's worth), each used only within the
- * margin after its time (a late slot is dropped, never used late: a request sent late could land in the
- * next window beside another runner's). So arrivals from all runners keep the spacing of the shared
- * sequence. A runner that dies leaves at most its last reservation unused.
+ * Slots reserved from the database a few at a time (a quarter second's worth), each used only within half
+ * the margin after its time (a late slot is dropped, never used late: a request sent late could land in
+ * the next window beside another runner's). So arrivals from all runners keep the spacing of the shared
+ * sequence: any R + 1 of them span at least 1000 + margin/2 ms, less the error in placing the database's
+ * clock on ours — kept small by using the reservation with the shortest round trip seen lately. A runner
+ * that dies leaves at most its last reservation unused.
  */
 export class SharedGate implements RateGate {
   private readonly now: () => number;
@@ -41,6 +43,8 @@ export class SharedGate implements RateGate {
   private reserving = false;
   /** After a failed reservation: no new attempt before this. */
   private pausedUntil = 0;
+  /** Database clock minus ours (ms), with the round trip it was measured over. */
+  private readonly offsets: { rtt: number; offset: number }[] = [];
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -72,7 +76,7 @@ export class SharedGate implements RateGate {
     this.timer = undefined;
     while (this.waiters.length > 0) {
       const t = this.now();
-      while (this.slots.length > 0 && t >= this.slots[0]! + this.marginMs) this.slots.shift(); // too late to use
+      while (this.slots.length > 0 && t >= this.slots[0]! + this.marginMs / 2) this.slots.shift(); // too late to use
       if (this.slots.length === 0) {
         if (t < this.pausedUntil) this.timer = setTimeout(() => this.pump(), Math.ceil(this.pausedUntil - t));
         else this.reserve();
@@ -95,9 +99,13 @@ export class SharedGate implements RateGate {
     const t0 = this.now();
     reserveSlots(this.db, this.account, n, this.baseIntervalMs, 0.1)
       .then((r) => {
-        // The database's "now" happened between sending the query and reading its answer.
-        const localAtDbNow = (t0 + this.now()) / 2;
-        const first = localAtDbNow + (r.first.getTime() - r.dbNow.getTime());
+        // The database's "now" happened between sending the query and reading its answer: at the midpoint,
+        // give or take half the round trip. The shortest round trip of the last few gives the best estimate.
+        const t1 = this.now();
+        this.offsets.push({ rtt: t1 - t0, offset: r.dbNow.getTime() - (t0 + t1) / 2 });
+        if (this.offsets.length > 20) this.offsets.shift();
+        const best = this.offsets.reduce((a, b) => (b.rtt < a.rtt ? b : a));
+        const first = r.first.getTime() - best.offset;
         for (let k = 0; k < n; k++) this.slots.push(first + k * r.intervalMs);
       })
       .catch((err: unknown) => {

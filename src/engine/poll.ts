@@ -78,8 +78,9 @@ export async function pollLoop(runner: Runner, batch: string, o: PollLoopOptions
     }
     const next = await nextPollInMs(runner.db, batch);
     if (next === undefined && !o.sending()) return 0;
-    // While sending, new pending rows appear at any moment: look again soon.
-    const wait = Math.min(next ?? 100, o.sending() ? 100 : Infinity, deadline - Date.now());
+    // While sending, new pending rows appear at any moment: look again soon. Otherwise at most every 2 s:
+    // the next due row may be one another runner is polling (held), which it may finish long before.
+    const wait = Math.min(next ?? 100, o.sending() ? 100 : 2000, deadline - Date.now());
     if (wait > 0) await runner.nap(wait + 5, o.stop);
   }
 }
