@@ -8,10 +8,13 @@
  * ledger's executions.
  */
 import { createServer } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import { startSandbox } from '../src/sandbox/server.js';
 
 const cfg = JSON.parse(process.env['FAR_SIDE'] ?? '{}') as { limit: number; settleMs: number; webhookUrl?: string; accessKey: string; secretKey: string };
+const loop = monitorEventLoopDelay({ resolution: 5 });
+loop.enable();
 const log: { at: number; what: string; status: number }[] = [];
 const sb = await startSandbox({
   accessKey: cfg.accessKey,
@@ -37,6 +40,8 @@ const info = createServer((_req, res) => {
     refused: log.filter((l) => l.status === 429).length,
     payouts: ledger.length,
     max_executions: Math.max(0, ...ledger.map((e) => sb.executions(e.orderId))),
+    // How late the far side's own event loop ran (ms): a stalled far side timestamps arrivals late, in clumps.
+    loop_delay_ms: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
   };
   res.writeHead(200, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));

@@ -31,6 +31,7 @@ import { ingestFile } from '../src/engine/ingest.js';
 import { runBatch, type RunOptions } from '../src/engine/run.js';
 import { maxInWindow } from './meter.js';
 import { spawn } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 const KEYS = { accessKey: 'bench-access', secretKey: 'bench-secret-0123456789' };
@@ -145,12 +146,24 @@ async function run(s: Scenario, dir: string): Promise<Record<string, unknown>> {
       pollTimeoutMs: 600_000,
       ...(s.webhooks ? { webhooks: { port, token } } : {}),
     };
+    const loop = monitorEventLoopDelay({ resolution: 5 });
+    loop.enable();
     const t0 = performance.now();
     const results = await Promise.all(dbs.map((db, i) => runBatch(opts, { db: db.knex, client: clients[i]!, logger })));
     const wall = (performance.now() - t0) / 1000;
-    const seen = await getJson<{ arrivals: number[]; log: { at: number; what: string }[]; refused: number; payouts: number; max_executions: number }>(far.info);
+    loop.disable();
+    const seen = await getJson<{
+      arrivals: number[];
+      log: { at: number; what: string }[];
+      refused: number;
+      payouts: number;
+      max_executions: number;
+      loop_delay_ms: { p50: number; p99: number; max: number };
+    }>(far.info);
     const ledger = seen;
     const arrivals = seen.arrivals.sort((a, b) => a - b);
+    // BENCH_DUMP=dir keeps every arrival (time and request) of each scenario for a closer look.
+    if (process.env['BENCH_DUMP']) writeFileSync(path.join(process.env['BENCH_DUMP'], `${s.name}.arrivals.json`), JSON.stringify(seen.log));
     const busy = busyRate(seen.log);
     const ideal = (2 * s.payouts) / s.rate + s.settleMs / 1000;
     return {
@@ -170,6 +183,9 @@ async function run(s: Scenario, dir: string): Promise<Record<string, unknown>> {
       wall_s: +wall.toFixed(1),
       ideal_2n_over_r_plus_settle_s: +ideal.toFixed(1),
       wall_over_ideal: +(wall / ideal).toFixed(3),
+      // Event-loop lateness (ms, p99 / max) of the runner and of the far side: where stalls came from.
+      runner_loop_delay_ms: [+(loop.percentile(99) / 1e6).toFixed(1), +(loop.max / 1e6).toFixed(1)],
+      far_loop_delay_ms: [+seen.loop_delay_ms.p99.toFixed(1), +seen.loop_delay_ms.max.toFixed(1)],
     };
   } finally {
     for (const c of clients) await c.close();

@@ -172,6 +172,7 @@ describe('the confirmation', () => {
       invalid: 2,
       warnings: 0,
       validTotalPaise: 0n,
+      fileTotalPaise: 4_250_50n,
       headerNotes: ['column "notes" is ignored'],
       problems: [
         { row: 4, errors: ['beneficiary_name looks like a formula'], warnings: [] },
@@ -184,6 +185,10 @@ describe('the confirmation', () => {
     } satisfies IngestResult;
     const text = confirmLines({ batch: { name: 'nov', revision: 2 }, preflight: pf, baseUrl: 'https://api.alliancepay.in', ingest, statuses: statuses({ approved: [1, '100.00'] }) }).join('\n');
     expect(text).toMatch(/batch "nov" \(revision 2\) through the LIVE API api\.alliancepay\.in — real money/);
+    // The whole file's control totals, to compare with the payroll sheet (every row, valid or not).
+    expect(text).toMatch(/the file: 6 data rows, amounts adding up to ₹4,250\.50 \(compare with the payroll sheet; --expect-rows and --expect-total check it\)/);
+    const checked = confirmLines({ batch: { name: 'nov', revision: 2 }, preflight: pf, baseUrl: 'https://x.test', ingest, control: { rows: 6, totalPaise: 4_250_50n } }).join('\n');
+    expect(checked).toMatch(/the file: 6 data rows, amounts adding up to ₹4,250\.50 \(matches --expect-rows 6 and --expect-total ₹4,250\.50\)/);
     expect(text).toMatch(/IMPS\s+2 payouts\s+₹1,500\.50/);
     expect(text).toMatch(/NEFT\s+1 payouts\s+₹2,000\.00/);
     expect(text).toMatch(/total\s+3 payouts\s+₹3,500\.50/);

@@ -14,6 +14,7 @@ import {
   errorFromResponse,
 } from './errors.js';
 import type { RateGate } from './gate.js';
+import { TICKET, ticketOnWire } from './wire.js';
 import { bodyLine, serializeBody, sign, type GetBodyMode, type JsonEscapeMode, type TimestampUnit } from './signing.js';
 import {
   API_PATHS,
@@ -103,6 +104,8 @@ export class AllianceClient {
   private readonly timestampUnit: TimestampUnit;
   private readonly maxResponseBytes: number;
   private readonly dispatcher: Dispatcher;
+  /** The dispatcher with the rate gate's tickets settled on the wire (wire.ts). */
+  private readonly wire: Dispatcher;
   private readonly ownsDispatcher: boolean;
   private readonly logger: Logger | undefined;
   private readonly now: () => number;
@@ -145,6 +148,7 @@ export class AllianceClient {
       });
       this.ownsDispatcher = true;
     }
+    this.wire = this.dispatcher.compose(ticketOnWire);
     // Keep secrets off enumerable properties so a stray console.log(client) shows nothing.
     Object.defineProperty(this, 'secretKey', { enumerable: false });
     Object.defineProperty(this, 'accessKey', { enumerable: false });
@@ -241,7 +245,8 @@ export class AllianceClient {
   /** One attempt: sign now, send the prepared bytes, map any failure to an AllianceError. */
   async send(prepared: PreparedRequest, opts: CallOptions = {}): Promise<RawResponse> {
     const { method, path } = prepared;
-    // Nothing but signing between the ticket and the wire; the ticket learns when the request left.
+    // Nothing but signing between the ticket and the hand-over to undici; the connection itself tells the
+    // ticket when the request is written (wire.ts), however late that is.
     const ticket = opts.gate ? await opts.gate.take(opts.signal) : undefined;
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
@@ -255,9 +260,9 @@ export class AllianceClient {
         ticket?.cancel();
         throw err;
       }
-      ticket?.sent();
       res = await request(`${this.baseUrl}/${path}`, {
-        dispatcher: this.dispatcher,
+        ...(ticket ? { [TICKET]: ticket } : {}),
+        dispatcher: this.wire,
         method,
         headers,
         body: prepared.body,
@@ -266,6 +271,9 @@ export class AllianceClient {
         bodyTimeout: this.timeoutMs,
       });
     } catch (err) {
+      // Never handed to a connection (refused before dispatch): give the ticket back. A no-op when the
+      // request was written (a ticket settles once).
+      ticket?.cancel();
       throw this.transportError(err, prepared, timeout, opts.signal);
     }
     let text: string;

@@ -18,6 +18,8 @@ export interface ConfirmFacts {
   statuses?: StatusTotalsLike | undefined;
   /** Problems of rows from the database when there was no file read now (resume). */
   problems?: RowProblem[] | undefined;
+  /** The control totals given (--expect-rows, --expect-total), already checked against the file. */
+  control?: { rows?: number | undefined; totalPaise?: Paise | undefined } | undefined;
 }
 
 export interface ApiTarget {
@@ -56,6 +58,18 @@ export function confirmLines(f: ConfirmFacts): string[] {
   const r = (p: Paise) => formatRupeesIndian(p);
   const lines: string[] = [];
   lines.push(`About to pay batch "${f.batch.name}" (revision ${f.batch.revision}) through the ${target.label}`);
+  // The file as a whole, to compare with the payroll sheet: every data row and every readable amount.
+  if (f.ingest) {
+    const c = f.control ?? {};
+    const checked = [
+      ...(c.rows !== undefined ? [`--expect-rows ${c.rows}`] : []),
+      ...(c.totalPaise !== undefined ? [`--expect-total ${r(c.totalPaise)}`] : []),
+    ];
+    lines.push(
+      `  the file: ${f.ingest.rows} data rows, amounts adding up to ${r(f.ingest.fileTotalPaise)} ` +
+        (checked.length ? `(matches ${checked.join(' and ')})` : `(compare with the payroll sheet; --expect-rows and --expect-total check it)`),
+    );
+  }
   const width = Math.max(6, ...pf.byMethod.map((m) => m.method.length));
   for (const m of pf.byMethod) lines.push(`  ${m.method.padEnd(width)} ${String(m.count).padStart(7)} payouts  ${r(m.amountPaise).padStart(18)}`);
   lines.push(`  ${'total'.padEnd(width)} ${String(pf.toSend).padStart(7)} payouts  ${r(pf.amountPaise).padStart(18)}`);

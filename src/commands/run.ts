@@ -102,7 +102,7 @@ export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<n
         },
       };
       if (io.ask && !dryRun) {
-        opts.confirm = async (pf, rec) => confirm(io, rec, pf, ingest, await summarize(db.knex, batch));
+        opts.confirm = async (pf, rec) => confirm(io, rec, pf, ingest, await summarize(db.knex, batch), o);
       }
       progress?.start();
       let res: RunResult;
@@ -167,9 +167,23 @@ export function ingestLines(i: IngestResult): string[] {
 }
 
 /** The question before money moves: the facts on stderr, then "y" or anything else. */
-async function confirm(io: CommandIO, rec: BatchRecord, pf: Preflight, ingest: IngestResult | undefined, statuses: StatusTotalsLike): Promise<boolean> {
+async function confirm(
+  io: CommandIO,
+  rec: BatchRecord,
+  pf: Preflight,
+  ingest: IngestResult | undefined,
+  statuses: StatusTotalsLike,
+  control: { expectRows?: number | undefined; expectTotalPaise?: Paise | undefined },
+): Promise<boolean> {
   io.screen?.clearStatus();
-  const lines = confirmLines({ batch: { name: rec.name, revision: rec.revision }, preflight: pf, baseUrl: io.config.api.baseUrl ?? '', ingest, statuses });
+  const lines = confirmLines({
+    batch: { name: rec.name, revision: rec.revision },
+    preflight: pf,
+    baseUrl: io.config.api.baseUrl ?? '',
+    ingest,
+    statuses,
+    control: { rows: control.expectRows, totalPaise: control.expectTotalPaise },
+  });
   if (rec.decision === 'declined') lines.unshift(`This batch was declined at a prompt earlier${rec.decided_at ? ` (${new Date(rec.decided_at).toISOString()})` : ''}; answering y now approves it.`);
   for (const l of lines) note(io, l);
   const answer = await io.ask!(confirmQuestion(pf));

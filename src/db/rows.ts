@@ -226,3 +226,31 @@ export async function repeatedPayments(db: Knex, batch: string, withinDays: numb
   );
   return res.rows as RepeatedPayment[];
 }
+
+/** Rows left by a partial read of an older version of this program (never claimable, never claimed). */
+export async function deletePartialRead(trx: Knex.Transaction, batch: string, revision: number): Promise<number> {
+  return trx('payout_rows').where({ batch, revision }).whereNull('first_claimed_at').del();
+}
+
+/** The rows of the batch's current file: counts, and the totals of valid rows and of every amount. */
+export async function fileRowTotals(
+  db: Knex,
+  batch: string,
+): Promise<{ rows: number; invalid: number; warnings: number; validTotalPaise: bigint; fileTotalPaise: bigint }> {
+  const r = (await db('payout_rows')
+    .where({ batch, in_file: true })
+    .select(
+      db.raw('count(*)::int AS rows'),
+      db.raw(`count(*) FILTER (WHERE state = 'invalid')::int AS invalid`),
+      db.raw(`count(*) FILTER (WHERE jsonb_array_length(warnings) > 0)::int AS warnings`),
+      db.raw(`coalesce(sum(amount_paise) FILTER (WHERE state <> 'invalid'), 0)::text AS total`),
+      db.raw(`coalesce(sum(amount_paise), 0)::text AS file_total`),
+    )
+    .first()) as { rows: number; invalid: number; warnings: number; total: string; file_total: string };
+  return { rows: Number(r.rows), invalid: Number(r.invalid), warnings: Number(r.warnings), validTotalPaise: BigInt(r.total), fileTotalPaise: BigInt(r.file_total) };
+}
+
+/** Whether the batch has a row with an explicit order_id (from the CSV) in one of these states. */
+export async function hasExplicitOrderId(db: Knex, batch: string, states: readonly RowState[]): Promise<boolean> {
+  return (await db('payout_rows').where({ batch, order_id_source: 'csv' }).whereIn('state', states as RowState[]).first('id')) !== undefined;
+}

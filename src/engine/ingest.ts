@@ -8,8 +8,8 @@ import type { HeaderMapping } from '../batch/columns.js';
 import { InputError, RefusedError } from '../errors.js';
 import { formatRupeesIndian, type Paise } from '../money.js';
 import { maskAccount } from '../log.js';
-import { batchesWithFile, completeIngest, createBatch, lockBatch, type BatchRecord } from '../db/batches.js';
-import { existingOrderIds, insertRows, readyByMethod, repeatedPayments, type Issue, type NewRow, type RepeatedPayment } from '../db/rows.js';
+import { batchesWithFile, completeIngest, createBatch, getBatch, lockBatch, type BatchRecord } from '../db/batches.js';
+import { deletePartialRead, existingOrderIds, fileRowTotals, insertRows, readyByMethod, repeatedPayments, type Issue, type NewRow, type RepeatedPayment } from '../db/rows.js';
 import { countClaimed, countRowsOf, dropNeverClaimed, keepForLine, lockPayees, markNotInFile } from '../db/revisions.js';
 import { payeeKey, planRevision, refKey, type Conflict, type NewPayee, type RevisionPlan } from './revise.js';
 import { batchIdentity, batchKey } from './identity.js';
@@ -80,6 +80,8 @@ export interface IngestResult {
   warnings: number;
   /** Total of the file's valid rows. */
   validTotalPaise: Paise;
+  /** Total of every amount in the file that could be read, valid row or not (what control totals compare). */
+  fileTotalPaise: Paise;
   revisionSummary?: RevisionSummary;
   /** Notes about the header: columns ignored, empty header cells. */
   headerNotes: string[];
@@ -133,7 +135,7 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
   const sha = await fileSha256(opts.csvPath);
   const source = path.resolve(opts.csvPath);
   const now = opts.now ?? (() => new Date());
-  const quick = await db<BatchRecord>('batches').where({ name: opts.batch }).first();
+  const quick = await getBatch(db, opts.batch);
   if (quick && quick.file_sha256 === sha && quick.ingest_complete) return unchanged(db, quick, opts.dryRun ?? false);
 
   try {
@@ -150,7 +152,7 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
       // Another runner read this very file while we waited for the lock.
       if (b.file_sha256 === sha && b.ingest_complete) return unchanged(trx, b, opts.dryRun ?? false);
       // Rows left by a partial read of an older version of this program (never claimable, never claimed).
-      if (!b.ingest_complete) await trx('payout_rows').where({ batch: b.name, revision: b.revision }).whereNull('first_claimed_at').del();
+      if (!b.ingest_complete) await deletePartialRead(trx, b.name, b.revision);
 
       const hasRows = (await countRowsOf(trx, b.name)) > 0;
       const read = hasRows ? await revise(trx, b, opts, sha) : await readNew(trx, b, opts, sha);
@@ -177,23 +179,16 @@ async function refuseDuplicateFile(trx: Knex.Transaction, batch: string, sha: st
 }
 
 async function unchanged(db: Knex, b: BatchRecord, dryRun: boolean): Promise<IngestResult> {
-  const r = (await db('payout_rows')
-    .where({ batch: b.name, in_file: true })
-    .select(
-      db.raw('count(*)::int AS rows'),
-      db.raw(`count(*) FILTER (WHERE state = 'invalid')::int AS invalid`),
-      db.raw(`count(*) FILTER (WHERE jsonb_array_length(warnings) > 0)::int AS warnings`),
-      db.raw(`coalesce(sum(amount_paise) FILTER (WHERE state <> 'invalid'), 0)::text AS total`),
-    )
-    .first()) as { rows: number; invalid: number; warnings: number; total: string };
+  const r = await fileRowTotals(db, b.name);
   return {
     batch: b.name,
     revision: b.revision,
     kind: 'unchanged',
-    rows: Number(r.rows),
-    invalid: Number(r.invalid),
-    warnings: Number(r.warnings),
-    validTotalPaise: BigInt(r.total),
+    rows: r.rows,
+    invalid: r.invalid,
+    warnings: r.warnings,
+    validTotalPaise: r.validTotalPaise,
+    fileTotalPaise: r.fileTotalPaise,
     headerNotes: [],
     problems: [],
     repeats: await repeatedPayments(db, b.name, 30),
@@ -216,11 +211,13 @@ interface ReadPass {
   invalid: number;
   warnings: number;
   validTotalPaise: Paise;
+  /** Every readable amount, valid row or not. */
+  fileTotalPaise: Paise;
 }
 
 /** Streams the file once; `onLine` sees every data row in order. */
 async function readPass(b: BatchRecord, opts: IngestOptions, key: string, onLine: (line: Line) => Promise<void> | void): Promise<ReadPass> {
-  const pass: ReadPass = { header: null, headerNotes: [], problems: [], referenceColumn: null, rows: 0, invalid: 0, warnings: 0, validTotalPaise: 0n };
+  const pass: ReadPass = { header: null, headerNotes: [], problems: [], referenceColumn: null, rows: 0, invalid: 0, warnings: 0, validTotalPaise: 0n, fileTotalPaise: 0n };
   for await (const line of readBatchRows(opts.csvPath, {
     batch: key,
     ...(opts.defaultUserId ?? b.default_user_id ? { defaultUserId: (opts.defaultUserId ?? b.default_user_id)! } : {}),
@@ -236,6 +233,7 @@ async function readPass(b: BatchRecord, opts: IngestOptions, key: string, onLine
     expectTotalPaise: opts.expectTotalPaise,
   })) {
     pass.rows++;
+    pass.fileTotalPaise += line.amountPaise ?? 0n;
     if ((line.errors.length || line.warnings.length) && pass.problems.length < MAX_PROBLEMS) {
       const mask = (m: string) => (line.accountNumber.length >= 5 ? m.split(line.accountNumber).join(maskAccount(line.accountNumber)) : m);
       pass.problems.push({ row: line.rowNo, errors: line.errors.map((e) => mask(e.message)), warnings: line.warnings.map((w) => mask(w.message)) });
@@ -313,6 +311,7 @@ async function readNew(trx: Knex.Transaction, b: BatchRecord, opts: IngestOption
     invalid: writer.invalid,
     warnings: writer.warnings,
     validTotalPaise: writer.validTotalPaise,
+    fileTotalPaise: pass.fileTotalPaise,
     headerNotes: pass.headerNotes,
     problems: pass.problems,
     ready: await readyOf(trx, b.name),
@@ -415,6 +414,7 @@ async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions
     invalid,
     warnings,
     validTotalPaise: validTotal,
+    fileTotalPaise: pass.fileTotalPaise,
     revisionSummary: summaryOf(plan, stored.length),
     headerNotes: pass.headerNotes,
     problems: pass.problems,

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { formatRupees } from '../money.js';
 import { fieldForHeader } from '../batch/columns.js';
 import { batchForReport, iterateReportRows, type ReportSourceRow } from '../db/reports.js';
+import { hasExplicitOrderId } from '../db/rows.js';
 import type { RowState } from '../states.js';
 import { BOM } from './csv.js';
 import { writeFileAtomic } from './files.js';
@@ -91,7 +92,7 @@ export async function writeCorrections(db: Knex, batch: string, file: string): P
   const ctx = { batch, decision: b?.decision ?? null, forCorrections: true };
   const header = b?.source_header && b.source_header.length ? b.source_header.map((h) => h.replace(/^\uFEFF/, '')) : null;
   // Is there any explicit order_id to keep? Only then does the fallback need the column.
-  const withOrderId = header === null && (await db('payout_rows').where({ batch, order_id_source: 'csv' }).whereIn('state', FIXABLE_STATES as RowState[]).first('id')) !== undefined;
+  const withOrderId = header === null && (await hasExplicitOrderId(db, batch, FIXABLE_STATES));
   const base = header ?? [...CANONICAL_COLUMNS, ...(withOrderId ? ['order_id'] : [])];
   const reasonCol = base.some((h) => h.trim().toLowerCase() === 'reason') ? 'payouts_reason' : 'reason';
   const columns = [...base, reasonCol];

@@ -75,6 +75,8 @@ export interface SandboxOptions {
   /** Webhook retry tuning (tests shorten it). Defaults: 5 attempts, 100 ms doubling. */
   webhookAttempts?: number;
   webhookBaseDelayMs?: number;
+  /** Hold-back of a delivery under the webhookReorder fault, shortest and longest (default 50 to 500 ms). */
+  webhookReorderMs?: [number, number];
 }
 
 export interface Sandbox {
@@ -104,6 +106,8 @@ export interface Sandbox {
   arrivals(): number[];
   /** Resolves when no webhook delivery is queued or being retried. */
   webhooksIdle(): Promise<void>;
+  /** Webhook deliveries: sent, given up, still queued, held back by the webhookReorder fault. */
+  webhookStats(): { sent: number; failed: number; pending: number; heldBack: number };
 }
 
 const MAX_BODY = 1024 * 1024;
@@ -262,6 +266,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     logger: log,
     ...(opts.webhookAttempts === undefined ? {} : { attempts: opts.webhookAttempts }),
     ...(opts.webhookBaseDelayMs === undefined ? {} : { baseDelayMs: opts.webhookBaseDelayMs }),
+    ...(opts.webhookReorderMs === undefined ? {} : { reorderMinMs: opts.webhookReorderMs[0], reorderMaxMs: opts.webhookReorderMs[1] }),
   });
 
   const ledger = new Ledger({
@@ -541,5 +546,6 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     requestCount: () => requests,
     arrivals: () => arrivals.slice(),
     webhooksIdle: () => webhooks.idle(),
+    webhookStats: () => webhooks.stats(),
   };
 }
