@@ -86,6 +86,12 @@ function batchArgs(argv: Args, config: Config) {
   };
 }
 
+function repeatWindow(v: unknown): number {
+  const n = Number(v ?? 30);
+  if (!Number.isInteger(n) || n < 0 || n > 3650) throw new UsageError(`--repeat-window ${String(v)}: give whole days from 0 (off) to 3650`);
+  return n;
+}
+
 function expectTotal(text: unknown): bigint | undefined {
   if (text === undefined) return undefined;
   const p = parseRupeeInput(String(text));
@@ -120,6 +126,7 @@ const cli = yargs(hideBin(process.argv))
         .option('expect-total', { type: 'string', describe: 'Control total: refuse the file unless its rows add up to these rupees (e.g. 1,23,456.00)' })
         .option('accept-unterminated', { type: 'boolean', default: false, describe: 'Accept a last line without a line break (normally held back: a file still being written looks like that)' })
         .option('allow-duplicate-file', { type: 'boolean', default: false, describe: 'Run a file another batch already ran (same content): normally refused, it would pay everyone again' })
+        .option('repeat-window', { type: 'number', default: 30, describe: 'Days to look back for another batch paying the same account the same amount (listed as warnings before the yes)' })
         .example('$0 run payroll-nov.csv --user-id M123 --dry-run', 'What a run would do: invalid rows, totals per method, balance; nothing stored or sent')
         .example('$0 run payroll-nov.csv --user-id M123', 'Pay it: asks for y at a terminal after showing API, rows, rupees and balance')
         .example('$0 run payroll-nov.csv --user-id M123 --yes', 'Pay without a question (cron, systemd, CI)')
@@ -142,6 +149,7 @@ const cli = yargs(hideBin(process.argv))
           expectTotalPaise: expectTotal(argv['expectTotal']),
           acceptUnterminated: Boolean(argv['acceptUnterminated']),
           allowDuplicateFile: Boolean(argv['allowDuplicateFile']),
+          repeatWindowDays: repeatWindow(argv['repeatWindow']),
         });
       },
       { graceful: true },

@@ -86,6 +86,12 @@ describe.each(BACKENDS)('duplicate uploads on %s', (kind) => {
     });
     expect(res.exitCode).toBe(3);
     expect(shown).toEqual([2, 3, 4, 5, 6]);
+    // The look-back is configurable (--repeat-window): 0 days looks at nothing.
+    const off = await run({ batch: `${kind}-mixed`, csvPath: file, yes: false, repeatWindowDays: 0, confirm: async () => false });
+    expect(off.ingest).toBeDefined();
+    expect(off.ingest!.repeats).toEqual([]);
+    const week = await run({ batch: `${kind}-mixed`, csvPath: file, yes: false, repeatWindowDays: 7, confirm: async () => false });
+    expect(week.ingest!.repeats.map((r) => r.row)).toEqual([2, 3, 4, 5, 6]);
     expect(res.ingest!.repeats.every((r) => r.other_batch === `${kind}-bonus` && r.other_state === 'approved')).toBe(true);
     // The exact same file as the first batch, explicitly allowed: paid again, as asked.
     const again = path.join(dir, `${kind}-bonus-third.csv`);

@@ -31,6 +31,8 @@ export interface RunCommandOptions {
   /** Control totals (--expect-rows, --expect-total). */
   expectRows?: number | undefined;
   expectTotalPaise?: Paise | undefined;
+  /** Days to look back for another batch paying an account the same amount (warnings). Default 30. */
+  repeatWindowDays?: number | undefined;
   retryFailed?: boolean | undefined;
   retryReview?: boolean | undefined;
   /** An explicit yes given up front: pay without a question (the only way without a terminal). */
@@ -87,6 +89,7 @@ export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<n
         acceptChanges: o.acceptChanges ?? [],
         expectRows: o.expectRows,
         expectTotalPaise: o.expectTotalPaise,
+        ...(o.repeatWindowDays !== undefined ? { repeatWindowDays: o.repeatWindowDays } : {}),
         retryFailed: o.retryFailed ?? false,
         retryReview: o.retryReview ?? false,
         acceptUnterminated: o.acceptUnterminated ?? false,

@@ -136,7 +136,7 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
   const source = path.resolve(opts.csvPath);
   const now = opts.now ?? (() => new Date());
   const quick = await getBatch(db, opts.batch);
-  if (quick && quick.file_sha256 === sha && quick.ingest_complete) return unchanged(db, quick, opts.dryRun ?? false);
+  if (quick && quick.file_sha256 === sha && quick.ingest_complete) return unchanged(db, quick, opts.dryRun ?? false, opts.repeatWindowDays ?? 30);
 
   try {
     return await db.transaction(async (trx) => {
@@ -150,7 +150,7 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
       const b = (await lockBatch(trx, opts.batch))!;
       if (created && !opts.allowDuplicateFile) await refuseDuplicateFile(trx, b.name, sha);
       // Another runner read this very file while we waited for the lock.
-      if (b.file_sha256 === sha && b.ingest_complete) return unchanged(trx, b, opts.dryRun ?? false);
+      if (b.file_sha256 === sha && b.ingest_complete) return unchanged(trx, b, opts.dryRun ?? false, opts.repeatWindowDays ?? 30);
       // Rows left by a partial read of an older version of this program (never claimable, never claimed).
       if (!b.ingest_complete) await deletePartialRead(trx, b.name, b.revision);
 
@@ -178,7 +178,7 @@ async function refuseDuplicateFile(trx: Knex.Transaction, batch: string, sha: st
   );
 }
 
-async function unchanged(db: Knex, b: BatchRecord, dryRun: boolean): Promise<IngestResult> {
+async function unchanged(db: Knex, b: BatchRecord, dryRun: boolean, repeatWindowDays: number): Promise<IngestResult> {
   const r = await fileRowTotals(db, b.name);
   return {
     batch: b.name,
@@ -191,7 +191,7 @@ async function unchanged(db: Knex, b: BatchRecord, dryRun: boolean): Promise<Ing
     fileTotalPaise: r.fileTotalPaise,
     headerNotes: [],
     problems: [],
-    repeats: await repeatedPayments(db, b.name, 30),
+    repeats: await repeatedPayments(db, b.name, repeatWindowDays),
     ready: await readyOf(db, b.name),
     dryRun,
   };
