@@ -81,9 +81,16 @@ function batchArgs(argv: Args, config: Config) {
       leaseMs: parseDuration(argv['lease'] as string, '--lease', 120_000),
       ambiguousGraceMs: parseDuration(argv['grace'] as string, '--grace', 60_000),
       pollIntervalMs: parseDuration(argv['pollInterval'] as string, '--poll-interval', 2_000),
+      rateMarginMs: rateMargin(argv['rateMargin']),
       requestTimeoutMs: config.api.timeoutMs,
     },
   };
+}
+
+function rateMargin(v: unknown): number {
+  const ms = parseDuration(v as string | undefined, '--rate-margin', 40);
+  if (ms > 1000) throw new ConfigError(`--rate-margin ${String(v)} is more than a second: give it with a unit, e.g. 40ms or 150ms`);
+  return ms;
 }
 
 function repeatWindow(v: unknown): number {

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
 import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
-import { startMeter, maxInWindow } from '../bench/meter.js';
+import { maxInWindow } from '../bench/meter.js';
+import { startMeterProcess } from './helpers/meter.js';
 import { LocalGate } from '../src/alliance/gate.js';
 import { runBatch, type RunOptions } from '../src/engine/run.js';
 import { openDb } from '../src/db/connect.js';
@@ -105,14 +106,22 @@ describe.each(BACKENDS)('the API rate limit at the server on %s', (kind) => {
   it('a run at --rate R never puts more than R requests in any second at the server, and meets no 429', async () => {
     const R = 30;
     const sb = await sandbox({ settleMs: 300 });
-    const meter = await startMeter({ target: sb.url, limit: R });
+    // The witness runs in its own process: in this one, a stall of the runner's event loop would stamp the
+    // requests written before it as arriving after it, which no server would see.
+    const meter = await startMeterProcess(sb.url, R);
     const client = clientFor(meter);
     try {
-      const res = await runBatch({ batch: `${kind}-rate`, csvPath: csv('rate', 60), defaultUserId: 'M1', reportDir: path.join(dir, 'r'), ...FAST, rate: R }, { db: db.knex, client, logger: quietLogger });
+      // A margin of 150 ms for a test suite that loads both cores (the meter's process can be scheduled late
+      // too); the default 40 ms is measured on a quiet machine in BENCHMARKS.md "Rate limit".
+      const res = await runBatch(
+        { batch: `${kind}-rate`, csvPath: csv('rate', 60), defaultUserId: 'M1', reportDir: path.join(dir, 'r'), ...FAST, rate: R, rateMarginMs: 150 },
+        { db: db.knex, client, logger: quietLogger },
+      );
       expect(res.exitCode, res.message).toBe(0);
-      expect(meter.refused()).toBe(0);
-      expect(meter.maxInWindow()).toBeLessThanOrEqual(R);
-      expect(meter.arrivals().length).toBeGreaterThanOrEqual(121); // balance + 60 initiates + 60 or more status checks
+      const seen = await meter.seen();
+      expect(seen.refused).toBe(0);
+      expect(seen.maxInWindow).toBeLessThanOrEqual(R);
+      expect(seen.arrivals.length).toBeGreaterThanOrEqual(121); // balance + 60 initiates + 60 or more status checks
     } finally {
       await client.close();
       await meter.close();
@@ -123,7 +132,7 @@ describe.each(BACKENDS)('the API rate limit at the server on %s', (kind) => {
   it.runIf(kind === 'postgres')('two runners on one PostgreSQL share one budget: R in total, not 2R', async () => {
     const R = 30;
     const sb = await sandbox({ settleMs: 300 });
-    const meter = await startMeter({ target: sb.url, limit: R });
+    const meter = await startMeterProcess(sb.url, R);
     const other = await openDb({ databaseUrl: db.url! });
     const c1 = clientFor(meter);
     const c2 = clientFor(meter);
@@ -131,12 +140,13 @@ describe.each(BACKENDS)('the API rate limit at the server on %s', (kind) => {
       const batch = 'shared-rate';
       await ingestFile(db.knex, { batch, csvPath: csv('shared', 80), defaultUserId: 'M1' });
       const run = (knex: typeof db.knex, client: typeof c1) =>
-        runBatch({ batch, reportDir: path.join(dir, 'r'), ...FAST, rate: R }, { db: knex, client, logger: quietLogger });
+        runBatch({ batch, reportDir: path.join(dir, 'r'), ...FAST, rate: R, rateMarginMs: 150 }, { db: knex, client, logger: quietLogger });
       const [a, b] = await Promise.all([run(db.knex, c1), run(other.knex, c2)]);
       expect([a.exitCode, b.exitCode]).toEqual([0, 0]);
       expect(sb.ledger()).toHaveLength(80);
-      expect(meter.refused()).toBe(0);
-      expect(meter.maxInWindow()).toBeLessThanOrEqual(R);
+      const seen = await meter.seen();
+      expect(seen.refused).toBe(0);
+      expect(seen.maxInWindow).toBeLessThanOrEqual(R);
     } finally {
       await c1.close();
       await c2.close();

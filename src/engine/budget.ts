@@ -8,9 +8,9 @@ import { budgetRateLimited, reserveSlots } from '../db/budget.js';
  * it (SharedGate): N runners with --rate R send R in total, and a 429 slows them all. The embedded database
  * has one process, so its gate is local.
  */
-export function gateFor(db: Knex, account: string, rate: number, logger?: Logger): RateGate {
+export function gateFor(db: Knex, account: string, rate: number, logger?: Logger, marginMs = 40): RateGate {
   const client = (db.client as { config?: { client?: unknown } }).config?.client;
-  return client === 'pg' ? new SharedGate(db, account, { rate, ...(logger ? { logger } : {}) }) : new LocalGate({ rate });
+  return client === 'pg' ? new SharedGate(db, account, { rate, marginMs, ...(logger ? { logger } : {}) }) : new LocalGate({ rate, marginMs });
 }
 
 export interface SharedGateOptions {

@@ -14,6 +14,12 @@ import { newOwner } from './owner.js';
 export interface EngineOptions {
   /** API requests per second, initiate and status together. Default 5. */
   rate: number;
+  /**
+   * Added to the rate gate's one-second window to absorb the jitter between a request leaving and the
+   * server counting it (alliance/gate.ts): R requests per 1000 + margin ms. Default 40; raise it when a
+   * long or uneven network path meets 429s at --rate below the API's limit.
+   */
+  rateMarginMs: number;
   /** API requests in flight at once. Default 4. */
   concurrency: number;
   /** How long a runner holds a claimed row before another runner may take it over. Default 120000. */
@@ -42,6 +48,7 @@ export interface EngineOptions {
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   rate: 5,
+  rateMarginMs: 40,
   concurrency: 4,
   leaseMs: 120_000,
   requestTimeoutMs: 30_000,
@@ -95,7 +102,8 @@ export class Runner {
     // The queue bounds requests in flight; the rate is governed at the wire by the gate (one budget per API
     // account, shared through PostgreSQL by every runner on it).
     this.queue = new PQueue({ concurrency: this.options.concurrency });
-    this.gate = deps.gate ?? gateFor(deps.db, deps.client.accountKey(), this.options.rate, deps.logger);
+    if (!(this.options.rateMarginMs >= 0 && this.options.rateMarginMs <= 1000)) throw new RangeError('the rate margin must be 0 to 1000 ms');
+    this.gate = deps.gate ?? gateFor(deps.db, deps.client.accountKey(), this.options.rate, deps.logger, this.options.rateMarginMs);
   }
 
   /** Options for every API call of this runner: its kill switch and its rate gate. */
