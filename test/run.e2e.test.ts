@@ -62,93 +62,99 @@ describe.each(BACKENDS)('a batch end to end on %s', (kind) => {
   const run = (over: Partial<RunOptions> = {}) =>
     runBatch({ batch: 'nov', csvPath: csv, defaultUserId: 'u-1', reportDir: reports, ...FAST, ...over }, { db: db.knex, client, logger: quietLogger });
 
-  it('pays every valid row once, reports every row, and exits 1 for the unpaid ones', async () => {
-    const before = sb.balancePaise();
-    const res = await run();
-    expect(res.exitCode).toBe(1);
-    const c = res.report!.summary.counts;
-    expect(c).toMatchObject({ approved: 3, rejected: 1, invalid: 1, pending: 0, failed: 0 });
-    const ledger = sb.ledger();
-    expect(ledger).toHaveLength(4);
-    for (const e of ledger) expect(sb.executions(e.orderId)).toBe(1);
-    // The wallet lost exactly the approved amounts plus their charges.
-    const approved = ledger.filter((e) => e.status === 'Approved');
-    const spent = approved.reduce((s, e) => s + e.amountPaise + e.chargePaise, 0n);
-    expect(before - sb.balancePaise()).toBe(spent);
-    expect(approved.map((e) => e.amountPaise).sort()).toEqual([150050n, 200000n, 9999999n]);
+  // One payroll's life, step by step: each step starts from where the one before left the batch, so they are
+  // one test (the order is the point), not five that would fail when run alone or shuffled.
+  it('a payroll from first run to corrected copy to retried rows: every valid row paid once, every row reported', async () => {
+    // 1. pays every valid row once, reports every row, and exits 1 for the unpaid ones
+    {
+      const before = sb.balancePaise();
+      const res = await run();
+      expect(res.exitCode).toBe(1);
+      const c = res.report!.summary.counts;
+      expect(c).toMatchObject({ approved: 3, rejected: 1, invalid: 1, pending: 0, failed: 0 });
+      const ledger = sb.ledger();
+      expect(ledger).toHaveLength(4);
+      for (const e of ledger) expect(sb.executions(e.orderId)).toBe(1);
+      // The wallet lost exactly the approved amounts plus their charges.
+      const approved = ledger.filter((e) => e.status === 'Approved');
+      const spent = approved.reduce((s, e) => s + e.amountPaise + e.chargePaise, 0n);
+      expect(before - sb.balancePaise()).toBe(spent);
+      expect(approved.map((e) => e.amountPaise).sort()).toEqual([150050n, 200000n, 9999999n]);
 
-    const text = readFileSync(res.report!.csv, 'utf8');
-    // A UTF-8 BOM first, so a spreadsheet reads the names as UTF-8.
-    expect(text.startsWith('\uFEFFrow,')).toBe(true);
-    const lines = text.slice(1).trim().split('\r\n');
-    expect(lines).toHaveLength(6);
-    expect(lines[0]).toMatch(
-      /^row,order_id,reference,beneficiary_name,account,ifsc,bank_name,payment_method,amount,charge,debited,status,status_label,utr,reason,status_message,/,
-    );
-    const body = lines.slice(1).join('\n');
-    expect(body).not.toContain('123456789012');
-    expect(body).toContain('XXXXXXXX9012');
-    expect(lines.find((l) => l.startsWith('5,'))).toMatch(/invalid.*ifsc/i);
-    // Each UTR in its spreadsheet-text form (="…", CSV-quoted), every digit kept.
-    for (const e of approved) expect(body).toContain(`"=""${e.transactionId!}"""`);
-  });
-
-  it('running the finished batch again sends nothing and reports the same', async () => {
-    const requests = sb.requestCount();
-    const first = JSON.parse(readFileSync(path.join(reports, 'nov.json'), 'utf8'));
-    const res = await run();
-    expect(res.exitCode).toBe(1);
-    expect(res.ingest?.kind).toBe('unchanged');
-    expect(sb.requestCount()).toBe(requests);
-    expect(res.report!.summary.counts).toEqual(first.summary.counts);
-    expect(res.report!.summary.totals).toEqual(first.summary.totals);
-    expect(first.rows).toHaveLength(5);
-  });
-
-  it('a different file under a batch that has paid is refused unless it is declared a corrected copy', async () => {
-    writeFileSync(csv, CSV.replace('SBIN060589', 'SBIN0060589').replace('José Kumar', 'Jose Kumar'));
-    const requests = sb.requestCount();
-    await expect(run()).rejects.toBeInstanceOf(RefusedError);
-    // A dry run says what a real run would do: refuse without --revise, show the merge with it; and it stores nothing.
-    await expect(run({ dryRun: true })).rejects.toBeInstanceOf(RefusedError);
-    const preview = await run({ dryRun: true, revise: true });
-    expect(preview.dryRun).toBe(true);
-    expect(preview.ingest).toMatchObject({ kind: 'revised', revision: 2, invalid: 0 });
-    expect(preview.ingest!.revisionSummary).toMatchObject({ kept: 4, toInsert: 1, conflicts: [] });
-    expect(preview.preflight!.toSend).toBe(1);
-    expect(sb.requestCount()).toBe(requests + 1); // the balance check only
-    expect((await getBatch(db.knex, 'nov'))!.revision).toBe(1);
-    expect((await rowsOfBatch(db.knex, 'nov')).map((r) => r.state).sort()).toEqual(['approved', 'approved', 'approved', 'invalid', 'rejected']);
-  });
-
-  it('a corrected copy pays only the fixed row', async () => {
-    const res = await run({ revise: true });
-    expect(res.ingest?.kind).toBe('revised');
-    expect(res.report!.summary.counts).toMatchObject({ approved: 4, rejected: 1, invalid: 0 });
-    expect(sb.ledger()).toHaveLength(5);
-    for (const e of sb.ledger()) expect(sb.executions(e.orderId)).toBe(1);
-  });
-
-  it('retrying failed rows asks status first: a row the API did create is adopted, not paid again', async () => {
-    // Tamper: the database believes an approved payout failed (as if its answer had been misread).
-    const paid = (await rowsOfBatch(db.knex, 'nov', ['approved']))[0]!;
-    await db.knex('payout_rows').where({ id: paid.id }).update({ state: 'failed', transaction_id: null });
-    const before = sb.executions(paid.order_id!);
-    const res = await runBatch(
-      { batch: 'nov', retryFailed: true, reportDir: reports, ...FAST },
-      { db: db.knex, client, logger: quietLogger },
-    );
-    expect(sb.executions(paid.order_id!)).toBe(before);
-    const after = (await rowsOfBatch(db.knex, 'nov')).find((r) => r.id === paid.id)!;
-    expect(after.state).toBe('approved');
-    expect(after.transaction_id).toBe(paid.transaction_id);
-    expect(res.report!.summary.counts.failed).toBe(0);
+      const text = readFileSync(res.report!.csv, 'utf8');
+      // A UTF-8 BOM first, so a spreadsheet reads the names as UTF-8.
+      expect(text.startsWith('\uFEFFrow,')).toBe(true);
+      const lines = text.slice(1).trim().split('\r\n');
+      expect(lines).toHaveLength(6);
+      expect(lines[0]).toMatch(
+        /^row,order_id,reference,beneficiary_name,account,ifsc,bank_name,payment_method,amount,charge,debited,status,status_label,utr,reason,status_message,/,
+      );
+      const body = lines.slice(1).join('\n');
+      expect(body).not.toContain('123456789012');
+      expect(body).toContain('XXXXXXXX9012');
+      expect(lines.find((l) => l.startsWith('5,'))).toMatch(/invalid.*ifsc/i);
+      // Each UTR in its spreadsheet-text form (="…", CSV-quoted), every digit kept.
+      for (const e of approved) expect(body).toContain(`"=""${e.transactionId!}"""`);
+    }
+    // 2. running the finished batch again sends nothing and reports the same
+    {
+      const requests = sb.requestCount();
+      const first = JSON.parse(readFileSync(path.join(reports, 'nov.json'), 'utf8'));
+      const res = await run();
+      expect(res.exitCode).toBe(1);
+      expect(res.ingest?.kind).toBe('unchanged');
+      expect(sb.requestCount()).toBe(requests);
+      expect(res.report!.summary.counts).toEqual(first.summary.counts);
+      expect(res.report!.summary.totals).toEqual(first.summary.totals);
+      expect(first.rows).toHaveLength(5);
+    }
+    // 3. a different file under a batch that has paid is refused unless it is declared a corrected copy
+    {
+      writeFileSync(csv, CSV.replace('SBIN060589', 'SBIN0060589').replace('José Kumar', 'Jose Kumar'));
+      const requests = sb.requestCount();
+      await expect(run()).rejects.toBeInstanceOf(RefusedError);
+      // A dry run says what a real run would do: refuse without --revise, show the merge with it; and it stores nothing.
+      await expect(run({ dryRun: true })).rejects.toBeInstanceOf(RefusedError);
+      const preview = await run({ dryRun: true, revise: true });
+      expect(preview.dryRun).toBe(true);
+      expect(preview.ingest).toMatchObject({ kind: 'revised', revision: 2, invalid: 0 });
+      expect(preview.ingest!.revisionSummary).toMatchObject({ kept: 4, toInsert: 1, conflicts: [] });
+      expect(preview.preflight!.toSend).toBe(1);
+      expect(sb.requestCount()).toBe(requests + 1); // the balance check only
+      expect((await getBatch(db.knex, 'nov'))!.revision).toBe(1);
+      expect((await rowsOfBatch(db.knex, 'nov')).map((r) => r.state).sort()).toEqual(['approved', 'approved', 'approved', 'invalid', 'rejected']);
+    }
+    // 4. a corrected copy pays only the fixed row
+    {
+      const res = await run({ revise: true });
+      expect(res.ingest?.kind).toBe('revised');
+      expect(res.report!.summary.counts).toMatchObject({ approved: 4, rejected: 1, invalid: 0 });
+      expect(sb.ledger()).toHaveLength(5);
+      for (const e of sb.ledger()) expect(sb.executions(e.orderId)).toBe(1);
+    }
+    // 5. retrying failed rows asks status first: a row the API did create is adopted, not paid again
+    {
+      // Tamper: the database believes an approved payout failed (as if its answer had been misread).
+      const paid = (await rowsOfBatch(db.knex, 'nov', ['approved']))[0]!;
+      await db.knex('payout_rows').where({ id: paid.id }).update({ state: 'failed', transaction_id: null });
+      const before = sb.executions(paid.order_id!);
+      const res = await runBatch(
+        { batch: 'nov', retryFailed: true, reportDir: reports, ...FAST },
+        { db: db.knex, client, logger: quietLogger },
+      );
+      expect(sb.executions(paid.order_id!)).toBe(before);
+      const after = (await rowsOfBatch(db.knex, 'nov')).find((r) => r.id === paid.id)!;
+      expect(after.state).toBe('approved');
+      expect(after.transaction_id).toBe(paid.transaction_id);
+      expect(res.report!.summary.counts.failed).toBe(0);
+    }
   });
 
   it('an API that cannot answer the balance check sends nothing and exits 6', async () => {
     const down = clientFor({ url: 'http://127.0.0.1:9' });
     try {
-      writeFileSync(path.join(dir, 'down.csv'), CSV);
+      // Its own file: the same content as another batch's would be refused as a duplicate upload first.
+      writeFileSync(path.join(dir, 'down.csv'), CSV.replace('José Kumar', 'José Kumar Down'));
       const res = await runBatch(
         { batch: 'down', csvPath: path.join(dir, 'down.csv'), defaultUserId: 'u', reportDir: reports, ...FAST },
         { db: db.knex, client: down, logger: quietLogger },
@@ -163,7 +169,9 @@ describe.each(BACKENDS)('a batch end to end on %s', (kind) => {
 
   it('refuses to write a report over its own input file', async () => {
     const requests = sb.requestCount();
-    await expect(run({ reportDir: dir })).rejects.toThrow(/overwrite the input/);
+    const own = path.join(dir, 'own.csv');
+    writeFileSync(own, CSV.replace('José Kumar', 'José Kumar Own'));
+    await expect(run({ batch: 'own', csvPath: own, reportDir: dir })).rejects.toThrow(/overwrite the input/);
     expect(sb.requestCount()).toBe(requests);
   });
 
@@ -171,14 +179,17 @@ describe.each(BACKENDS)('a batch end to end on %s', (kind) => {
     const poor = await sandbox({ balancePaise: 100_00n });
     const c2 = clientFor(poor);
     try {
+      const file = path.join(dir, 'poor.csv');
+      writeFileSync(file, CSV.replace('José Kumar', 'José Kumar Poor'));
       const res = await runBatch(
-        { batch: 'poor', csvPath: csv, defaultUserId: 'u-1', reportDir: reports, ...FAST },
+        { batch: 'poor', csvPath: file, defaultUserId: 'u-1', reportDir: reports, ...FAST },
         { db: db.knex, client: c2, logger: quietLogger },
       );
       expect(res.exitCode).toBe(3);
       expect(res.message).toMatch(/short/);
       expect(poor.ledger()).toHaveLength(0);
-      expect(res.report!.summary.counts.not_sent).toBe(5);
+      // The file's four valid rows not sent; its invalid one reported as such.
+      expect(res.report!.summary.counts).toMatchObject({ not_sent: 4, invalid: 1 });
     } finally {
       await c2.close();
       await poor.close();
