@@ -19,6 +19,7 @@ import { RefusedError } from '../src/errors.js';
 import { rowsOfBatch } from '../src/db/rows.js';
 import type { FaultOptions } from '../src/sandbox/faults.js';
 import type { Sandbox } from '../src/sandbox/server.js';
+import type { PayoutRow } from '../src/db/rows.js';
 import { Rng } from '../src/sandbox/rng.js';
 
 const FULL = process.env['CHAOS_FULL'] === '1';
@@ -61,6 +62,39 @@ export function faultsFor(seed: number): FaultOptions {
     latencySpikeRate: r() * 0.15,
     latencySpikeMs: 250,
   };
+}
+
+/**
+ * Every initiate the sandbox answered, by order_id, with whether its outcome left the client unable to know
+ * if it executed (a 5xx, a dropped or hung connection, an answer slower than the client's timeout).
+ */
+class Attempts {
+  private readonly byOrder = new Map<string, { ambiguous: boolean; fault: string }[]>();
+  readonly logger = (line: object): void => {
+    const l = line as { path?: string; order_id?: string; status?: number; fault?: string; ms?: number };
+    if (l.path !== 'api/v1/payout/initiate' || !l.order_id) return;
+    const status = l.status ?? 0;
+    const ambiguous = status >= 500 || status < 0 || (l.ms ?? 0) >= FAST.requestTimeoutMs!;
+    this.byOrder.set(l.order_id, [...(this.byOrder.get(l.order_id) ?? []), { ambiguous, fault: l.fault ?? String(status) }]);
+  };
+  ambiguous(orderId: string): number {
+    return (this.byOrder.get(orderId) ?? []).filter((a) => a.ambiguous).length;
+  }
+}
+
+/**
+ * The one needs_review a healthy run may leave behind under faults, by design (issue 8: "the resend cap"): a
+ * row sent maxSendsPerRow times, each time ambiguously, and each time absent at the API after the grace
+ * period. Allowed only when the sandbox confirms both halves: that many ambiguous attempts really reached it
+ * for that order_id, and it never executed one. A runner that parks a row for any other reason (say, a 429
+ * counted as a send) still fails the oracle.
+ */
+function capReached(sb: Sandbox, attempts: Attempts) {
+  return (r: PayoutRow) =>
+    r.order_id !== null &&
+    /^sent \d+ times and each time the API later had no such payout/.test(r.last_error ?? '') &&
+    sb.executions(r.order_id) === 0 &&
+    attempts.ambiguous(r.order_id) >= FAST.maxSendsPerRow!;
 }
 
 function seeds(n: number): number[] {
@@ -138,8 +172,10 @@ describe.each(BACKENDS)('exactly-once on %s', (kind) => {
   });
 
   it(`pays exactly once under seeded faults (${seeds(FAULT_SEEDS).length} seeds)`, { timeout: 1_800_000 }, async () => {
+    let capped = 0;
     for (const seed of seeds(FAULT_SEEDS)) {
-      const sb = await sandbox({ seed, dedupOrderIds: false, settleMs: 30, faults: faultsFor(seed) });
+      const attempts = new Attempts();
+      const sb = await sandbox({ seed, dedupOrderIds: false, settleMs: 30, faults: faultsFor(seed), logger: attempts.logger });
       try {
         const batch = `${kind}-faults-${seed}`;
         const csv = path.join(dir, `${batch}.csv`);
@@ -147,11 +183,15 @@ describe.each(BACKENDS)('exactly-once on %s', (kind) => {
         const res = await runOnce(sb, { batch, csvPath: csv, defaultUserId: 'u', concurrency: 1 + (seed % 3) });
         expect(res).not.toBeInstanceOf(CrashError);
         if (!(res instanceof Error)) expect(res.exitCode).not.toBe(2);
-        expectClean(await finishAndCheck(sb, batch, rows, 2), seed);
+        const report = await finishAndCheck(sb, batch, rows, 2, { reviewAllowed: capReached(sb, attempts) });
+        expectClean(report, seed);
+        capped += report.reviewAllowedRows;
       } finally {
         await sb.close();
       }
     }
+    // For BENCHMARKS.md: how many rows ended at the resend cap (each verified against the sandbox above).
+    if (FULL) console.log(`fault schedules on ${kind}: ${capped} rows reached the resend cap`);
   });
 
   it(`a lost database, the same batch name: nothing adopted, nothing paid twice (${seeds(LOST_DB).length} schedules)`, { timeout: 900_000 }, async () => {

@@ -1,8 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Agent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AllianceClient } from '../src/alliance/client.js';
 import type { RateGate, Ticket } from '../src/alliance/gate.js';
+import { NetworkError, TimeoutError } from '../src/alliance/errors.js';
 
 /**
  * The rate gate's ticket is settled by the connection, when the request is written, not when the client
@@ -62,9 +64,9 @@ function recordingGate(): { gate: RateGate; tickets: Record_[] } {
   return { gate, tickets };
 }
 
-function client(url: string): AllianceClient {
+function client(url: string, timeoutMs = 5000): AllianceClient {
   // One connection: a second request waits in undici's queue until the first is answered.
-  return new AllianceClient({ baseUrl: url, accessKey: 'k', secretKey: 's-0123456789', connections: 1, timeoutMs: 5000 });
+  return new AllianceClient({ baseUrl: url, accessKey: 'k', secretKey: 's-0123456789', connections: 1, timeoutMs });
 }
 
 describe('a ticket is settled on the wire', () => {
@@ -110,6 +112,33 @@ describe('a ticket is settled on the wire', () => {
       expect(tickets[0]!.sent).toBeDefined();
     } finally {
       await c.close();
+    }
+  });
+
+  it('a POST whose time runs out before a connection takes it was certainly not sent; one that was written is ambiguous', async () => {
+    const srv = await server(600);
+    // Two clients on one connection: A (patient) holds it past B's timeout, so B never leaves the queue.
+    const agent = new Agent({ connections: 1 });
+    const opts = { baseUrl: srv.url, accessKey: 'k', secretKey: 's-0123456789', dispatcher: agent };
+    const patient = new AllianceClient({ ...opts, timeoutMs: 5000 });
+    const hasty = new AllianceClient({ ...opts, timeoutMs: 300 });
+    try {
+      const a = patient.send(patient.preparePost('api/v1/slow', { n: 1 }));
+      await new Promise((r) => setTimeout(r, 20));
+      const b = await hasty.send(hasty.preparePost('api/v1/fast', { n: 2 })).catch((e: unknown) => e);
+      expect(b).toBeInstanceOf(NetworkError);
+      expect((b as NetworkError).ambiguous).toBe(false);
+      expect((b as Error).message).toMatch(/not sent within 300 ms/);
+      await a;
+      expect(srv.arrived.has('/api/v1/fast')).toBe(false);
+      // Written, and no answer in time: the API may have executed it.
+      const c = await hasty.send(hasty.preparePost('api/v1/slow', { n: 3 })).catch((e: unknown) => e);
+      expect(c).toBeInstanceOf(TimeoutError);
+      expect((c as TimeoutError).ambiguous).toBe(true);
+    } finally {
+      await patient.close();
+      await hasty.close();
+      await agent.close();
     }
   });
 });

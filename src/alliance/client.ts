@@ -14,7 +14,7 @@ import {
   errorFromResponse,
 } from './errors.js';
 import type { RateGate } from './gate.js';
-import { TICKET, ticketOnWire } from './wire.js';
+import { WIRE, ticketOnWire, type WireState } from './wire.js';
 import { bodyLine, serializeBody, sign, type GetBodyMode, type JsonEscapeMode, type TimestampUnit } from './signing.js';
 import {
   API_PATHS,
@@ -251,6 +251,7 @@ export class AllianceClient {
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
     const started = this.now();
+    const wire: WireState = { ticket, written: false };
     let res: Dispatcher.ResponseData;
     try {
       let headers: Record<string, string>;
@@ -261,7 +262,7 @@ export class AllianceClient {
         throw err;
       }
       res = await request(`${this.baseUrl}/${path}`, {
-        ...(ticket ? { [TICKET]: ticket } : {}),
+        ...{ [WIRE]: wire },
         dispatcher: this.wire,
         method,
         headers,
@@ -274,7 +275,7 @@ export class AllianceClient {
       // Never handed to a connection (refused before dispatch): give the ticket back. A no-op when the
       // request was written (a ticket settles once).
       ticket?.cancel();
-      throw this.transportError(err, prepared, timeout, opts.signal);
+      throw this.transportError(err, prepared, timeout, opts.signal, false, wire.written);
     }
     let text: string;
     try {
@@ -344,6 +345,7 @@ export class AllianceClient {
     timeout: AbortSignal,
     callerSignal: AbortSignal | undefined,
     afterHeaders = false,
+    written = true,
   ): AllianceError {
     const { method, path } = prepared;
     if (err instanceof AllianceError) return err;
@@ -351,12 +353,16 @@ export class AllianceClient {
     const d = { method, path, cause: err };
     if (callerSignal?.aborted) return new AbortedError(`${method} ${path}: cancelled`, d);
     const code = e.code ?? (e as { cause?: { code?: string } }).cause?.code;
+    // The connection never took the request (no free connection, a busy event loop, a connect that failed):
+    // not a byte reached the server, whatever ended the wait. Certainly not executed.
+    const neverWritten = !written && !afterHeaders;
     if (
       timeout.aborted ||
       code === 'UND_ERR_HEADERS_TIMEOUT' ||
       code === 'UND_ERR_BODY_TIMEOUT' ||
       e.name === 'TimeoutError'
     ) {
+      if (neverWritten) return new NetworkError(`${method} ${path}: not sent within ${this.timeoutMs} ms (no connection took it)`, { ...d, sent: false, ...(code ? { code } : {}) });
       return new TimeoutError(`${method} ${path}: no answer within ${this.timeoutMs} ms`, d);
     }
     // These fail before a byte of the request reaches the server: certainly not executed.
@@ -373,7 +379,7 @@ export class AllianceClient {
       'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
       'CERT_HAS_EXPIRED',
     ]);
-    const sent = afterHeaders || !(code !== undefined && notSent.has(code));
+    const sent = afterHeaders || (!neverWritten && !(code !== undefined && notSent.has(code)));
     const what =
       code === 'ECONNREFUSED'
         ? `connection refused by ${this.baseUrl}: is the API (or sandbox) running and ALLIANCE_BASE_URL right?`

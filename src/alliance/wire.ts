@@ -7,11 +7,21 @@ import type { Ticket } from './gate.js';
  * runner, tens to hundreds of milliseconds later, measured in BENCHMARKS.md "Rate limit"), so `sent()` is
  * called by the connection itself, right before the request's first byte goes on the socket (undici's
  * onConnect / onRequestStart). A request that never reached a socket (aborted or failed while queued)
- * cancels its ticket instead.
+ * cancels its ticket instead, and is known never to have reached the server (the client then reports it
+ * as not sent, even when it was the timeout that ended it: nothing for the API to have executed).
  */
-export const TICKET = Symbol('payouts.ticket');
+export const WIRE = Symbol('payouts.wire');
 
-export type TicketedOptions = Dispatcher.DispatchOptions & { [TICKET]?: Ticket };
+/**
+ * What one request learns from its connection: whether it was written (or answered) at all. A request that
+ * failed or timed out before that never reached the server: certainly not executed.
+ */
+export interface WireState {
+  ticket?: Ticket | undefined;
+  written: boolean;
+}
+
+export type WiredOptions = Dispatcher.DispatchOptions & { [WIRE]?: WireState };
 
 /**
  * The handler as it is, whichever of undici's two handler styles it uses, with the ticket settled on the
@@ -19,13 +29,14 @@ export type TicketedOptions = Dispatcher.DispatchOptions & { [TICKET]?: Ticket }
  * call), a response (sent: a dispatcher that answers without a connection, such as a mock, starts
  * nothing), an error before either (never sent: cancelled).
  */
-function withTicket(handler: Dispatcher.DispatchHandler, ticket: Ticket): Dispatcher.DispatchHandler {
+function withTicket(handler: Dispatcher.DispatchHandler, wire: WireState): Dispatcher.DispatchHandler {
   let settled = false;
   const settle = (sent: boolean) => {
     if (settled) return;
     settled = true;
-    if (sent) ticket.sent();
-    else ticket.cancel();
+    wire.written = sent;
+    if (sent) wire.ticket?.sent();
+    else wire.ticket?.cancel();
   };
   const SENT = new Set<PropertyKey>(['onHeaders', 'onResponseStart']);
   const FAILED = new Set<PropertyKey>(['onError', 'onResponseError']);
@@ -58,9 +69,9 @@ function withTicket(handler: Dispatcher.DispatchHandler, ticket: Ticket): Dispat
   });
 }
 
-/** Dispatcher interceptor: a request carrying a ticket says `sent()` when it is written (see above). */
+/** Dispatcher interceptor: a request carrying a WireState learns whether it was written, and its ticket is settled then. */
 export const ticketOnWire: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (opts, handler) => {
-  const ticket = (opts as TicketedOptions)[TICKET];
-  if (!ticket) return dispatch(opts, handler);
-  return dispatch(opts, withTicket(handler, ticket));
+  const wire = (opts as WiredOptions)[WIRE];
+  if (!wire) return dispatch(opts, handler);
+  return dispatch(opts, withTicket(handler, wire));
 };

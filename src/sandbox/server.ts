@@ -111,6 +111,16 @@ export interface Sandbox {
 }
 
 const MAX_BODY = 1024 * 1024;
+
+/** The order_id of an initiate body, if it has one (for the log only; never throws). */
+function orderIdOf(raw: string | Buffer): string | undefined {
+  try {
+    const j = JSON.parse(String(raw)) as { order_id?: unknown };
+    return typeof j.order_id === 'string' ? j.order_id : undefined;
+  } catch {
+    return undefined;
+  }
+}
 const MAX_ARRIVALS = 1_000_000;
 const DEFAULT_CHARGE = 590n;
 
@@ -346,6 +356,8 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       slowRng.chance(faults.executeDelayRate ?? 1);
     let status = 0;
     let outcome: string | undefined = describePlan(plan);
+    // For the log: which payout an initiate was about (an oracle tells a row's attempts apart by it).
+    let orderId: string | undefined;
     const finish = (r: Reply) => {
       status = r.status;
       send(res, r);
@@ -353,6 +365,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     try {
       const raw = await readBody(req, maxBody);
       if (raw === undefined) return finish(TOO_LARGE);
+      if (r.name === 'initiate') orderId = orderIdOf(raw);
       if (plan.delayMs > 0) await sleep(plan.delayMs);
 
       if (r.name === 'notFound' || r.name === 'methodNotAllowed') return finish(execute(r, req, raw));
@@ -399,7 +412,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       outcome = `exception ${(e as Error).message}`;
       finish({ status: 500, body: fail('Server Error', 'Internal Server Error.') });
     } finally {
-      log?.({ component: 'sandbox', method, path: sp, status, ...(outcome ? { fault: outcome } : {}), ms: Date.now() - started, arrived_at: arrivedAt });
+      log?.({ component: 'sandbox', method, path: sp, status, ...(outcome ? { fault: outcome } : {}), ...(orderId ? { order_id: orderId } : {}), ms: Date.now() - started, arrived_at: arrivedAt });
     }
   }
 

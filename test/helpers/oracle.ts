@@ -29,7 +29,9 @@ export interface OracleReport {
   doublePaid: string[];
   lost: number[];
   /** Valid rows that did not end approved or rejected once the faults stopped (liveness). */
-  notFinal: { row: number; state: string }[];
+  notFinal: { row: number; state: string; why?: string }[];
+  /** Rows left needs_review that `reviewAllowed` accepted. */
+  reviewAllowedRows: number;
   disagreements: string[];
 }
 
@@ -66,12 +68,13 @@ export async function checkInvariants(db: Knex, sb: Sandbox, batch: string, inpu
   const expected = o.rowNumbers ?? Array.from({ length: inputRows }, (_, i) => i + 2);
   for (const n of expected) if (!rowNos.has(n)) lost.push(n);
 
+  const reviewAllowedRows = rows.filter((r) => r.state === 'needs_review' && o.reviewAllowed?.(r)).length;
   const notFinal = rows
     .filter((r) => r.state !== 'invalid' && r.state !== 'approved' && r.state !== 'rejected')
     .filter((r) => !(r.state === 'needs_review' && o.reviewAllowed?.(r)))
     // A row a corrected copy removed, never sent: cancelled is its end.
     .filter((r) => !(r.state === 'cancelled' && !r.in_file))
-    .map((r) => ({ row: r.row_no, state: r.state }));
+    .map((r) => ({ row: r.row_no, state: r.state, ...(r.last_error ? { why: r.last_error } : {}) }));
 
   const disagreements: string[] = [];
   const ours = new Set<string>();
@@ -97,5 +100,5 @@ export async function checkInvariants(db: Knex, sb: Sandbox, batch: string, inpu
     }
   }
   for (const id of byOrder.keys()) if (!ours.has(id) && !o.foreign?.has(id)) disagreements.push(`ledger payout ${id} belongs to no row`);
-  return { doublePaid, lost, notFinal, disagreements };
+  return { doublePaid, lost, notFinal, reviewAllowedRows, disagreements };
 }
