@@ -171,7 +171,7 @@ describe.each(BACKENDS)('exactly-once on %s', (kind) => {
     }
   });
 
-  it(`pays exactly once under seeded faults (${seeds(FAULT_SEEDS).length} seeds)`, { timeout: 1_800_000 }, async () => {
+  it(`pays exactly once under seeded faults (${seeds(FAULT_SEEDS).length} seeds)`, { timeout: 3_600_000 }, async () => {
     let capped = 0;
     for (const seed of seeds(FAULT_SEEDS)) {
       const attempts = new Attempts();
