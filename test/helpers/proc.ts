@@ -43,6 +43,15 @@ export async function unreapingParent(argv: string[], env: Record<string, string
     parent.on('error', reject);
     parent.on('exit', () => reject(new Error('the parent exited')));
   });
+  // Only once the shell has become `sleep` does nothing reap the child: a shell still running its script
+  // may reap a child killed meanwhile, and no zombie would ever appear.
+  await waitFor(`the parent ${parent.pid} to exec sleep`, () => {
+    try {
+      return readFileSync(`/proc/${parent.pid}/comm`, 'utf8').trim() === 'sleep';
+    } catch {
+      return false;
+    }
+  });
   return { parent, childPid };
 }
 
