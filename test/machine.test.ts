@@ -78,6 +78,15 @@ describe('send', () => {
     const s = step(send, { kind: 'unavailable', message: '429' }, mem({ maySent: true, sends: 1 }));
     expect(s.phase).toMatchObject({ kind: 'done', end: { kind: 'leave', stop: { kind: 'unavailable' } } });
   });
+  it("stopped (an operator's stop reached the request before it left): not a send; the row goes back to ready, or stays for a status question when an earlier send may have executed", () => {
+    const prev = new Date('2026-11-01T00:00:00Z');
+    const s = step(send, { kind: 'stopped' }, mem({ prevSendDeadline: prev }));
+    expect(s.mem.sends).toBe(0);
+    expect(s.phase).toMatchObject({ kind: 'done', end: { kind: 'commit', outcome: { state: 'ready', sends: 0, restoreSendDeadline: { to: prev } } } });
+    expect((s.phase as { end: { stop?: unknown } }).end.stop).toBeUndefined();
+    const again = step(send, { kind: 'stopped' }, mem({ maySent: true, sends: 1 }));
+    expect(again.phase).toMatchObject({ kind: 'done', end: { kind: 'leave' } });
+  });
   it('auth refused: not a send, the run stops', () => {
     const s = step(send, { kind: 'auth_refused', message: '401' });
     expect(s.phase).toMatchObject({ kind: 'done', end: { kind: 'commit', outcome: { state: 'ready' }, stop: { kind: 'auth' } } });

@@ -81,6 +81,13 @@ export class Runner {
   readonly options: EngineOptions;
   /** False for a cancelled batch: rows in flight are resolved, nothing new is sent. */
   mayInitiate = true;
+  /**
+   * An operator's stop (Ctrl-C, SIGTERM, a closed output), while sending: a claimed row whose request has
+   * not left yet (waiting in the queue or for its rate slot) goes back unsent instead of being sent.
+   */
+  stopSending: AbortSignal | undefined;
+  /** The wait for the grace period (a 404 not trusted yet) was logged once this run. */
+  saidGraceWait = false;
   private readonly dead = new AbortController();
 
   constructor(

@@ -13,7 +13,8 @@ import { collisionOutcome, notOurs, outcomeOf } from './payout.js';
  *     │               │ ──taken (422) & a request of ours may have executed──▶ resolve
  *     │               │ ──taken & none can have──▶ inspect ──▶ commit(needs_review: collision)
  *     │               │ ──refused (4xx, not executed)──▶ commit(failed) | resolve first if ours may exist
- *     │               └─ unavailable / auth refused (not executed)──▶ commit(ready) | leave, and stop the run
+ *     │               ├─ unavailable / auth refused (not executed)──▶ commit(ready) | leave, and stop the run
+ *     │               └─ stopped (an operator's stop came before the request left)──▶ commit(ready) | leave
  *     └─recover──▶ resolve ──found & ours──▶ commit(outcome) ; found & not ours──▶ commit(needs_review)
  *                     │ ──absent (404 trusted after the grace period)──▶ send | commit(failed) | commit(cancelled)
  *                     └─ status unavailable──▶ leave (stays submitting; asked again by the next run)
@@ -52,7 +53,9 @@ export type Event =
   | { kind: 'taken'; message: string }
   | { kind: 'refused'; message: string }
   | { kind: 'unavailable'; message: string }
-  | { kind: 'auth_refused'; message: string };
+  | { kind: 'auth_refused'; message: string }
+  /** The run was asked to stop before this request left (it waited for its slot): nothing was sent. */
+  | { kind: 'stopped' };
 
 /** What the machine remembers while it works on one claimed row. */
 export interface Memory {
@@ -177,6 +180,11 @@ export function next(phase: Phase, event: Event, mem: Memory, row: PayoutRow, no
           // Nothing of ours reached the API: the row is simply not sent yet.
           return { mem: m, phase: commit({ state: 'ready', last_error: `not sent yet: ${event.message}` }, stop) };
         }
+        case 'stopped':
+          // This request never left. With no earlier one that may have executed, the row is simply not sent
+          // (the next run sends it); otherwise it stays for the next run to ask about first.
+          if (m.maySent) return { mem: m, phase: leave('the run was stopped before this payout was sent again') };
+          return { mem: m, phase: commit({ state: 'ready', last_error: 'not sent yet: the run was stopped before this payout was sent' }) };
         default:
           return unexpected();
       }

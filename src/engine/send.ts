@@ -12,6 +12,7 @@ import { processRow } from './submit.js';
  */
 export async function sendAll(runner: Runner, batch: string, stop: AbortSignal | undefined): Promise<void> {
   const { db, options, owner } = runner;
+  runner.stopSending = stop;
   const target = Math.max(2, options.concurrency * 2);
   const active = new Set<Promise<void>>();
   let fatal: unknown;

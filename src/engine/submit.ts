@@ -196,18 +196,39 @@ async function perform(runner: Runner, row: Claimed, phase: Phase, mem: Memory, 
   }
 }
 
+/** Thrown inside a send attempt that the run's stop reached before the request left. */
+class StoppedBeforeSend extends Error {
+  constructor() {
+    super('stopped before the request was sent');
+  }
+}
+
 /**
  * One send with retries for what certainly was not executed (429, connection refused); an ambiguous
  * error comes straight back. Each attempt renews the lease if needed and is re-signed over the same bytes.
  */
 async function sendOnce(runner: Runner, lease: Lease, prepared: PreparedRequest, orderId: string): Promise<Event> {
+  const stop = runner.stopSending;
+  if (stop?.aborted) return { kind: 'stopped' };
   try {
     const info = await withRetry(
       () =>
         runner.api(async () => {
           // The rate slot first (the lease kept meanwhile), then the renewal that records when this send can
           // have happened (send_deadline), then the wire: no request ever leaves after its recorded deadline.
-          const ticket = await lease.holdTicket();
+          // An operator's stop while this waits (in the queue or for its slot) sends nothing.
+          if (stop?.aborted) throw new StoppedBeforeSend();
+          let ticket: Ticket;
+          try {
+            ticket = await lease.holdTicket(stop);
+          } catch (err) {
+            if (stop?.aborted && !runner.signal.aborted) throw new StoppedBeforeSend();
+            throw err;
+          }
+          if (stop?.aborted) {
+            ticket.cancel();
+            throw new StoppedBeforeSend();
+          }
           try {
             await lease.ensureForSend();
             runner.assertAlive();
@@ -231,6 +252,7 @@ async function sendOnce(runner: Runner, lease: Lease, prepared: PreparedRequest,
     runner.checkpoint('response_received', orderId);
     return { kind: 'accepted', info };
   } catch (err) {
+    if (err instanceof StoppedBeforeSend) return { kind: 'stopped' };
     if (!(err instanceof AllianceError)) throw err;
     runner.assertAlive();
     if (err instanceof ValidationError && err.orderIdTaken) return { kind: 'taken', message: err.message };
@@ -273,7 +295,17 @@ export async function resolveByStatus(
       runner.assertAlive();
       if (err instanceof NotFoundError) {
         if (askedAt >= trustFrom) return { kind: 'absent' };
-        await wait(Math.max(0, trustFrom - Date.now()));
+        const waitMs = Math.max(0, trustFrom - Date.now());
+        // Said once a run: a rerun after a crash sends nothing for the rows it asks about until this has
+        // passed, and the person reading the log should know why it seems to wait.
+        if (!runner.saidGraceWait) {
+          runner.saidGraceWait = true;
+          runner.logger.warn(
+            { orderId, waitSeconds: Math.ceil(waitMs / 1000) },
+            'a payout of an earlier attempt is not at the API yet, but its request may still be on its way: waiting out the grace period (--grace) before sending it again (so for the other rows like it)',
+          );
+        }
+        await wait(waitMs);
         continue;
       }
       if (err instanceof AuthenticationError) return { kind: 'auth_refused', message: err.message };
