@@ -116,6 +116,54 @@ describe.each(BACKENDS)('decisions on %s', (kind) => {
     expect(sb.ledger().length - before).toBe(3);
   });
 
+  it('a yes typed at the prompt is the yes of that run: after a Ctrl-C an unattended resume without --yes sends nothing and says why; --yes (or approve) carries on', async () => {
+    const batch = `${kind}-typed-yes`;
+    const before = sb.ledger().length;
+    const stop = new AbortController();
+    let sent = 0;
+    // Ctrl-C after the second request went out: no new payouts, those in flight finish.
+    const client = clientFor(sb);
+    const first = await runBatch(
+      { reportDir: path.join(dir, 'r'), defaultUserId: 'M1', ...FAST, concurrency: 1, batch, csvPath: csv('typed-yes', 8, 30), confirm: async () => true, stopSignal: stop.signal },
+      { db: db.knex, client, logger: quietLogger, crash: (p) => void (p === 'request_sent' && ++sent === 2 && stop.abort()) },
+    ).finally(() => client.close());
+    expect(first.exitCode).toBe(4);
+    const paidFirst = sb.ledger().length - before;
+    expect(paidFirst).toBeGreaterThanOrEqual(2);
+    expect(paidFirst).toBeLessThan(8);
+    // `payouts resume … | tee log`: no terminal, no --yes.
+    const piped = await run({ batch });
+    expect(piped.exitCode).toBe(3);
+    expect(piped.message).toMatch(/no terminal to confirm .*\(the yes typed at a terminal on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+05:30 was for that run only\): pass --yes/);
+    expect(sb.ledger().length - before).toBe(paidFirst);
+    const cron = await run({ batch, yes: true });
+    expect(cron.exitCode).toBe(0);
+    expect(sb.ledger().length - before).toBe(8);
+    for (const e of sb.ledger()) expect(sb.executions(e.orderId)).toBe(1);
+  });
+
+  it('Ctrl-C sends nothing new: the requests already on their way finish; claimed rows still waiting for their turn go back unsent', async () => {
+    const batch = `${kind}-ctrl-c-claimed`;
+    const before = sb.ledger().length;
+    const stop = new AbortController();
+    let sent = 0;
+    const client = clientFor(sb);
+    // Concurrency 2: two requests on their way when the stop comes, two more rows claimed and queued behind them.
+    const res = await runBatch(
+      { reportDir: path.join(dir, 'r'), defaultUserId: 'M1', ...FAST, concurrency: 2, batch, csvPath: csv('ctrl-c-claimed', 10, 50), yes: true, stopSignal: stop.signal },
+      { db: db.knex, client, logger: quietLogger, crash: (p) => void (p === 'request_sent' && ++sent === 2 && stop.abort()) },
+    ).finally(() => client.close());
+    expect(res.exitCode).toBe(4);
+    expect(sb.ledger().length - before).toBe(2);
+    const rows = await rowsOfBatch(db.knex, batch);
+    expect(rows.filter((r) => r.state === 'ready')).toHaveLength(8);
+    expect(rows.filter((r) => r.state === 'submitting')).toHaveLength(0);
+    // They were never sent: the next run sends them without a status question, once each.
+    const rest = await run({ batch, yes: true });
+    expect(rest.exitCode).toBe(0);
+    expect(sb.ledger().length - before).toBe(10);
+  });
+
   it('cancel: never-sent rows are cancelled, rows that may be at the API are asked about, nothing new is ever sent', async () => {
     const slow = await sandbox({ seed: 31, settleMs: 60_000 });
     const batch = `${kind}-cancel`;

@@ -2,6 +2,10 @@
  * Issue 12: duplicate-upload protection. The same file content already run under another batch name is
  * refused (exit 3) unless --allow-duplicate-file; rows paying the same account the same amount in another
  * recent batch are listed before anything is sent.
+ *
+ * Found by running it as an operator would: the same payroll re-saved by a spreadsheet (BOM, CRLF,
+ * reformatted amounts, rows re-sorted) and the original file of a batch that was since corrected both
+ * paid everyone again. Every file of every revision is now compared, by bytes and by what it pays.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -101,5 +105,76 @@ describe.each(BACKENDS)('duplicate uploads on %s', (kind) => {
     expect(allowed.exitCode).toBe(0);
     expect(allowed.ingest!.repeats.length).toBeGreaterThan(0);
     expect(sb.ledger().length - before).toBe(20);
+  });
+
+  it('the same payroll re-saved by a spreadsheet (BOM, CRLF, amounts reformatted, leading zeros dropped, rows re-sorted) is refused; a dry run says so too', async () => {
+    const rows = ['Anil,a@example.com,9876543210,A,IMPS,0012345678,B,SBIN0000691,1000', 'Bina,b@example.com,9876543211,A,IMPS,223456789,B,HDFC0000001,2500.5'];
+    const file = path.join(dir, `${kind}-dec.csv`);
+    writeFileSync(file, [HEADER, ...rows].join('\n') + '\n');
+    expect((await run({ batch: `${kind}-dec`, csvPath: file })).exitCode).toBe(0);
+    const paid = sb.ledger().length;
+    // Excel's "Save as CSV UTF-8": a BOM and CRLF; the byte-for-byte sha256 differs.
+    const excel = path.join(dir, `${kind}-dec-excel.csv`);
+    writeFileSync(excel, '\uFEFF' + [HEADER, ...rows].join('\r\n') + '\r\n');
+    // The same payments, written differently: rows swapped, "2,500.50", the account's leading zeros gone, IFSC lower case.
+    const resorted = path.join(dir, `${kind}-dec-resorted.csv`);
+    writeFileSync(
+      resorted,
+      [HEADER, 'Bina K,b@example.com,9876543211,A,IMPS,223456789,B,hdfc0000001,"2,500.50"', 'Anil,a@example.com,9876543210,A,IMPS,12345678,B,SBIN0000691,1000.00'].join('\n') + '\n',
+    );
+    for (const [name, csv] of [
+      [`${kind}-dec-excel`, excel],
+      [`${kind}-dec-resorted`, resorted],
+    ] as const) {
+      const err = await run({ batch: name, csvPath: csv }).catch((e: unknown) => e);
+      expect(err, name).toBeInstanceOf(RefusedError);
+      expect((err as Error).message).toMatch(
+        new RegExp(`pays the same 2 payments .* as ${kind}-dec\\.csv, read less than 5 days ago as batch "${kind}-dec" on \\d{4}-\\d\\d-\\d\\d: running it as "${name}" would pay everyone in it again.*--allow-duplicate-file`),
+      );
+      await expect(run({ batch: name, csvPath: csv, dryRun: true }), name).rejects.toBeInstanceOf(RefusedError);
+      expect(await db.knex('batches').where({ name }).first(), name).toBeUndefined();
+    }
+    expect(sb.ledger()).toHaveLength(paid);
+    // One payment different (a raise): a different payroll, run (its repeat is listed before sending).
+    const raise = path.join(dir, `${kind}-jan.csv`);
+    writeFileSync(raise, [HEADER, rows[0]!.replace(/,1000$/, ',1100'), rows[1]!].join('\n') + '\n');
+    const jan = await run({ batch: `${kind}-jan`, csvPath: raise });
+    expect(jan.exitCode).toBe(0);
+    expect(jan.ingest!.repeats.map((r) => r.row)).toEqual([3]);
+    expect(sb.ledger()).toHaveLength(paid + 2);
+    // A month later the same payments are next month's fixed salaries, not an upload by mistake: paid, and
+    // listed as repeats (the byte-identical file stays refused at any distance).
+    await db.knex('batch_files').whereIn('batch', [`${kind}-dec`, `${kind}-jan`]).update({ read_at: db.knex.raw(`now() - interval '31 days'`) });
+    const feb = await run({ batch: `${kind}-dec-resorted`, csvPath: resorted });
+    expect(feb.exitCode).toBe(0);
+    expect(feb.ingest!.repeatCount).toBe(2);
+    expect(sb.ledger()).toHaveLength(paid + 4);
+    await expect(run({ batch: `${kind}-dec-again`, csvPath: file })).rejects.toBeInstanceOf(RefusedError);
+  });
+
+  it("a corrected batch's original file (or any earlier revision) run under another name is refused", async () => {
+    const rows = ['Anil,a@example.com,9876543210,A,IMPS,77712345678,B,SBIN0000691,700', 'Chetan,c@example.com,9876543212,A,IMPS,77798765432,B,SBIN016745,900'];
+    const original = path.join(dir, `${kind}-sep.csv`);
+    writeFileSync(original, [HEADER, ...rows].join('\n') + '\n');
+    const first = await run({ batch: `${kind}-sep`, csvPath: original });
+    expect(first.exitCode).toBe(1); // Chetan's IFSC is one digit short
+    const fixed = path.join(dir, `${kind}-sep-fixed.csv`);
+    writeFileSync(fixed, [HEADER, rows[0]!, rows[1]!.replace('SBIN016745', 'SBIN0016745')].join('\n') + '\n');
+    const revised = await run({ batch: `${kind}-sep`, csvPath: fixed, revise: true });
+    expect(revised.exitCode).toBe(0);
+    const paid = sb.ledger().length;
+    for (const csv of [original, fixed]) {
+      const err = await run({ batch: `${kind}-sep-again`, csvPath: csv }).catch((e: unknown) => e);
+      expect(err, csv).toBeInstanceOf(RefusedError);
+      expect((err as Error).message, csv).toMatch(new RegExp(`already run as batch "${kind}-sep"`));
+    }
+    // A corrected copy of another batch is refused too: merging it would pay that batch's people here.
+    const other = path.join(dir, `${kind}-oct.csv`);
+    writeFileSync(other, [HEADER, 'Dev,d@example.com,9876543213,A,IMPS,77711112222,B,SBIN0000691,300'].join('\n') + '\n');
+    expect((await run({ batch: `${kind}-oct`, csvPath: other })).exitCode).toBe(0);
+    const merged = await run({ batch: `${kind}-oct`, csvPath: original, revise: true }).catch((e: unknown) => e);
+    expect(merged).toBeInstanceOf(RefusedError);
+    expect((merged as Error).message).toMatch(new RegExp(`already run as batch "${kind}-sep"`));
+    expect(sb.ledger()).toHaveLength(paid + 1);
   });
 });

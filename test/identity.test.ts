@@ -208,6 +208,19 @@ describe.each(BACKENDS)('payout identity on %s', (kind) => {
     expect(rows.filter((r) => !r.in_file).map((r) => r.state)).toEqual(['approved', 'approved']);
   });
 
+  it('a corrected copy that leaves out payees never sent names each of them (REMOVED), and counts the unsent rows it keeps apart from them', async () => {
+    const db = await machine();
+    const v1 = file('cut-v1.csv', [A, B, C]);
+    // Nothing sent yet (no yes): then a copy with only A and C, and C's amount corrected.
+    expect((await run(db, { batch: 'cut', csvPath: v1, yes: false })).exitCode).toBe(3);
+    const v2 = file('cut-v2.csv', [A, C.replace(/,3000$/, ',3100')]);
+    const res = await run(db, { batch: 'cut', csvPath: v2, yes: false, dryRun: true });
+    expect(res.ingest!.revisionSummary).toMatchObject({ kept: 0, toInsert: 2, toPay: 2, removedCount: 1 });
+    expect(res.ingest!.revisionSummary!.removed).toEqual([{ row: 3, name: 'Bala K', account: expect.stringMatching(/^X+9012$/), amountPaise: 200000n }]);
+    // The dry run stored nothing: B is still there.
+    expect((await rowsOfBatch(db.knex, 'cut')).map((r) => r.row_no)).toEqual([2, 3, 4]);
+  });
+
   it('finds what can fail locally before any payout: a report directory that is a file, a batch name too long', async () => {
     const db = await machine();
     const csv = file('local.csv', [A]);

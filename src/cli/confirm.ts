@@ -2,6 +2,7 @@ import { formatRupeesIndian, type Paise } from '../money.js';
 import type { Preflight } from '../engine/events.js';
 import type { IngestResult, RowProblem } from '../engine/ingest.js';
 import type { StatusTotalsLike } from './summary.js';
+import { DEFAULT_TIME_ZONE, localTime } from '../report/time.js';
 
 /**
  * The confirmation a person answers before money moves: which API (live or a sandbox), how many payouts
@@ -96,21 +97,42 @@ export function confirmLines(f: ConfirmFacts): string[] {
   }
   for (const n of f.ingest?.headerNotes ?? []) lines.push(`  note: ${n}`);
 
-  const rs = f.ingest?.revisionSummary;
-  if (rs) {
-    lines.push(
-      `  corrected copy: ${rs.kept} rows already sent and kept (not paid again), ${rs.toInsert} new or corrected rows, ${rs.dropped} unsent rows dropped, ${rs.keptNotInFile} sent rows no longer in the file kept, ${rs.accepted} accepted changes`,
-    );
+  if (f.ingest) lines.push(...revisionLines(f.ingest, MAX_PROBLEMS_SHOWN), ...repeatLines(f.ingest, MAX_PROBLEMS_SHOWN, 'before answering y'));
+  return lines;
+}
+
+/** What a corrected copy changes, in words a person checks: above all, payees it no longer has. */
+export function revisionLines(i: IngestResult, max: number): string[] {
+  const rs = i.revisionSummary;
+  if (!rs) return [];
+  const invalid = rs.toInsert - rs.toPay;
+  const lines = [
+    `  corrected copy: ${rs.kept} rows already sent and kept (not paid again); ${rs.toInsert} new, corrected or not yet sent lines` +
+      (invalid > 0 ? `, ${rs.toPay} of them to pay (${invalid} invalid)` : ', all to pay'),
+  ];
+  if (rs.keptNotInFile > 0 || rs.accepted > 0) {
+    lines.push(`  sent rows no longer in the file, kept with their payouts: ${rs.keptNotInFile}; changes accepted (paid in addition): ${rs.accepted}`);
   }
-  // The same account paid the same amount by another recent batch: perhaps a duplicate upload.
-  const repeats = f.ingest?.repeats ?? [];
-  if (repeats.length) {
-    lines.push(`  WARNING: ${repeats.length}${repeats.length >= 50 ? '+' : ''} rows pay an account the same amount another batch paid (or is paying) in the last 30 days:`);
-    for (const x of repeats.slice(0, MAX_PROBLEMS_SHOWN)) {
-      lines.push(`    row ${x.row}: ${r(BigInt(x.amount_paise))}, like row ${x.other_row} of batch "${x.other_batch}" (${x.other_state}, ${new Date(x.created_at).toISOString().slice(0, 10)})`);
+  if (rs.removedCount > 0) {
+    lines.push(`  REMOVED: ${rs.removedCount} payees of the earlier copy are not in this file; never sent, they are not paid by this batch${i.dryRun ? ' (if it is run)' : ''}:`);
+    for (const p of rs.removed.slice(0, max)) {
+      lines.push(`    row ${p.row}: ${p.name ?? '(no name)'}, account ${p.account}, ${p.amountPaise === null ? '(no amount)' : formatRupeesIndian(p.amountPaise)}`);
     }
-    lines.push('    check these are not paid twice before answering y');
+    if (rs.removedCount > max) lines.push(`    … and ${rs.removedCount - max} more (\`--dry-run --json\` lists ${rs.removed.length === rs.removedCount ? 'every one' : `the first ${rs.removed.length}`})`);
   }
+  return lines;
+}
+
+/** Rows paying an account what another recent batch paid it: perhaps the same payroll again. */
+export function repeatLines(i: IngestResult, max: number, before: string): string[] {
+  if (i.repeatCount === 0) return [];
+  const days = i.repeatWindowDays === 1 ? 'day' : `${i.repeatWindowDays} days`;
+  const lines = [`  WARNING: ${i.repeatCount} rows pay an account the same amount another batch paid (or is paying) in the last ${days}:`];
+  for (const x of i.repeats.slice(0, max)) {
+    lines.push(`    row ${x.row}: ${formatRupeesIndian(BigInt(x.amount_paise))}, like row ${x.other_row} of batch "${x.other_batch}" (${x.other_state}, ${localTime(x.created_at, DEFAULT_TIME_ZONE).slice(0, 10)})`);
+  }
+  if (i.repeatCount > Math.min(max, i.repeats.length)) lines.push(`    … and ${i.repeatCount - Math.min(max, i.repeats.length)} more`);
+  lines.push(`    check these are not paid twice ${before}`);
   return lines;
 }
 

@@ -9,13 +9,16 @@ import type { EngineOptions } from '../engine/context.js';
 import type { CrashHook } from '../engine/crash.js';
 import type { BatchRecord } from '../db/batches.js';
 import { summarize } from '../report/report.js';
-import { confirmLines, confirmQuestion, isYes } from '../cli/confirm.js';
+import { confirmLines, confirmQuestion, isYes, repeatLines, revisionLines } from '../cli/confirm.js';
 import { Progress, snapshotPath } from '../cli/progress.js';
 import { statusLines, summaryJson, unfinishedLines, type StatusTotalsLike } from '../cli/summary.js';
 import { jsonStyle } from '../cli/jsonStyle.js';
 import { clientOf, dataDirOf, loggerOf, note, printJson, withDb, type CommandIO } from './context.js';
+import { DEFAULT_TIME_ZONE, localTime } from '../report/time.js';
 
 export interface RunCommandOptions {
+  /** The run's end: its exit code and the one line a person acts on (the inbox watcher logs it). */
+  onResult?: ((r: { exitCode: number; message: string }) => void) | undefined;
   csv?: string | undefined;
   batch?: string | undefined;
   userId?: string | undefined;
@@ -118,6 +121,7 @@ export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<n
       }
       await progress?.stop({ exitCode: res.exitCode, message: res.message, statuses: res.report?.summary });
       printResult(io, res, db.where);
+      o.onResult?.({ exitCode: res.exitCode, message: res.message });
       if (!res.dryRun) await notify(io, o.notifyUrl, res.report?.summary ?? null, { batch, exitCode: res.exitCode, message: res.message });
       return res.exitCode;
     });
@@ -129,7 +133,7 @@ export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<n
 /** What a run tells a person as it goes, besides the progress display (stdout: these are results). */
 function printEvent(io: CommandIO, e: RunEvent): void {
   if (e.type === 'ingested') {
-    for (const line of ingestLines(e.ingest)) io.out(line);
+    for (const line of ingestLines(e.ingest, { details: !(io.ask && !e.ingest.dryRun) })) io.out(line);
   } else if (e.type === 'preflight' && e.preflight.toSend > 0) {
     const pf = e.preflight;
     const bal = pf.balancePaise === null ? '' : `Balance ${formatRupeesIndian(pf.balancePaise)}; `;
@@ -138,7 +142,7 @@ function printEvent(io: CommandIO, e: RunEvent): void {
 }
 
 /** A file just read: counts, header notes, the invalid rows (the first few), what a corrected copy changed. */
-export function ingestLines(i: IngestResult): string[] {
+export function ingestLines(i: IngestResult, o: { details: boolean } = { details: true }): string[] {
   const what =
     i.kind === 'unchanged'
       ? 'already read; carrying on'
@@ -160,12 +164,8 @@ export function ingestLines(i: IngestResult): string[] {
   }
   const withProblems = i.problems.length;
   if (withProblems > listed) lines.push(`  … and ${withProblems - listed} more rows with problems${withProblems >= 1000 ? ' (or more)' : ''}: the report lists every one`);
-  const rs = i.revisionSummary;
-  if (rs) {
-    lines.push(
-      `  corrected copy: ${rs.kept} rows already sent and kept (not paid again), ${rs.toInsert} new or corrected rows to pay, ${rs.dropped} unsent rows dropped, ${rs.keptNotInFile} sent rows no longer in the file kept, ${rs.accepted} accepted changes`,
-    );
-  }
+  // At a prompt the question shows these itself, just before the yes; otherwise (--yes, a dry run, cron) here.
+  if (o.details) lines.push(...revisionLines(i, MAX_LISTED), ...repeatLines(i, MAX_LISTED, i.dryRun ? 'before a real run' : '(a run with --yes pays them)'));
   return lines;
 }
 
@@ -187,7 +187,7 @@ async function confirm(
     statuses,
     control: { rows: control.expectRows, totalPaise: control.expectTotalPaise },
   });
-  if (rec.decision === 'declined') lines.unshift(`This batch was declined at a prompt earlier${rec.decided_at ? ` (${new Date(rec.decided_at).toISOString()})` : ''}; answering y now approves it.`);
+  if (rec.decision === 'declined') lines.unshift(`This batch was declined at a prompt earlier${rec.decided_at ? ` (${localTime(rec.decided_at, DEFAULT_TIME_ZONE)})` : ''}; answering y now approves it.`);
   for (const l of lines) note(io, l);
   const answer = await io.ask!(confirmQuestion(pf));
   return isYes(answer);

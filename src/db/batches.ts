@@ -1,5 +1,7 @@
 import type { Knex } from 'knex';
 
+export type DecidedBy = 'prompt' | 'flag' | 'approve';
+
 export interface BatchRecord {
   name: string;
   source_file: string;
@@ -17,6 +19,8 @@ export interface BatchRecord {
   reference_column: string | null;
   /** 'approved' (a person said yes for this revision) or 'declined' (no later run sends until confirmed again). */
   decision: 'approved' | 'declined' | null;
+  /** Who decided: typed at a 'prompt', the 'flag' --yes, or the 'approve' command (the only lasting yes). */
+  decided_by: DecidedBy | null;
   decided_at: Date | null;
   decision_note: string | null;
   cancelled_at: Date | null;
@@ -35,9 +39,39 @@ export async function listBatches(db: Knex): Promise<BatchRecord[]> {
   return db<BatchRecord>('batches').orderBy('created_at', 'desc');
 }
 
-/** Other batches read from a file with this content (duplicate uploads). */
-export async function batchesWithFile(db: Knex, sha256: string, except: string): Promise<BatchRecord[]> {
-  return db<BatchRecord>('batches').where({ file_sha256: sha256 }).whereNot({ name: except }).orderBy('created_at');
+/** One file a batch was read from (each revision has one). */
+export interface BatchFileRecord {
+  batch: string;
+  revision: number;
+  source_file: string;
+  file_sha256: string;
+  payments_fingerprint: string | null;
+  payments: number | null;
+  read_at: Date;
+}
+
+/**
+ * Files other batches were read from (any revision, the original of a corrected batch too) with these bytes
+ * or, when a fingerprint is given, paying the same payees the same amounts and read in the last
+ * `fingerprintDays` days: the same payroll again.
+ */
+export async function earlierFilesLike(
+  db: Knex,
+  f: { sha256: string; fingerprint?: string | null; fingerprintDays?: number },
+  except: string,
+): Promise<BatchFileRecord[]> {
+  return db<BatchFileRecord>('batch_files')
+    .where((q) => {
+      q.where({ file_sha256: f.sha256 });
+      if (f.fingerprint) {
+        q.orWhere((w) =>
+          w.where({ payments_fingerprint: f.fingerprint }).andWhere('read_at', '>', db.raw(`now() - (? * interval '1 day')`, [f.fingerprintDays ?? 0])),
+        );
+      }
+    })
+    .whereNot({ batch: except })
+    .orderBy('read_at')
+    .orderBy('id');
 }
 
 /**
@@ -71,12 +105,27 @@ export async function insertBatch(
   });
 }
 
-/** A file completely read in: the batch's current content. A new revision clears an earlier decision. */
+/**
+ * A file completely read in: the batch's current content, and one more entry in the batch's files. A new
+ * revision clears an earlier decision.
+ */
 export async function completeIngest(
   db: Knex,
   name: string,
-  f: { sourceFile: string; sha256: string; revision: number; sourceHeader: string[] | null; referenceColumn: string | null },
+  f: {
+    sourceFile: string;
+    sha256: string;
+    revision: number;
+    sourceHeader: string[] | null;
+    referenceColumn: string | null;
+    fingerprint: string | null;
+    payments: number;
+  },
 ): Promise<void> {
+  await db('batch_files')
+    .insert({ batch: name, revision: f.revision, source_file: f.sourceFile, file_sha256: f.sha256, payments_fingerprint: f.fingerprint, payments: f.payments })
+    .onConflict(['batch', 'revision'])
+    .merge();
   const prev = await db<BatchRecord>('batches').where({ name }).first();
   const revised = prev !== undefined && prev.revision !== f.revision;
   await db('batches')
@@ -89,12 +138,12 @@ export async function completeIngest(
       source_header: f.sourceHeader === null ? null : JSON.stringify(f.sourceHeader),
       reference_column: f.referenceColumn,
       updated_at: db.fn.now(),
-      ...(revised ? { decision: null, decided_at: null, decision_note: null } : {}),
+      ...(revised ? { decision: null, decided_by: null, decided_at: null, decision_note: null } : {}),
     });
 }
 
-export async function recordDecision(db: Knex, name: string, decision: 'approved' | 'declined', note: string): Promise<void> {
-  await db('batches').where({ name }).update({ decision, decided_at: db.fn.now(), decision_note: note, updated_at: db.fn.now() });
+export async function recordDecision(db: Knex, name: string, decision: 'approved' | 'declined', note: string, by: DecidedBy): Promise<void> {
+  await db('batches').where({ name }).update({ decision, decided_by: by, decided_at: db.fn.now(), decision_note: note, updated_at: db.fn.now() });
 }
 
 export async function markCancelled(db: Knex, name: string): Promise<void> {

@@ -209,22 +209,25 @@ export interface RepeatedPayment {
 /**
  * Rows of `batch` still to send that pay the same account the same amount as a row of another batch made
  * in the last `withinDays` days that was paid, is on its way, or may still be (a duplicate upload, or a
- * payment made twice by hand). The first `limit`.
+ * payment made twice by hand): how many rows, and the first `limit` (each with its latest look-alike).
  */
-export async function repeatedPayments(db: Knex, batch: string, withinDays: number, limit = 50): Promise<RepeatedPayment[]> {
-  const res = await db.raw(
-    `SELECT n.row_no AS row, o.batch AS other_batch, o.row_no AS other_row, o.state AS other_state,
-            n.amount_paise::text AS amount_paise, o.created_at
-       FROM payout_rows n
+export async function repeatedPayments(db: Knex, batch: string, withinDays: number, limit = 50): Promise<{ rows: number; first: RepeatedPayment[] }> {
+  const from = `FROM payout_rows n
        JOIN payout_rows o ON o.payee_key = n.payee_key AND o.amount_paise = n.amount_paise AND o.batch <> n.batch
       WHERE n.batch = ? AND n.state = 'ready' AND n.payee_key IS NOT NULL
         AND o.created_at > now() - (? * interval '1 day')
-        AND o.state IN ('ready', 'submitting', 'pending', 'approved', 'skipped', 'needs_review')
-      ORDER BY n.row_no, o.created_at DESC
+        AND o.state IN ('ready', 'submitting', 'pending', 'approved', 'skipped', 'needs_review')`;
+  // One line per row of this batch: its latest look-alike.
+  const res = await db.raw(
+    `SELECT DISTINCT ON (n.row_no, n.id) n.row_no AS row, o.batch AS other_batch, o.row_no AS other_row, o.state AS other_state,
+            n.amount_paise::text AS amount_paise, o.created_at
+       ${from}
+      ORDER BY n.row_no, n.id, o.created_at DESC
       LIMIT ?`,
     [batch, withinDays, limit],
   );
-  return res.rows as RepeatedPayment[];
+  const count = await db.raw(`SELECT count(DISTINCT n.id) AS n ${from}`, [batch, withinDays]);
+  return { rows: Number((count.rows as { n: string | number }[])[0]!.n), first: res.rows as RepeatedPayment[] };
 }
 
 /** Rows left by a partial read of an older version of this program (never claimable, never claimed). */

@@ -3,6 +3,7 @@ import { getBatch, markCancelled, recordDecision } from '../db/batches.js';
 import { cancelUnsent } from '../db/rows.js';
 import type { EngineDeps } from './context.js';
 import { runBatch, type RunOptions, type RunResult } from './run.js';
+import { DEFAULT_TIME_ZONE, localTime } from '../report/time.js';
 
 /**
  * An operator's decisions on a batch, for the CLI and (later) a web console where one person uploads and
@@ -13,8 +14,8 @@ import { runBatch, type RunOptions, type RunResult } from './run.js';
 export async function approveBatch(deps: Pick<EngineDeps, 'db'>, batch: string, note: string): Promise<void> {
   const b = await getBatch(deps.db, batch);
   if (!b) throw new BatchNotFoundError(`no batch named "${batch}": \`payouts status\` lists them`);
-  if (b.cancelled_at) throw new UsageError(`batch "${batch}" was cancelled on ${new Date(b.cancelled_at).toISOString()}: a cancelled batch is never paid; start a new one`);
-  await recordDecision(deps.db, batch, 'approved', note);
+  if (b.cancelled_at) throw new UsageError(`batch "${batch}" was cancelled on ${localTime(b.cancelled_at, DEFAULT_TIME_ZONE)}: a cancelled batch is never paid; start a new one`);
+  await recordDecision(deps.db, batch, 'approved', note, 'approve');
 }
 
 export interface CancelResult extends RunResult {

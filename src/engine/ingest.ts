@@ -8,11 +8,13 @@ import type { HeaderMapping } from '../batch/columns.js';
 import { InputError, RefusedError } from '../errors.js';
 import { formatRupeesIndian, type Paise } from '../money.js';
 import { maskAccount } from '../log.js';
-import { batchesWithFile, completeIngest, createBatch, getBatch, lockBatch, type BatchRecord } from '../db/batches.js';
+import { completeIngest, createBatch, earlierFilesLike, getBatch, lockBatch, type BatchFileRecord, type BatchRecord } from '../db/batches.js';
+import { PayrollFingerprint } from '../batch/fingerprint.js';
 import { deletePartialRead, existingOrderIds, fileRowTotals, insertRows, readyByMethod, repeatedPayments, type Issue, type NewRow, type RepeatedPayment } from '../db/rows.js';
-import { countClaimed, countRowsOf, dropNeverClaimed, keepForLine, lockPayees, markNotInFile } from '../db/revisions.js';
+import { countClaimed, countRowsOf, dropNeverClaimed, keepForLine, lockPayees, markNotInFile, type StoredPayee } from '../db/revisions.js';
 import { payeeKey, planRevision, refKey, type Conflict, type NewPayee, type RevisionPlan } from './revise.js';
 import { batchIdentity, batchKey } from './identity.js';
+import { DEFAULT_TIME_ZONE, localTime } from '../report/time.js';
 
 export interface IngestOptions {
   batch: string;
@@ -37,8 +39,9 @@ export interface IngestOptions {
   /** Rows read so far, every few hundred rows and at the end of each pass (for a progress display). */
   onProgress?: (rows: number) => void;
   /**
-   * Run a file whose exact content (sha256) another batch already ran. Default false: refused, since the
-   * same payroll uploaded under a second name would pay everyone again.
+   * Run a file another batch was already read from (any of its revisions): the same bytes (sha256), or the
+   * same payments written differently (a re-saved, re-sorted or reformatted copy: src/batch/fingerprint.ts).
+   * Default false: refused, since the same payroll uploaded under a second name would pay everyone again.
    */
   allowDuplicateFile?: boolean;
   /** Look this many days back for rows paying the same account the same amount in other batches. Default 30. */
@@ -55,11 +58,28 @@ export interface RowProblem {
 /** Rows' problems kept in a result; the report has them all. */
 export const MAX_PROBLEMS = 1000;
 
+/** A payee of the earlier copy, never sent, that the corrected copy no longer has (account masked). */
+export interface RemovedPayee {
+  row: number;
+  name: string | null;
+  account: string;
+  amountPaise: Paise | null;
+}
+
+/** Removed payees listed in a result (the count is exact). */
+export const MAX_REMOVED_LISTED = 1000;
+
 export interface RevisionSummary {
   /** Lines whose payee was already sent the same money: not paid again. */
   kept: number;
   /** Rows of the earlier file never sent and no longer in the file (or replaced by their corrected line). */
   dropped: number;
+  /** Of `dropped`: valid payees of the earlier copy, never sent, no longer in the file (not paid by this batch now). */
+  removedCount: number;
+  /** The first MAX_REMOVED_LISTED of them, for the confirmation and the dry run. */
+  removed: RemovedPayee[];
+  /** Of `toInsert`: the valid lines, paid by this batch (the rest are invalid and listed as such). */
+  toPay: number;
   /** Rows sent earlier that the new file does not have: kept, with their payouts. */
   keptNotInFile: number;
   /** New lines to pay (new payees, corrected unsent rows, rows whose earlier payout failed). */
@@ -87,8 +107,12 @@ export interface IngestResult {
   headerNotes: string[];
   /** The first rows with errors or warnings (at most MAX_PROBLEMS), accounts masked. */
   problems: RowProblem[];
-  /** Rows to send that pay an account the same amount as another recent batch did (warnings for the confirmation). */
+  /** Rows to send that pay an account the same amount as another recent batch did (the first 50; warnings before sending). */
   repeats: RepeatedPayment[];
+  /** How many rows those are in all. */
+  repeatCount: number;
+  /** The look-back of that comparison, in days (--repeat-window). */
+  repeatWindowDays: number;
   /** Rows the batch has ready to send after this read, in total and per method (a dry run's preflight uses it). */
   ready: { count: number; paise: Paise; byMethod: { method: string; count: number; paise: Paise }[] };
   /** Nothing was stored (dry run). */
@@ -107,10 +131,7 @@ export async function fileSha256(file: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** "payroll-2026-11.csv" -> "payroll-2026-11" */
-export function defaultBatchName(csvPath: string): string {
-  return path.basename(csvPath).replace(/\.[^.]*$/, '') || 'batch';
-}
+export { defaultBatchName } from '../batch/name.js';
 
 /** The fields of a line that later code needs besides the validated ones (reference, original cells). */
 type Line = IngestRow & { reference?: string | null; source?: string[] };
@@ -148,7 +169,9 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
         identity: batchIdentity(opts.batch, sha, now()),
       });
       const b = (await lockBatch(trx, opts.batch))!;
-      if (created && !opts.allowDuplicateFile) await refuseDuplicateFile(trx, b.name, sha);
+      // The same bytes as a file another batch read: refused before reading (the same payments written
+      // differently are refused when the read is complete, in finish()).
+      if (created && !opts.allowDuplicateFile) await refuseDuplicateFile(trx, b.name, { sha256: sha });
       // Another runner read this very file while we waited for the lock.
       if (b.file_sha256 === sha && b.ingest_complete) return unchanged(trx, b, opts.dryRun ?? false, opts.repeatWindowDays ?? 30);
       // Rows left by a partial read of an older version of this program (never claimable, never claimed).
@@ -156,7 +179,7 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
 
       const hasRows = (await countRowsOf(trx, b.name)) > 0;
       const read = hasRows ? await revise(trx, b, opts, sha) : await readNew(trx, b, opts, sha);
-      const result = { ...read, repeats: await repeatedPayments(trx, b.name, opts.repeatWindowDays ?? 30) };
+      const result = { ...read, ...(await repeatsOf(trx, b.name, opts.repeatWindowDays ?? 30)) };
       if (opts.dryRun) throw new RollBack(result);
       return result;
     });
@@ -166,16 +189,46 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
   }
 }
 
-/** The same file content under another batch name is the same payroll again: refused unless allowed. */
-async function refuseDuplicateFile(trx: Knex.Transaction, batch: string, sha: string): Promise<void> {
-  const others = await batchesWithFile(trx, sha, batch);
+/**
+ * Files paying the same payees the same amounts are the same payroll uploaded again only when they come
+ * close together: a fixed salary paid every month (or a wage every week) is the same list of payments
+ * each time, on purpose. Within this many days such a file is refused; later, its rows are listed as
+ * repeats before the yes (--repeat-window). A byte-identical file is refused at any distance.
+ */
+export const SAME_PAYMENTS_DAYS = 5;
+
+/**
+ * A file another batch was read from (any revision), by its bytes or by what it pays, is the same payroll
+ * again under a second name: refused unless allowed.
+ */
+async function refuseDuplicateFile(
+  trx: Knex.Transaction,
+  batch: string,
+  f: { sha256: string; fingerprint?: string | null; fingerprintDays?: number; payments?: number },
+): Promise<void> {
+  const others = await earlierFilesLike(trx, f, batch);
   if (others.length === 0) return;
   const o = others[0]!;
+  const names = [...new Set(others.map((x) => x.batch))];
   throw new RefusedError(
-    `this file (sha256 ${sha.slice(0, 12)}…) was already run as batch "${o.name}" on ${new Date(o.created_at).toISOString().slice(0, 10)}` +
-      `${others.length > 1 ? ` (and ${others.length - 1} more)` : ''}: running it as "${batch}" would pay everyone in it again. ` +
-      `To carry on with that batch: \`payouts resume ${o.name}\`. If this really is a second payment of the same file, pass --allow-duplicate-file`,
+    `${sameAs(o, f.sha256, f.payments)} batch "${o.batch}"${o.revision > 1 ? ` (its revision ${o.revision})` : ''} on ${istDate(o.read_at)}` +
+      `${names.length > 1 ? ` (and in ${names.length - 1} more batch${names.length > 2 ? 'es' : ''}: ${names.slice(1, 4).join(', ')}${names.length > 4 ? ', …' : ''})` : ''}: ` +
+      `running it as "${batch}" would pay everyone in it again. ` +
+      `To carry on with that batch: \`payouts resume ${o.batch}\`. If this really is a second payment of the same payroll, pass --allow-duplicate-file`,
   );
+}
+
+function sameAs(o: BatchFileRecord, sha: string, payments: number | undefined): string {
+  if (o.file_sha256 === sha) return `this file (sha256 ${sha.slice(0, 12)}…) was already run as`;
+  return (
+    `this file pays the same ${payments ?? o.payments ?? ''} payments (the same accounts, the same amounts; written differently: ` +
+    `re-saved, re-sorted or reformatted) as ${path.basename(o.source_file)}, read less than ${SAME_PAYMENTS_DAYS} days ago as`
+  );
+}
+
+/** "2026-11-27" in India, where payroll dates are read. */
+function istDate(d: Date): string {
+  return localTime(d, DEFAULT_TIME_ZONE).slice(0, 10);
 }
 
 async function unchanged(db: Knex, b: BatchRecord, dryRun: boolean, repeatWindowDays: number): Promise<IngestResult> {
@@ -191,10 +244,15 @@ async function unchanged(db: Knex, b: BatchRecord, dryRun: boolean, repeatWindow
     fileTotalPaise: r.fileTotalPaise,
     headerNotes: [],
     problems: [],
-    repeats: await repeatedPayments(db, b.name, repeatWindowDays),
+    ...(await repeatsOf(db, b.name, repeatWindowDays)),
     ready: await readyOf(db, b.name),
     dryRun,
   };
+}
+
+async function repeatsOf(db: Knex, batch: string, days: number): Promise<Pick<IngestResult, 'repeats' | 'repeatCount' | 'repeatWindowDays'>> {
+  const r = await repeatedPayments(db, batch, days);
+  return { repeats: r.first, repeatCount: r.rows, repeatWindowDays: days };
 }
 
 async function readyOf(db: Knex, batch: string): Promise<IngestResult['ready']> {
@@ -204,6 +262,8 @@ async function readyOf(db: Knex, batch: string): Promise<IngestResult['ready']> 
 
 interface ReadPass {
   header: string[] | null;
+  /** What the file pays, however it is written (duplicate uploads). */
+  fingerprint: PayrollFingerprint;
   headerNotes: string[];
   problems: RowProblem[];
   referenceColumn: string | null;
@@ -217,7 +277,7 @@ interface ReadPass {
 
 /** Streams the file once; `onLine` sees every data row in order. */
 async function readPass(b: BatchRecord, opts: IngestOptions, key: string, onLine: (line: Line) => Promise<void> | void): Promise<ReadPass> {
-  const pass: ReadPass = { header: null, headerNotes: [], problems: [], referenceColumn: null, rows: 0, invalid: 0, warnings: 0, validTotalPaise: 0n, fileTotalPaise: 0n };
+  const pass: ReadPass = { header: null, fingerprint: new PayrollFingerprint(), headerNotes: [], problems: [], referenceColumn: null, rows: 0, invalid: 0, warnings: 0, validTotalPaise: 0n, fileTotalPaise: 0n };
   for await (const line of readBatchRows(opts.csvPath, {
     batch: key,
     ...(opts.defaultUserId ?? b.default_user_id ? { defaultUserId: (opts.defaultUserId ?? b.default_user_id)! } : {}),
@@ -234,6 +294,7 @@ async function readPass(b: BatchRecord, opts: IngestOptions, key: string, onLine
   })) {
     pass.rows++;
     pass.fileTotalPaise += line.amountPaise ?? 0n;
+    pass.fingerprint.add(line);
     if ((line.errors.length || line.warnings.length) && pass.problems.length < MAX_PROBLEMS) {
       const mask = (m: string) => (line.accountNumber.length >= 5 ? m.split(line.accountNumber).join(maskAccount(line.accountNumber)) : m);
       pass.problems.push({ row: line.rowNo, errors: line.errors.map((e) => mask(e.message)), warnings: line.warnings.map((w) => mask(w.message)) });
@@ -297,7 +358,7 @@ class RowWriter {
 }
 
 /** A new batch: every line becomes a row. */
-async function readNew(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions, sha: string): Promise<Omit<IngestResult, 'repeats'>> {
+async function readNew(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions, sha: string): Promise<Omit<IngestResult, 'repeats' | 'repeatCount' | 'repeatWindowDays'>> {
   const revision = b.revision;
   const writer = new RowWriter(trx, b.name, revision, opts.chunkSize ?? 1000);
   const pass = await readPass(b, opts, batchKey(b, revision), (line) => writer.add(line));
@@ -320,7 +381,7 @@ async function readNew(trx: Knex.Transaction, b: BatchRecord, opts: IngestOption
 }
 
 /** A different file for a batch that has rows: matched by payee, in two passes over the file. */
-async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions, sha: string): Promise<Omit<IngestResult, 'repeats'>> {
+async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions, sha: string): Promise<Omit<IngestResult, 'repeats' | 'repeatCount' | 'repeatWindowDays'>> {
   const claimed = await countClaimed(trx, b.name);
   if (claimed > 0 && !opts.revise) {
     throw new RefusedError(
@@ -415,7 +476,7 @@ async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions
     warnings,
     validTotalPaise: validTotal,
     fileTotalPaise: pass.fileTotalPaise,
-    revisionSummary: summaryOf(plan, stored.length),
+    revisionSummary: summaryOf(plan, stored, plan.insert.length - writer.invalid),
     headerNotes: pass.headerNotes,
     problems: pass.problems,
     ready: await readyOf(trx, b.name),
@@ -427,19 +488,34 @@ async function finish(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions
   if (revision === b.revision && (await fileSha256(opts.csvPath)) !== sha) {
     throw new InputError(`${opts.csvPath} changed while it was being read (is it still being written?): wait until it is complete and run again`);
   }
+  const fingerprint = pass.fingerprint.digest();
+  // A new batch, or a corrected copy: either way, a file another batch was read from is that payroll again.
+  if (!opts.allowDuplicateFile) {
+    await refuseDuplicateFile(trx, b.name, { sha256: sha, fingerprint, fingerprintDays: SAME_PAYMENTS_DAYS, payments: pass.fingerprint.payments });
+  }
   await completeIngest(trx, b.name, {
     sourceFile: path.resolve(opts.csvPath),
     sha256: sha,
     revision,
     sourceHeader: pass.header,
     referenceColumn: pass.referenceColumn,
+    fingerprint,
+    payments: pass.fingerprint.payments,
   });
 }
 
-function summaryOf(plan: RevisionPlan, _stored: number): RevisionSummary {
+function summaryOf(plan: RevisionPlan, stored: StoredPayee[], toPay: number): RevisionSummary {
+  const byId = new Map(stored.map((s) => [String(s.id), s]));
+  const removed = plan.removed.slice(0, MAX_REMOVED_LISTED).map((id) => {
+    const s = byId.get(id)!;
+    return { row: s.row_no, name: s.name, account: maskAccount(s.account_no ?? ''), amountPaise: s.amount_paise === null ? null : BigInt(s.amount_paise) };
+  });
   return {
     kept: plan.keep.size,
     dropped: plan.drop.length,
+    removedCount: plan.removed.length,
+    removed,
+    toPay,
     keptNotInFile: plan.keptNotInFile.length - plan.accepted.size,
     toInsert: plan.insert.length,
     accepted: plan.accepted.size,

@@ -16,8 +16,8 @@ import { accountKey as batchAccountKey, payeeKey as batchPayeeKey, refKey as bat
  *   new line as a payout of its own, in addition;
  * - the old row was rejected or failed, or none of its requests can have executed (no money moved): the new
  *   line is paid, the old row is kept as history and never sent.
- * Old rows without a line: kept if ever claimed ("kept: already sent"), dropped otherwise. New lines
- * without an old row are new payees.
+ * Old rows without a line: kept if ever claimed ("kept: already sent"), dropped otherwise (listed as
+ * "removed": a payee no longer in the file, never paid). New lines without an old row are new payees.
  */
 
 export interface OldPayee {
@@ -65,6 +65,8 @@ export interface RevisionPlan {
   keep: Map<number, string>;
   /** Old rows never claimed: deleted (replaced by their new line, or no longer in the file). */
   drop: string[];
+  /** Of `drop`: valid rows no line of the new file stands for (payees no longer in the file, never sent). */
+  removed: string[];
   /** Old claimed rows that no line of the new file stands for: kept, marked not in the file. */
   keptNotInFile: string[];
   /** New lines paid although a claimed row of the same payee differs (accepted changes), -> that old row. */
@@ -106,6 +108,7 @@ export function planRevision(old: OldPayee[], lines: NewPayee[], acceptChanges: 
   const plan: RevisionPlan = {
     keep: new Map(),
     drop: [],
+    removed: [],
     keptNotInFile: [],
     accepted: new Map(),
     conflicts: [],
@@ -191,7 +194,11 @@ export function planRevision(old: OldPayee[], lines: NewPayee[], acceptChanges: 
   for (const o of old) {
     if (matched.has(o.id)) continue;
     if (o.claimed) plan.keptNotInFile.push(o.id);
-    else plan.drop.push(o.id);
+    else {
+      plan.drop.push(o.id);
+      // An invalid row never paid anyone; its corrected line (another account, say) is inserted as new.
+      if (o.state !== 'invalid') plan.removed.push(o.id);
+    }
   }
   plan.insert.sort((a, b) => a - b);
   return plan;

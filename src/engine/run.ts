@@ -5,6 +5,7 @@ import { getBatch, markFinished, markStarted, recordDecision, type BatchRecord }
 import { heldByOthers } from '../db/claims.js';
 import { countByState, moveAll, resetForRetry } from '../db/rows.js';
 import { writeReports, type ReportPaths } from '../report/report.js';
+import { DEFAULT_TIME_ZONE, localTime } from '../report/time.js';
 import { REPORT_STATUSES, reportStatus, type ReportStatus } from '../states.js';
 import { Runner, type EngineDeps, type EngineOptions } from './context.js';
 import { decideExit } from './exit.js';
@@ -273,9 +274,11 @@ function dryRunVerdict(pf: Preflight, ingest: IngestResult | undefined): { exitC
 }
 
 /**
- * An explicit yes before anything new is sent: typed at a terminal, or --yes, or one an operator gave this
- * revision earlier. A batch declined at a prompt is never sent by a later run without a new yes typed at a
- * terminal (or `payouts approve`). Returns the refusal, or undefined to go on.
+ * An explicit yes before anything new is sent: typed at a terminal, or --yes, or `payouts approve` of this
+ * revision. A yes typed at a prompt or given with --yes is the yes of that run only: after a Ctrl-C, an
+ * unattended resume needs --yes (or the approve command) again. A batch declined at a prompt is never sent
+ * by a later run without a new yes typed at a terminal (or `payouts approve`). Returns the refusal, or
+ * undefined to go on.
  */
 async function authorize(runner: Runner, batch: BatchRecord, pf: Preflight, opts: RunOptions, ingest: IngestResult | undefined): Promise<string | undefined> {
   if (pf.toSend === 0 || !runner.mayInitiate) return undefined;
@@ -289,21 +292,25 @@ async function authorize(runner: Runner, batch: BatchRecord, pf: Preflight, opts
       yes = false;
     }
     if (!yes) {
-      await recordDecision(runner.db, batch.name, 'declined', 'declined at the confirmation prompt');
+      await recordDecision(runner.db, batch.name, 'declined', 'declined at the confirmation prompt', 'prompt');
       return `not confirmed: nothing sent, and no later run sends batch "${batch.name}" until someone confirms it (at a terminal, or \`payouts approve ${batch.name}\`)`;
     }
-    await recordDecision(runner.db, batch.name, 'approved', 'confirmed at the terminal');
+    await recordDecision(runner.db, batch.name, 'approved', 'confirmed at the terminal', 'prompt');
     return undefined;
   }
   if (declined) {
-    return `batch "${batch.name}" was declined at the confirmation prompt${batch.decided_at ? ` on ${new Date(batch.decided_at).toISOString()}` : ''}: nothing is sent until someone confirms it; run it at a terminal and answer y, or \`payouts approve ${batch.name}\``;
+    return `batch "${batch.name}" was declined at the confirmation prompt${batch.decided_at ? ` on ${localTime(batch.decided_at, DEFAULT_TIME_ZONE)}` : ''}: nothing is sent until someone confirms it; run it at a terminal and answer y, or \`payouts approve ${batch.name}\``;
   }
   if (opts.yes) {
-    await recordDecision(runner.db, batch.name, 'approved', 'confirmed with --yes');
+    await recordDecision(runner.db, batch.name, 'approved', 'confirmed with --yes', 'flag');
     return undefined;
   }
-  if (batch.decision === 'approved') return undefined;
-  return `no terminal to confirm ${what}: pass --yes to pay unattended (or run at a terminal, or \`payouts approve ${batch.name}\`); nothing sent`;
+  if (batch.decision === 'approved' && batch.decided_by === 'approve') return undefined;
+  const earlier =
+    batch.decision === 'approved' && batch.decided_at
+      ? ` (the yes ${batch.decided_by === 'prompt' ? 'typed at a terminal' : 'given with --yes'} on ${localTime(batch.decided_at, DEFAULT_TIME_ZONE)} was for that run only)`
+      : '';
+  return `no terminal to confirm ${what}${earlier}: pass --yes to pay unattended (or run at a terminal, or \`payouts approve ${batch.name}\`); nothing sent`;
 }
 
 /** Counts per report status, every status present. */
