@@ -11,6 +11,7 @@ import {
 import { parseRupees, type Paise } from './money.js';
 import { ConfigError } from './errors.js';
 import { readConfigFile } from './configFile.js';
+import { maskUrl } from './maskUrl.js';
 
 /**
  * Configuration, read once: flags, then the environment, then defaults. This is the only module that
@@ -216,7 +217,7 @@ export function requireApi(api: ApiConfig): CompleteApiConfig {
     url = undefined;
   }
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) {
-    throw new ConfigError(`ALLIANCE_BASE_URL (or --base-url) "${api.baseUrl}" is not an http(s) URL: use e.g. https://api.example.com`);
+    throw new ConfigError(`ALLIANCE_BASE_URL (or --base-url) "${url ? maskUrl(api.baseUrl!) : api.baseUrl}" is not an http(s) URL: use e.g. https://api.example.com`);
   }
   return api as CompleteApiConfig;
 }

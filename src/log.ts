@@ -1,4 +1,7 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { maskUrl } from './maskUrl.js';
+
+export { maskUrl };
 
 /**
  * Paths pino censors wherever they appear. Keys and signatures must never reach a log; account numbers
@@ -52,13 +55,3 @@ export function maskAccount(acc: string | null | undefined): string {
   return 'X'.repeat(acc.length - 4) + acc.slice(-4);
 }
 
-/** Removes userinfo (password) from a connection URL for display. */
-export function maskUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '****';
-    return u.toString();
-  } catch {
-    return '[unparseable url]';
-  }
-}

@@ -11,6 +11,7 @@ import { hideBin } from 'yargs/helpers';
 import { loadConfig, parseDuration, parseFee, parseRupeeInput, type Config, type ConfigFlags } from './config.js';
 import { ConfigError, EXIT, UsageError } from './errors.js';
 import { askLine } from './cli/ask.js';
+import { defaultBatchName } from './batch/name.js';
 import { failureOf } from './cli/failure.js';
 import { Screen } from './cli/screen.js';
 import { apiOptions, dbOptions, exitCodesEpilogue, progressOption, runOptions } from './cli/options.js';
@@ -20,13 +21,42 @@ type Args = ConfigFlags & { json?: boolean; [k: string]: unknown };
 
 const stop = new AbortController();
 let screen: Screen | undefined;
-/** The command honours the stop signal (finishes in-flight work); others are simply ended by a signal. */
-let graceful = false;
+/**
+ * What the running command does on a stop request (it finishes in-flight work), as the line a person reads;
+ * undefined: the command is simply ended by a signal.
+ */
+let stopping: string | undefined;
+/** The batch the command works on, for the line printed when a second signal quits at once. */
+let batchName: string | undefined;
 let exitCode = 0;
+
+/** The stop line of a command that pays (run, resume, cancel, watch, demo). */
+const PAYS = 'no new payouts are sent; those in flight finish and the report is written';
+
+/**
+ * Output whose reader went away (`payouts … | head`, a closed pipe, a terminal that hung up) is dropped from
+ * then on instead of crashing the process: a run that crashed there would leave payouts with an unknown
+ * outcome and exit 1, which a scheduler reads as "finished". A command that pays stops as on SIGTERM (no
+ * new payouts; those in flight finish; the report is written; exit 4), since nobody sees its output.
+ */
+const closedOut = new Set<NodeJS.WriteStream>();
+function writeTo(s: NodeJS.WriteStream, text: string): void {
+  if (closedOut.has(s) || s.destroyed) return;
+  s.write(text);
+}
+for (const s of [process.stdout, process.stderr]) {
+  s.on('error', (err: NodeJS.ErrnoException) => {
+    closedOut.add(s);
+    if (stopping === undefined || stop.signal.aborted) return;
+    const which = s === process.stdout ? 'stdout' : 'stderr';
+    writeTo(process.stderr, `Stopping: ${which} was closed (${err.code ?? err.message}: its reader went away): ${stopping}.\n`);
+    stop.abort();
+  });
+}
 
 function io(argv: Args, config: Config = loadConfig(argv, process.env)): CommandIO {
   screen = new Screen({
-    write: (t) => process.stderr.write(t),
+    write: (t) => writeTo(process.stderr, t),
     tty: Boolean(process.stderr.isTTY) && config.logFormat !== 'json',
     json: config.logFormat === 'json',
     columns: () => process.stderr.columns || 100,
@@ -37,7 +67,7 @@ function io(argv: Args, config: Config = loadConfig(argv, process.env)): Command
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY && process.stderr.isTTY);
   return {
     // On one terminal, a result line goes where the progress block was, and the block below it.
-    out: process.stdout.isTTY ? (line) => screen!.around(() => process.stdout.write(line + '\n')) : (line) => process.stdout.write(line + '\n'),
+    out: process.stdout.isTTY ? (line) => screen!.around(() => writeTo(process.stdout, line + '\n')) : (line) => writeTo(process.stdout, line + '\n'),
     err: (line) => screen!.line(line),
     json: Boolean(argv.json),
     config,
@@ -52,16 +82,20 @@ function io(argv: Args, config: Config = loadConfig(argv, process.env)): Command
 /** Options that may be given several times; any other given twice is a mistake, not "the last one wins". */
 const REPEATABLE = new Set(['_', 'accept-change', 'acceptChange', 'allow-ip', 'allowIp']);
 
-/** A command's handler: its module loaded now, its exit code kept for the end. */
+/**
+ * A command's handler: its module loaded now, its exit code kept for the end. `stopping`: the command
+ * honours a stop request (Ctrl-C, SIGTERM, SIGHUP, its output closed), and this is what it then does.
+ */
 const run =
-  (fn: (argv: Args) => Promise<number>, o: { graceful?: boolean } = {}) =>
+  (fn: (argv: Args) => Promise<number>, o: { stopping?: string } = {}) =>
   async (argv: Args) => {
     for (const [k, v] of Object.entries(argv)) {
       if (Array.isArray(v) && !REPEATABLE.has(k) && k.includes('-') === false && /^[a-z]/.test(k)) {
         throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} was given more than once (${v.join(', ')}): give it once`);
       }
     }
-    graceful = o.graceful ?? false;
+    stopping = o.stopping;
+    batchName = typeof argv['batch'] === 'string' ? argv['batch'] : typeof argv['csv'] === 'string' ? defaultBatchName(argv['csv']) : undefined;
     exitCode = await fn(argv);
   };
 
@@ -96,6 +130,13 @@ function rateMargin(v: unknown): number {
 function repeatWindow(v: unknown): number {
   const n = Number(v ?? 30);
   if (!Number.isInteger(n) || n < 0 || n > 3650) throw new UsageError(`--repeat-window ${String(v)}: give whole days from 0 (off) to 3650`);
+  return n;
+}
+
+function expectRows(v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--expect-rows ${String(v)}: give the number of data rows, a whole number like 300`);
   return n;
 }
 
@@ -152,14 +193,14 @@ const cli = yargs(hideBin(process.argv))
           dryRun: Boolean(argv['dryRun']),
           revise: Boolean(argv['revise']),
           acceptChanges: (argv['acceptChange'] as number[] | undefined) ?? [],
-          expectRows: argv['expectRows'] as number | undefined,
+          expectRows: expectRows(argv['expectRows']),
           expectTotalPaise: expectTotal(argv['expectTotal']),
           acceptUnterminated: Boolean(argv['acceptUnterminated']),
           allowDuplicateFile: Boolean(argv['allowDuplicateFile']),
           repeatWindowDays: repeatWindow(argv['repeatWindow']),
         });
       },
-      { graceful: true },
+      { stopping: PAYS },
     ),
   )
 
@@ -188,7 +229,7 @@ const cli = yargs(hideBin(process.argv))
           retryReview: Boolean(argv['retryReview']),
         });
       },
-      { graceful: true },
+      { stopping: PAYS },
     ),
   )
 
@@ -212,7 +253,7 @@ const cli = yargs(hideBin(process.argv))
         csv: argv['csv'] as string,
         ...(argv['userId'] ? { userId: argv['userId'] as string } : {}),
         ...(argv['batch'] ? { batch: argv['batch'] as string } : {}),
-        ...(argv['expectRows'] !== undefined ? { expectRows: argv['expectRows'] as number } : {}),
+        ...(argv['expectRows'] !== undefined ? { expectRows: expectRows(argv['expectRows']) } : {}),
         ...(argv['expectTotal'] !== undefined ? { expectTotalPaise: expectTotal(argv['expectTotal'])! } : {}),
         acceptUnterminated: Boolean(argv['acceptUnterminated']),
       });
@@ -239,7 +280,7 @@ const cli = yargs(hideBin(process.argv))
           intervalMs: parseDuration(argv['interval'] as string, '--interval', 2000),
         });
       },
-      { graceful: true },
+      { stopping: 'the watch ends (a run, if any, goes on)' },
     ),
   )
 
@@ -252,7 +293,7 @@ const cli = yargs(hideBin(process.argv))
         .positional('batch', { type: 'string', demandOption: true, describe: 'The batch name (`payouts status` lists them)' })
         .option('report-dir', { type: 'string', default: 'reports', describe: 'Where <batch>.csv, .json, .html (and .corrections.csv) are written' })
         .option('format', { choices: ['csv', 'json', 'html', 'all'] as const, default: 'all', describe: 'Which report to write' })
-        .option('fixable', { type: 'boolean', default: false, describe: "Write <batch>.corrections.csv instead: the invalid and refused rows in the input's own columns plus a reason, to fix and run with --revise" })
+        .option('fixable', { type: 'boolean', default: false, describe: "Write <batch>.corrections.csv instead: the invalid, refused and bank-rejected rows in the input's own columns plus a reason, to fix and run with --revise" })
         .option('time-zone', { type: 'string', describe: 'IANA time zone for the times in the reports (env PAYOUTS_TIME_ZONE)', defaultDescription: 'Asia/Kolkata' })
         .example('$0 report payroll-nov', 'reports/payroll-nov.csv, .json and .html')
         .example('$0 report payroll-nov --format html', 'only the HTML report')
@@ -291,7 +332,7 @@ const cli = yargs(hideBin(process.argv))
           rate: argv['rate'] as number,
         });
       },
-      { graceful: true },
+      { stopping: 'no new status checks; what was learned so far is kept and reported' },
     ),
   )
 
@@ -334,7 +375,7 @@ const cli = yargs(hideBin(process.argv))
           pollTimeoutMs: parseDuration(argv['pollTimeout'] as string, '--poll-timeout', 600_000),
         });
       },
-      { graceful: true },
+      { stopping: PAYS },
     ),
   )
 
@@ -363,7 +404,7 @@ const cli = yargs(hideBin(process.argv))
         const { demoCommand } = await import('./commands/demo.js');
         return demoCommand(io(argv), { reportDir: argv['reportDir'] as string, csv: argv['csv'] as string | undefined });
       },
-      { graceful: true },
+      { stopping: PAYS },
     ),
   )
 
@@ -457,7 +498,7 @@ const cli = yargs(hideBin(process.argv))
           rate: argv['rate'] as number,
         });
       },
-      { graceful: true },
+      { stopping: 'no new webhooks are taken; the checks in flight finish' },
     ),
   )
 
@@ -474,7 +515,7 @@ const cli = yargs(hideBin(process.argv))
         .option('retry-after', { type: 'string', default: '1m', describe: 'A run that stopped early (left in processing/) is tried again after this long' })
         .example('$0 watch /srv/payroll/inbox --yes --user-id M123 --notify-url https://hooks.slack.com/…', 'systemd: a long-running watcher (samples/payouts-watch.service)')
         .example('$0 watch /srv/payroll/inbox --once --yes --user-id M123', 'cron: pay what is there and exit')
-        .epilogue(exitCodesEpilogue()),
+        .epilogue(`${exitCodesEpilogue()}\nThe watcher exits with the highest code of the files it took (0 when it took none): any payroll with rows not paid, refused or unfinished makes it non-zero.`),
     run(
       async (argv) => {
         const { watchCommand } = await import('./commands/watch.js');
@@ -489,7 +530,7 @@ const cli = yargs(hideBin(process.argv))
           retryMs: parseDuration(argv['retryAfter'] as string, '--retry-after', 60_000),
         });
       },
-      { graceful: true },
+      { stopping: `${PAYS}; no new file is taken from the inbox` },
     ),
   )
 
@@ -556,7 +597,7 @@ const cli = yargs(hideBin(process.argv))
         await sb.close();
         return 0;
       },
-      { graceful: true },
+      { stopping: 'the sandbox closes' },
     ),
   )
 
@@ -579,23 +620,27 @@ const cli = yargs(hideBin(process.argv))
  * finish is ended by the signal as usual.
  */
 function onSignal(sig: NodeJS.Signals): void {
-  if (!graceful) {
+  if (stopping === undefined) {
     process.removeAllListeners(sig);
     process.kill(process.pid, sig);
     return;
   }
   if (stop.signal.aborted) {
     screen?.clearStatus();
-    process.stderr.write('payouts: quitting at once; payouts in flight have an unknown outcome: `payouts resume <batch>` asks about them before sending anything\n');
+    if (stopping.startsWith(PAYS)) {
+      writeTo(process.stderr, `payouts: quitting at once; payouts in flight have an unknown outcome: \`payouts resume ${batchName ?? '<batch>'}\` asks about them before sending anything\n`);
+    }
     process.exit(EXIT.unfinished);
   }
-  const line = `Stopping (${sig}): no new payouts are sent; those in flight finish and the report is written. ${sig === 'SIGINT' ? 'Ctrl-C' : 'The same signal'} again to quit at once.`;
+  const line = `Stopping (${sig}): ${stopping}. ${sig === 'SIGINT' ? 'Ctrl-C' : 'The same signal'} again to quit at once.`;
   if (screen) screen.line(line, 'warn');
-  else process.stderr.write(line + '\n');
+  else writeTo(process.stderr, line + '\n');
   stop.abort();
 }
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
+// A terminal that hangs up (an ssh connection lost): the same as SIGTERM, not a process killed mid-send.
+process.on('SIGHUP', onSignal);
 
 try {
   await cli.parseAsync();
@@ -606,9 +651,9 @@ try {
   screen?.clearStatus();
   const line = `payouts: ${message}`;
   if (screen) screen.line(line, 'error', { exit_code: code });
-  else process.stderr.write(line + '\n');
-  if (verbose && err instanceof Error && err.cause) process.stderr.write(`caused by: ${String((err.cause as Error).stack ?? err.cause)}\n`);
-  if (process.argv.includes('--json')) process.stdout.write(JSON.stringify({ error: { code, message } }, null, 2) + '\n');
+  else writeTo(process.stderr, line + '\n');
+  if (verbose && err instanceof Error && err.cause) writeTo(process.stderr, `caused by: ${String((err.cause as Error).stack ?? err.cause)}\n`);
+  if (process.argv.includes('--json')) writeTo(process.stdout, JSON.stringify({ error: { code, message } }, null, 2) + '\n');
   process.exitCode = code;
 }
 screen?.finish();

@@ -201,6 +201,12 @@ describe('amount', () => {
     expect(parseAmount('10000000000.01')).toMatchObject({ code: 'amount_too_large' });
     expect(parseAmount('90071992547409.91')).toMatchObject({ code: 'amount_too_large' });
   });
+  it('digits grouped with spaces or apostrophes are named as such, not as "letters or symbols"', () => {
+    for (const raw of ['1 000', '1 00 000.50', "1'000", '12\u00a0500']) {
+      expect(parseAmount(raw), raw).toMatchObject({ code: 'amount_format', message: expect.stringMatching(/groups its digits with spaces or apostrophes: write it without them \(like 1000\)/) });
+    }
+    expect(parseAmount('12 apples')).toMatchObject({ message: expect.stringMatching(/contains letters or symbols/) });
+  });
 });
 
 describe('payment_method and limits', () => {

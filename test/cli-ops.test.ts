@@ -223,6 +223,66 @@ describe('signals: SIGTERM to the installed command, as `timeout`, systemd and k
   });
 });
 
+describe('output closed, terminal hung up: a paying run stops as on SIGTERM, never crashes mid-send', { timeout: 180_000 }, () => {
+  it('`payouts run … | head -2`: the reader goes away; exit 4, the report written, nothing in flight left unknown; resume pays the rest once', async () => {
+    const s = await sb({ settleMs: 50 });
+    const d = scenario();
+    const csv = payroll(path.join(d.work, 'piped.csv'), 30);
+    const child = spawn(process.execPath, [MAIN, 'run', csv, ...d.dirs, ...FAST, '--rate', '4', '--concurrency', '1', '--yes'], {
+      cwd: d.work,
+      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', XDG_DATA_HOME: testDataHome(), ...apiEnv(s) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    // What `head -2` does: read two lines, then close its end of the pipe.
+    let seen = '';
+    child.stdout!.on('data', (b: Buffer) => {
+      seen += b.toString();
+      if (seen.split('\n').length > 2) child.stdout!.destroy();
+    });
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    const [code] = (await new Promise((r) => child.on('close', (c, sig) => r([c, sig])))) as [number | null, string | null];
+    expect(code, stderr).toBe(4);
+    expect(stderr).toMatch(/Stopping: stdout was closed \(EPIPE: its reader went away\): no new payouts are sent; those in flight finish and the report is written/);
+    expect(stderr).not.toMatch(STACK);
+    const report = JSON.parse(readFileSync(path.join(d.reportDir, 'piped.json'), 'utf8')) as { summary: { counts: Record<string, number> } };
+    expect(report.summary.counts['sending']).toBe(0);
+    expect(s.ledger().length).toBeLessThan(30);
+    const rest = await runCli(['resume', 'piped', ...d.dirs, ...FAST, '--rate', '50', '--yes'], { env: apiEnv(s), cwd: d.work });
+    expect(rest.code, show(rest)).toBe(0);
+    expect(s.ledger()).toHaveLength(30);
+    for (const e of s.ledger()) expect(s.executions(e.orderId)).toBe(1);
+  });
+
+  it('SIGHUP (an ssh session lost) stops like SIGTERM: exit 4, and the second line names the batch to resume', async () => {
+    const s = await sb({ settleMs: 120_000 });
+    const d = scenario();
+    const { child, done } = background(['run', payroll(path.join(d.work, 'hup.csv'), 20), ...d.dirs, ...FAST, '--rate', '4', '--concurrency', '1', '--yes'], apiEnv(s), d.work);
+    await waitFor('a payout sent', () => s.ledger().length >= 1, 60_000);
+    child.kill('SIGHUP');
+    const r = await done;
+    expect(r.code, show(r)).toBe(4);
+    expect(r.stderr).toMatch(/Stopping \(SIGHUP\): no new payouts are sent/);
+    expect(existsSync(path.join(d.reportDir, 'hup.json'))).toBe(true);
+  });
+
+  it('read-only commands whose reader goes away end quietly (no stack trace)', async () => {
+    const d = scenario();
+    // Enough output (a line for every problem of 3,000 rows) that it is still being written when the reader goes.
+    const csv = payroll(path.join(d.work, 'many.csv'), 3000, 3000);
+    const child = spawn(process.execPath, [MAIN, 'validate', csv, '--user-id', 'M1'], { cwd: d.work, env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', XDG_DATA_HOME: testDataHome() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    child.stdout!.once('data', () => child.stdout!.destroy());
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code = await new Promise((r) => child.on('close', (c) => r(c)));
+    expect(stderr).not.toMatch(STACK);
+    expect(stderr).not.toMatch(/EPIPE/);
+    expect(code).toBe(1); // its own verdict: some rows invalid
+  });
+});
+
 describe('status --follow from another terminal', { timeout: 180_000 }, () => {
   it('embedded database: reads the running process\'s progress file (the run holds the database) and ends with the final counts; plain status works during the run too', async () => {
     const s = await sb({ settleMs: 800 });
@@ -376,7 +436,9 @@ describe('dry runs, corrected copies and control totals', { timeout: 120_000 }, 
     const preview = await runCli(['run', v2, '--batch', 'nov', ...d.dirs, ...FAST, '--revise', '--dry-run', '--accept-change', '4'], { env: apiEnv(s), cwd: d.work });
     expect(preview.code, show(preview)).toBe(0);
     expect(preview.stdout).toMatch(/read as a corrected copy \(it would be revision 2; dry run: nothing stored\)/);
-    expect(preview.stdout).toMatch(/corrected copy: 2 rows already sent and kept \(not paid again\), 3 new or corrected rows to pay, 0 unsent rows dropped, 0 sent rows no longer in the file kept, 1 accepted changes/);
+    expect(preview.stdout).toMatch(/corrected copy: 2 rows already sent and kept \(not paid again\); 3 new, corrected or not yet sent lines, all to pay/);
+    expect(preview.stdout).toMatch(/sent rows no longer in the file, kept with their payouts: 0; changes accepted \(paid in addition\): 1/);
+    expect(preview.stdout).not.toMatch(/REMOVED/);
     expect(preview.stdout).toMatch(/A real run would send 3 payouts of ₹352\.00/);
     expect(s.ledger()).toHaveLength(3);
     const short = await runCli(['run', v2, '--batch', 'nov', ...d.dirs, ...FAST, '--revise', '--dry-run', '--accept-change', '4', '--expect-rows', '6'], { env: apiEnv(s), cwd: d.work });

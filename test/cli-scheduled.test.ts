@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEYS, sandbox, tmpDir } from './helpers/env.js';
 import { runCli } from './helpers/cli.js';
 import type { Sandbox } from '../src/sandbox/server.js';
+import { watchExitCode } from '../src/commands/watch.js';
 
 const HEADER = 'beneficiary_name,beneficiary_email,beneficiary_mobile_no,beneficiary_address,payment_method,beneficiary_acc_no,bank_name,ifsc,amount';
 const FAST = ['--rate', '100', '--poll-interval', '100ms', '--grace', '1s', '--user-id', 'M123'];
@@ -59,11 +60,28 @@ describe('scheduled payroll through the command', () => {
     expect(JSON.stringify(note)).not.toMatch(/880000\d1/);
   });
 
-  it('watch without --yes is refused before anything is read (exit 2)', async () => {
+  it('watch without --yes is refused before anything is read (exit 3, as run without --yes)', async () => {
     const inbox = tmpDir('payouts-cli-inbox-');
     const r = await runCli(['watch', inbox, '--once', '--data-dir', tmpDir('payouts-cli-data-'), ...FAST], { env: env() });
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/--yes/);
+  });
+
+  it("the watcher exits with the highest of its files' codes (cron mails a payroll with rows not paid); its log says where the reports are now", { timeout: 180_000 }, async () => {
+    const inbox = tmpDir('payouts-cli-inbox-');
+    const data = tmpDir('payouts-cli-data-');
+    writeFileSync(
+      path.join(inbox, 'bonus-jan.csv'),
+      [HEADER, ...[0, 1].map((i) => `P ${i},p${i}@example.com,9876543210,A,IMPS,${8900000 + i}1,B,SBIN0000691,${250 + i}`), 'Bad,b@example.com,9876543210,A,IMPS,89999991,B,SBIN06058,10'].join('\n') + '\n',
+    );
+    const r = await runCli(['watch', inbox, '--once', '--yes', '--stable', '0s', '--every', '100ms', '--data-dir', data, ...FAST], { env: env(), timeoutMs: 150_000 });
+    expect(r.code, r.stderr).toBe(1);
+    const line = r.stderr.split('\n').find((l) => l.includes('Inbox: bonus-jan.csv -> done/'));
+    expect(line, r.stderr).toMatch(/\(exit 1\): finished: 2 paid, 1 not paid \(1 invalid\); its reports: .*\/done\/bonus-jan\.reports$/);
+    expect(line).not.toMatch(/processing/);
+    expect(watchExitCode([])).toBe(0);
+    expect(watchExitCode([0, 1, 0])).toBe(1);
+    expect(watchExitCode([1, 4, 3])).toBe(4);
   });
 
   it('a settings file holding the secret, readable by others, is refused (exit 2) without echoing the secret', async () => {

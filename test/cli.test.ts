@@ -578,7 +578,7 @@ describe('payouts run: a mixed file (valid, invalid, rejected, formula-looking n
     expect(bad.stderr).toMatch(/time zone/);
   });
 
-  it('report <batch> --fixable writes the invalid rows in the input\'s columns with a reason, ready for --revise', async () => {
+  it('report <batch> --fixable writes the invalid and bank-rejected rows in the input\'s columns with a reason, ready for --revise', async () => {
     const fix = path.join(d.work, 'fix');
     const r = await runCli(['report', 'payroll', '--fixable', '--data-dir', d.dataDir, '--report-dir', fix], { cwd: d.work });
     expect(r.code, show(r)).toBe(0);
@@ -587,7 +587,9 @@ describe('payouts run: a mixed file (valid, invalid, rejected, formula-looking n
     expect(r.stdout).toContain(`payouts run ${file} --batch payroll --revise`);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const rows = readReport(file);
-    expect(rows).toHaveLength(2);
+    // The two invalid rows and the one the bank rejected (a corrected account is a new payout).
+    expect(rows).toHaveLength(3);
+    expect(rows.filter((x) => /^Rejected by the bank/.test(x['reason'] ?? ''))).toHaveLength(1);
     // The input's own columns (here the API's names, so the same either way: the file's header once
     // ingest keeps it, the canonical fallback before), then the reason.
     const cols = Object.keys(rows[0]!);

@@ -348,6 +348,20 @@ describe('retries re-sign the same bytes', () => {
 });
 
 describe('error typing', () => {
+  it('a password in the base URL never shows in a message; a query in it is refused without echoing it', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const c = new AllianceClient({ baseUrl: `http://admin:hunter2pass@127.0.0.1:${port}/v2`, accessKey: KEYS.accessKey, secretKey: KEYS.secretKey, timeoutMs: 2000 });
+    const e = await failure(c.balance());
+    expect(e.message).toMatch(new RegExp(`connection refused by http://admin:\\*{4}@127\\.0\\.0\\.1:${port}/v2`));
+    expect(e.message).not.toContain('hunter2pass');
+    await c.close();
+    expect(() => new AllianceClient({ baseUrl: `http://127.0.0.1:${port}/?token=QTOKEN123`, accessKey: 'a', secretKey: 'b' })).toThrow(/without a query or fragment/);
+    expect(() => new AllianceClient({ baseUrl: `http://127.0.0.1:${port}/?token=QTOKEN123`, accessKey: 'a', secretKey: 'b' })).not.toThrow(/QTOKEN123/);
+  });
+
   it('401 wrong secret: AuthenticationError naming the keys, IP and clock', async () => {
     const sb = await sandbox();
     const e = await failure(client(sb, { secretKey: 'wrong-secret' }).balance());

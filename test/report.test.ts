@@ -250,11 +250,14 @@ describe.each(BACKENDS)('reports on %s', (kind) => {
   it('writes the corrections file in the input\'s own columns, which the CSV reader takes back', async () => {
     const file = correctionsPath(dir, 'nov');
     const r = await writeCorrections(db.knex, 'nov', file);
-    expect(r).toMatchObject({ rows: 2, sourceColumns: true, columns: [...SOURCE_HEADER, 'reason'] });
+    expect(r).toMatchObject({ rows: 3, sourceColumns: true, columns: [...SOURCE_HEADER, 'reason'] });
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const text = readFileSync(file, 'utf8');
     const rows = records(text);
-    expect(rows.map((x) => x['Employee ID'])).toEqual(['E-4', 'E-5']);
+    // Invalid, refused by the API, and rejected by the bank (a corrected account is a new payout).
+    expect(rows.map((x) => x['Employee ID'])).toEqual(['E-3', 'E-4', 'E-5']);
+    expect(rows[0]!['reason']).toMatch(/^Rejected by the bank: Beneficiary account is closed\..*a corrected account is a new payout \(a line left unchanged is not paid again\)\.$/);
+    rows.shift();
     // The cells as the input had them (it is an input file: full account numbers, to be fixed and sent).
     expect(rows[0]).toMatchObject({ Name: 'Bad Ifsc <b>&amp;</b>', 'Account No': '423456789012', IFSC: 'SBIN060589', Amount: '300.00', Mode: 'IMPS' });
     expect(rows[0]!['reason']).toMatch(/^Invalid, not sent: ifsc "SBIN060589"/);
@@ -269,10 +272,10 @@ describe.each(BACKENDS)('reports on %s', (kind) => {
     writeFileSync(file, text.replace('SBIN060589', 'SBIN0000691'));
     const back = [];
     for await (const row of readBatchRows(file, { batch: 'nov', defaultUserId: 'u-1' })) back.push(row);
-    expect(back).toHaveLength(2);
-    expect(back[0]!.errors).toEqual([]);
-    expect(back[0]!.accountNumber).toBe('423456789012');
-    expect(back[0]!.amountPaise).toBe(30000n);
+    expect(back).toHaveLength(3);
+    expect(back[1]!.errors).toEqual([]);
+    expect(back[1]!.accountNumber).toBe('423456789012');
+    expect(back[1]!.amountPaise).toBe(30000n);
   });
 
   it('falls back to the API\'s column names for a batch read before the input\'s cells were kept', async () => {
@@ -283,12 +286,14 @@ describe.each(BACKENDS)('reports on %s', (kind) => {
       'beneficiary_name', 'beneficiary_email', 'beneficiary_mobile_no', 'beneficiary_address', 'payment_method', 'beneficiary_acc_no', 'bank_name', 'ifsc', 'amount', 'remarks', 'user_id', 'reason',
     ]);
     const rows = records(readFileSync(file, 'utf8'));
-    expect(rows).toHaveLength(2);
+    expect(rows).toHaveLength(3);
+    expect(rows[0]).toMatchObject({ beneficiary_acc_no: '323456780000' });
+    rows.shift();
     expect(rows[0]).toMatchObject({ beneficiary_acc_no: '423456789012', ifsc: 'SBIN060589', amount: '300.00', user_id: 'u-1' });
     const back = [];
     for await (const row of readBatchRows(file, { batch: 'old' })) back.push(row);
-    expect(back).toHaveLength(2);
-    expect(back[0]!.errors.map((e) => e.field)).toEqual(['ifsc']);
+    expect(back).toHaveLength(3);
+    expect(back[1]!.errors.map((e) => e.field)).toEqual(['ifsc']);
     // The reference column is "reference" when the input had none.
     const csv = await writeReport(db.knex, 'old', dir, 'csv');
     expect(readFileSync(csv.file, 'utf8').split('\r\n')[0]).toMatch(/^\uFEFFrow,order_id,reference,/);

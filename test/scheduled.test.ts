@@ -2,7 +2,7 @@
  * Issue 12: scheduled payroll. An inbox watcher pays dropped files one at a time and moves them with their
  * reports; a configuration file holding the secret must be readable by its owner only.
  */
-import { chmodSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, chmodSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDb, type TestDb } from './helpers/db.js';
@@ -66,6 +66,9 @@ describe('payouts watch: an inbox paid file by file', () => {
     expect(readdirSync(path.join(inbox, 'done')).sort()).toEqual(['nov-payroll.csv', 'nov-payroll.reports']);
     expect(readdirSync(path.join(inbox, 'done', 'nov-payroll.reports')).sort()).toEqual(['nov-payroll.csv', 'nov-payroll.html', 'nov-payroll.json']);
     expect(readdirSync(path.join(inbox, 'failed'))).toContain('broken.csv');
+    // Nothing was stored for the refused file, so there is no report: why.txt says what was wrong.
+    const why = readFileSync(path.join(inbox, 'failed', 'broken.reports', 'why.txt'), 'utf8');
+    expect(why).toMatch(/^broken\.csv: not paid by the inbox \(exit 2\)\n\n.*header/s);
     expect(readdirSync(path.join(inbox, 'processing')).filter((f) => f.endsWith('.csv'))).toEqual([]);
     expect(events.some((e) => e.type === 'waiting' && e.file === 'nov-payroll.csv')).toBe(true);
   });
@@ -82,7 +85,7 @@ describe('payouts watch: an inbox paid file by file', () => {
     const stop = new AbortController();
     const holder = watchInbox({ inbox, stableMs: 0, pollMs: 50, retryMs: 0, stopSignal: stop.signal, runFile: runFile(client) });
     await new Promise((r) => setTimeout(r, 100));
-    await expect(watchInbox({ inbox, once: true, runFile: runFile(client) })).rejects.toThrow(/being watched by another process/);
+    await expect(watchInbox({ inbox, once: true, runFile: runFile(client) })).rejects.toThrow(/the inbox \(its processing folder\) \S+ is already open in this process/);
     stop.abort();
     const second = await holder;
     expect(second.processed[0]).toMatchObject({ file: 'dec.csv', exitCode: 0, movedTo: 'done' });

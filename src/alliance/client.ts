@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { parseApiAmount, paiseToJsonNumber } from '../money.js';
+import { maskUrl } from '../maskUrl.js';
 import {
   AbortedError,
   AllianceError,
@@ -109,6 +110,8 @@ export class AllianceClient {
   private readonly ownsDispatcher: boolean;
   private readonly logger: Logger | undefined;
   private readonly now: () => number;
+  /** The base URL as messages show it: a password in it masked. */
+  private readonly shownUrl: string;
   private lastTimestamp = 0;
   /** Seconds mode only: signatures used in the current and the previous second (see send). */
   private readonly recentSignatures = new Map<string, number>();
@@ -124,7 +127,11 @@ export class AllianceClient {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new TypeError(`ALLIANCE_BASE_URL must be http(s), got ${url.protocol}`);
     }
+    if (url.search || url.hash) {
+      throw new TypeError(`ALLIANCE_BASE_URL must be the API's base address without a query or fragment (${maskUrl(url.origin + url.pathname)}…): e.g. https://api.example.com`);
+    }
     this.baseUrl = url.toString().replace(/\/+$/, '');
+    this.shownUrl = maskUrl(this.baseUrl);
     if (!opts.accessKey) throw new TypeError('access key is required (ALLIANCE_ACCESS_KEY)');
     if (!opts.secretKey) throw new TypeError('secret key is required (ALLIANCE_SECRET_KEY)');
     this.accessKey = opts.accessKey;
@@ -382,11 +389,11 @@ export class AllianceClient {
     const sent = afterHeaders || (!neverWritten && !(code !== undefined && notSent.has(code)));
     const what =
       code === 'ECONNREFUSED'
-        ? `connection refused by ${this.baseUrl}: is the API (or sandbox) running and ALLIANCE_BASE_URL right?`
+        ? `connection refused by ${this.shownUrl}: is the API (or sandbox) running and ALLIANCE_BASE_URL right?`
         : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
-          ? `cannot resolve the host of ${this.baseUrl}: check ALLIANCE_BASE_URL`
+          ? `cannot resolve the host of ${this.shownUrl}: check ALLIANCE_BASE_URL`
           : code && /CERT|TLS|SSL/.test(code)
-            ? `TLS failure talking to ${this.baseUrl} (${code}): check the URL and the server's certificate`
+            ? `TLS failure talking to ${this.shownUrl} (${code}): check the URL and the server's certificate`
             : `connection failed (${code ?? e.message ?? 'unknown'})`;
     return new NetworkError(`${method} ${path}: ${what}`, { ...d, sent, ...(code ? { code } : {}) });
   }

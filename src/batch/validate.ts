@@ -263,6 +263,13 @@ export function parseAmount(raw: string): { paise: Paise } | { code: string; mes
       message: `${field} ${q(raw)} is ${neg ? 'negative' : 'zero'}: a payout must be more than ₹0; remove the row or correct the amount`,
     };
   }
+  if (/^\d{1,3}(?:[\s\u00a0\u202f']\d{2,3})+(?:\.\d+)?$/.test(s)) {
+    // "1 000", "1'000": digits grouped with spaces or apostrophes (some locales' exports).
+    return {
+      code: 'amount_format',
+      message: `${field} ${q(raw)} groups its digits with spaces or apostrophes: write it without them (like 1000) or with commas (1,000)`,
+    };
+  }
   if (/[^\d.,]/.test(s)) {
     return {
       code: 'amount_format',

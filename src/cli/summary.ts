@@ -14,6 +14,8 @@ export interface StatusTotalsLike {
   totals: Record<ReportStatus, { count: number; amount: string }>;
   charges?: string;
   debited?: string;
+  /** Payouts whose outcome is not known (sent, and needs_review rows that were sent): they may be debited too. */
+  possibly_debited?: { count: number; amount: string };
 }
 
 /** The order a payout moves through: not sent, in flight, final, never payable. */
@@ -42,12 +44,20 @@ export function statusLines(s: StatusTotalsLike): string[] {
   for (const st of STATUS_ORDER) {
     lines.push(`  ${st.padEnd(13)} ${String(s.counts[st] ?? 0).padStart(7)}  ${formatRupeesIndian(paiseOf(s, st)).padStart(18)}  ${STATUS_LABELS[st]}`);
   }
-  if (s.debited !== undefined) {
-    lines.push(`  debited by the API: ${formatRupeesIndian(parseRupees(s.debited) ?? 0n)} (paid, plus charges ${formatRupeesIndian(parseRupees(s.charges ?? '0') ?? 0n)})`);
+  if (s.debited === undefined) {
+    const inFlight = group(s, ['sending', 'pending']);
+    if (inFlight.rows > 0) lines.push(`  and ${inFlight.rows} sent, not final yet: ${formatRupeesIndian(inFlight.paise)}`);
+    return lines;
   }
-  const inFlight = group(s, ['sending', 'pending']);
-  if (inFlight.rows > 0) {
-    lines.push(`  and ${inFlight.rows} sent, not final yet: ${formatRupeesIndian(inFlight.paise)} already out of the wallet or about to be`);
+  // What the wallet has paid out, with its parts, so that it adds up: the API debits a payout (amount and
+  // charge) when it takes it, so rows awaiting the bank are in it; a rejected one is refunded.
+  const parts = [`paid ${formatRupeesIndian(paiseOf(s, 'approved'))}`];
+  if ((s.counts.pending ?? 0) > 0) parts.push(`awaiting the bank ${formatRupeesIndian(paiseOf(s, 'pending'))}`);
+  parts.push(`charges ${formatRupeesIndian(parseRupees(s.charges ?? '0') ?? 0n)}`);
+  lines.push(`  debited by the API: ${formatRupeesIndian(parseRupees(s.debited) ?? 0n)} (${parts.join(' + ')})`);
+  const unknown = s.possibly_debited ?? { count: s.counts.sending ?? 0, amount: s.totals.sending?.amount ?? '0' };
+  if (unknown.count > 0) {
+    lines.push(`  possibly debited too: ${unknown.count} payout${unknown.count === 1 ? '' : 's'}, ${formatRupeesIndian(parseRupees(unknown.amount) ?? 0n)}, outcome not known yet (never pay these by hand)`);
   }
   return lines;
 }

@@ -10,6 +10,7 @@ import { apiTarget, isYes } from '../cli/confirm.js';
 import { Progress, snapshotPath } from '../cli/progress.js';
 import { paiseOf, statusLines, summaryJson, unfinishedLines } from '../cli/summary.js';
 import { clientOf, dataDirOf, loggerOf, note, printJson, withDb, type CommandIO } from './context.js';
+import { DEFAULT_TIME_ZONE, localTime } from '../report/time.js';
 
 /** Who decided, for the batch's record. */
 function who(): string {
@@ -63,7 +64,7 @@ export async function cancelCommand(io: CommandIO, o: CancelCommandOptions): Pro
     return await withDb(io, async (db) => {
       const rec = await getBatch(db.knex, o.batch);
       if (!rec) throw new BatchNotFoundError(`no batch named "${o.batch}" in this database: \`payouts status\` lists them`);
-      if (rec.cancelled_at && !io.json) io.out(`Batch ${o.batch} was already cancelled on ${new Date(rec.cancelled_at).toISOString()}; resolving anything still in flight.`);
+      if (rec.cancelled_at && !io.json) io.out(`Batch ${o.batch} was already cancelled on ${localTime(rec.cancelled_at, DEFAULT_TIME_ZONE)}; resolving anything still in flight.`);
       if (!rec.cancelled_at && !o.yes) {
         const before = await summarize(db.knex, o.batch);
         if (!io.ask) {

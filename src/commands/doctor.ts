@@ -2,6 +2,7 @@ import { runDoctor, type ApiSettings, type DoctorReport } from '../alliance/doct
 import { API_RULE_SETTINGS } from '../config.js';
 import { EXIT, type ExitCode } from '../errors.js';
 import { loggerOf, printJson, type CommandIO } from './context.js';
+import { maskUrl } from '../log.js';
 
 export interface DoctorCommandOptions {
   /** Also send an initiate the server must refuse, to learn how it wants the mobile number. */
@@ -107,7 +108,7 @@ export async function doctorCommand(io: CommandIO, o: DoctorCommandOptions = {})
     });
     return code;
   }
-  io.out(`payouts doctor${api.baseUrl ? `: ${api.baseUrl}` : ''}`);
+  io.out(`payouts doctor${api.baseUrl ? `: ${maskUrl(api.baseUrl)}` : ''}`);
   for (const c of r.checks) io.out(`  ${MARK[c.status]} ${c.id.padEnd(13)} ${c.detail}`);
   const keys = Object.keys(r.sources) as (keyof ApiSettings)[];
   const probed = keys.filter((k) => r.sources[k] === 'probed');

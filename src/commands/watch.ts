@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { UsageError } from '../errors.js';
+import { RefusedError } from '../errors.js';
 import { watchInbox } from '../engine/watch.js';
 import { note, printJson, type CommandIO } from './context.js';
 import { runCommand, type RunCommandOptions } from './run.js';
@@ -20,7 +20,8 @@ export interface WatchCommandOptions extends Omit<RunCommandOptions, 'csv' | 'ba
  */
 export async function watchCommand(io: CommandIO, o: WatchCommandOptions): Promise<number> {
   if (!o.yes) {
-    throw new UsageError('`payouts watch` pays every file dropped in the inbox without asking: start it with --yes (the explicit yes an unattended run needs)');
+    // Exit 3, as `payouts run` without a terminal and without --yes: refused before anything is sent.
+    throw new RefusedError('`payouts watch` pays every file dropped in the inbox without asking: start it with --yes (the explicit yes an unattended run needs); nothing sent');
   }
   const inbox = path.resolve(io.cwd, o.inbox);
   const unattended: CommandIO = { ...io, ask: undefined };
@@ -34,18 +35,27 @@ export async function watchCommand(io: CommandIO, o: WatchCommandOptions): Promi
     onEvent: (e) => {
       if (io.json) return;
       if (e.type === 'taken') note(io, `Inbox: paying ${e.file} as batch ${e.batch}`);
-      else if (e.type === 'finished') note(io, `Inbox: ${e.file} -> ${e.movedTo}/ (exit ${e.exitCode}): ${e.message}`);
+      else if (e.type === 'finished') {
+        // The run printed its report's path inside processing/; this is where file and reports are now.
+        const at = path.join(inbox, e.movedTo, `${e.batch}.reports`);
+        note(io, `Inbox: ${e.file} -> ${e.movedTo}/ (exit ${e.exitCode}): ${e.message}; its reports${e.movedTo === 'failed' ? ' and why.txt' : ''}: ${at}`);
+      }
     },
     runFile: async (f) => {
       const { csv, batch, reportDir } = f;
       let message = '';
-      const capture: CommandIO = { ...unattended, out: (line) => ((message = line), unattended.out(line)) };
-      const exitCode = await runCommand(capture, { ...o, csv, batch, reportDir });
+      const exitCode = await runCommand(unattended, { ...o, csv, batch, reportDir, onResult: (r) => (message = r.message) });
       return { exitCode, message };
     },
   });
   if (io.json) printJson(io, { inbox, processed: res.processed.map((p) => ({ file: p.file, batch: p.batch, exit_code: p.exitCode, moved_to: p.movedTo })) });
-  // The watcher's own exit: 0 when every file it took is done; 1 when one failed; 4 when one is left unfinished.
-  if (res.processed.some((p) => p.movedTo === 'processing')) return 4;
-  return res.processed.some((p) => p.movedTo === 'failed') ? 1 : 0;
+  return watchExitCode(res.processed.map((p) => p.exitCode));
+}
+
+/**
+ * The watcher's own exit: the highest of the files' exit codes (0 when it took none), so that cron mails
+ * a round in which any payroll had rows not paid (1), was refused (2, 3) or is unfinished (4 and up).
+ */
+export function watchExitCode(codes: readonly number[]): number {
+  return codes.reduce((a, b) => Math.max(a, b), 0);
 }

@@ -48,24 +48,37 @@ function judge(h: LockHolder): Verdict {
   return isAlive(h.ref.pid, h.ref.startTime) ? 'alive' : 'dead';
 }
 
-function busy(dir: string, lock: string, h: LockHolder | undefined, verdict: Verdict | 'self' | 'unreadable'): BusyError {
+/** What a lock guards, in the words of its refusal (the embedded database's data directory by default). */
+export interface LockWords {
+  /** "the data directory" */
+  what: string;
+  /** Why one process at a time, and what to do for more. */
+  use: string;
+}
+
+const DATA_DIR: LockWords = {
+  what: 'the data directory',
+  use: 'PGlite allows one process at a time; to run several runners at once, set DATABASE_URL to a PostgreSQL database.',
+};
+
+function busy(dir: string, lock: string, h: LockHolder | undefined, verdict: Verdict | 'self' | 'unreadable', words: LockWords = DATA_DIR): BusyError {
   const since = h?.since ? ` since ${h.since}` : '';
-  const use = `PGlite allows one process at a time; to run several runners at once, set DATABASE_URL to a PostgreSQL database.`;
+  const use = words.use;
   switch (verdict) {
     case 'self':
-      return new BusyError(`the data directory ${dir} is already open in this process (pid ${process.pid}): close it before opening it again`);
+      return new BusyError(`${words.what} ${dir} is already open in this process (pid ${process.pid}): close it before opening it again`);
     case 'alive':
       return new BusyError(
-        `the data directory ${dir} is in use by process ${h!.ref.pid} on this machine${since}. ${use} Wait for that process to finish (or stop it: \`kill ${h!.ref.pid}\`), then run again.`,
+        `${words.what} ${dir} is in use by process ${h!.ref.pid} on this machine${since}. ${use} Wait for that process to finish (or stop it: \`kill ${h!.ref.pid}\`), then run again.`,
       );
     case 'unknown':
       return new BusyError(
-        `the data directory ${dir} is locked by process ${h!.ref.pid} of ${h!.ref.tag.split('~')[0]}${since}, on another machine, container or pid namespace: ` +
+        `${words.what} ${dir} is locked by process ${h!.ref.pid} of ${h!.ref.tag.split('~')[0]}${since}, on another machine, container or pid namespace: ` +
           `this process cannot tell whether it still runs. If no payouts process uses ${dir} any more, delete ${lock} and run again. ${use}`,
       );
     default:
       return new BusyError(
-        `the data directory ${dir} is locked, but its lock file ${lock} names no process. If no payouts process uses ${dir}, delete ${lock} and run again.`,
+        `${words.what} ${dir} is locked, but its lock file ${lock} names no process. If no payouts process uses ${dir}, delete ${lock} and run again.`,
       );
   }
 }
@@ -140,7 +153,7 @@ async function removeStale(lock: string, stale: string): Promise<void> {
  * Takes the lock on `dir` for this process, or throws a BusyError naming the holder and what to do.
  * Returns the release function (removes the lock only if it is still this process's).
  */
-export async function lockDataDir(dir: string): Promise<() => void> {
+export async function lockDataDir(dir: string, words: LockWords = DATA_DIR): Promise<() => void> {
   const lock = path.join(dir, 'lock');
   const content = `${PROCESS_ID}\nsince ${new Date().toISOString()}\n`;
   for (let attempt = 0; attempt < 50; attempt++) {
@@ -155,10 +168,10 @@ export async function lockDataDir(dir: string): Promise<() => void> {
     const text = readOrUndefined(lock);
     if (text === undefined) continue; // released in between: try again
     const holder = parseLockFile(text);
-    if (!holder) throw busy(dir, lock, undefined, 'unreadable');
-    if (holder.id === PROCESS_ID) throw busy(dir, lock, holder, 'self');
+    if (!holder) throw busy(dir, lock, undefined, 'unreadable', words);
+    if (holder.id === PROCESS_ID) throw busy(dir, lock, holder, 'self', words);
     const verdict = judge(holder);
-    if (verdict !== 'dead') throw busy(dir, lock, holder, verdict);
+    if (verdict !== 'dead') throw busy(dir, lock, holder, verdict, words);
     await removeStale(lock, text);
   }
   throw new BusyError(`could not lock the data directory ${dir}: other processes keep taking it. Run one payouts process at a time on it.`);

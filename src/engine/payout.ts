@@ -4,6 +4,7 @@ import type { PayoutRow } from '../db/rows.js';
 import { formatRupeesIndian } from '../money.js';
 import { maskAccount } from '../log.js';
 import { accountKey } from './revise.js';
+import { DEFAULT_TIME_ZONE, localTime } from '../report/time.js';
 
 /** The API request for a stored row. Only rows that passed validation get here (CHECK enforces it). */
 export function payoutRequestOf(row: PayoutRow): PayoutRequest {
@@ -66,7 +67,7 @@ export function notOurs(row: PayoutRow, info: PayoutInfo, maySent: boolean): str
   const created = Date.parse(str(info.raw['created_at']) ?? '');
   const claimed = row.first_claimed_at ? new Date(row.first_claimed_at).getTime() : NaN;
   if (Number.isFinite(created) && Number.isFinite(claimed) && created < claimed - CREATED_BEFORE_CLAIM_TOLERANCE_MS) {
-    return `it was created ${new Date(created).toISOString()}, before this batch first tried to send the row`;
+    return `it was created ${localTime(new Date(created), DEFAULT_TIME_ZONE)}, before this batch first tried to send the row`;
   }
   return undefined;
 }

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
-import { readdir, rename, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { BusyError, EXIT } from '../errors.js';
+import { EXIT } from '../errors.js';
 import { lockDataDir } from '../db/dataDirLock.js';
 import { sleep } from '../alliance/retry.js';
 
@@ -55,15 +55,11 @@ export async function watchInbox(o: WatchOptions): Promise<WatchResult> {
   const inbox = path.resolve(o.inbox);
   const dirs = { processing: path.join(inbox, 'processing'), done: path.join(inbox, 'done'), failed: path.join(inbox, 'failed') };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true, mode: 0o700 });
-  let release: () => void;
-  try {
-    release = await lockDataDir(dirs.processing);
-  } catch (err) {
-    if (err instanceof BusyError) {
-      throw new BusyError(`the inbox ${inbox} is being watched by another process (${err.message}): one watcher per inbox`, { cause: err });
-    }
-    throw err;
-  }
+  // One watcher per inbox: two would race for the same files' batches.
+  const release = await lockDataDir(dirs.processing, {
+    what: `the inbox (its processing folder)`,
+    use: 'One watcher per inbox: that process is watching it already; several inboxes need one watcher each.',
+  });
   const result: WatchResult = { processed: [] };
   const seen = new Map<string, { size: number; mtimeMs: number; since: number }>();
   const tried = new Map<string, number>();
@@ -146,6 +142,11 @@ async function runOne(
     message = e.message ?? String(err);
   }
   const to = destinationFor(exitCode);
+  if (to === 'failed') {
+    // A refused or unreadable file often has no report at all (nothing was stored): the reason goes beside it.
+    await mkdir(reportDir, { recursive: true });
+    await writeFile(path.join(reportDir, 'why.txt'), `${file}: not paid by the inbox (exit ${exitCode})\n\n${message}\n`, { mode: 0o600 });
+  }
   if (to !== 'processing') {
     await rename(path.join(dirs.processing, file), path.join(dirs[to], file));
     await rename(reportDir, path.join(dirs[to], `${batch}.reports`)).catch((err: NodeJS.ErrnoException) => {

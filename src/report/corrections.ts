@@ -11,7 +11,8 @@ import { reasonOf } from './rows.js';
 import { reportBaseName } from './report.js';
 
 /**
- * The corrections file: the rows to fix (invalid, and failed: refused by the API), in the input's own
+ * The corrections file: the rows to fix (invalid; failed: refused by the API; rejected by the bank: a
+ * corrected account or IFSC is a new payout, an unchanged line is not paid again), in the input's own
  * columns and cells, plus a `reason` column. Fixed and run again with `payouts run <file> --batch <batch>
  * --revise`, rows already paid stay paid and the fixed rows are paid.
  *
@@ -22,7 +23,7 @@ import { reportBaseName } from './report.js';
  */
 
 /** Rows that the corrections file offers for fixing. */
-export const FIXABLE_STATES: readonly RowState[] = ['invalid', 'failed'];
+export const FIXABLE_STATES: readonly RowState[] = ['invalid', 'failed', 'rejected'];
 
 /** The API's field names: the columns of a corrections file for a batch read before the input's header was kept. */
 const CANONICAL_COLUMNS = [
@@ -68,7 +69,7 @@ function rawCell(v: string): string {
 
 export interface CorrectionsResult {
   file: string;
-  /** Rows written (invalid and failed). */
+  /** Rows written (invalid, failed and rejected). */
   rows: number;
   /** The columns written: the input's own, or the API field names for an older batch, then `reason`. */
   columns: string[];

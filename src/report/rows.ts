@@ -104,7 +104,8 @@ export function reasonOf(row: ReportSourceRow, ctx: ReasonContext): string {
     case 'rejected':
       reason =
         `Rejected by the bank: ${sentence(msg(row.api_message) || 'the API gave no reason')} ` +
-        'The charge was refunded. Check the beneficiary\'s account details; a corrected account is a new payout.';
+        'The charge was refunded. Check the beneficiary\'s account details; a corrected account is a new payout' +
+        (ctx.forCorrections ? ' (a line left unchanged is not paid again).' : ` (corrections file: payouts report ${b} --fixable, then run it with --revise).`);
       break;
     case 'failed':
       reason = `Refused by the API, not created: ${sentence(msg(row.last_error ?? row.api_message) || 'no reason given')}`;
