@@ -219,6 +219,10 @@ export function requireApi(api: ApiConfig): CompleteApiConfig {
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) {
     throw new ConfigError(`ALLIANCE_BASE_URL (or --base-url) "${url ? maskUrl(api.baseUrl!) : api.baseUrl}" is not an http(s) URL: use e.g. https://api.example.com`);
   }
+  if (url.search || url.hash) {
+    // Not echoed: a query is where a token would be.
+    throw new ConfigError(`ALLIANCE_BASE_URL (or --base-url) must be the API's base address without a query or fragment (${maskUrl(url.origin + url.pathname)}…): e.g. https://api.example.com`);
+  }
   return api as CompleteApiConfig;
 }
 

@@ -70,6 +70,12 @@ export class RefusedError extends ProgramError {
   readonly exitCode = EXIT.refused;
 }
 
+/**
+ * The confirmation was not answered by a person: the program was stopped while it asked (SIGTERM, a
+ * hangup, a closed output). Nothing is sent, and no decline is recorded: nobody said no.
+ */
+export class NoAnswerError extends Error {}
+
 /** Another process holds the batch or the (embedded) database: exit 5. */
 export class BusyError extends ProgramError {
   readonly exitCode = EXIT.busy;

@@ -29,6 +29,8 @@ let stopping: string | undefined;
 /** The batch the command works on, for the line printed when a second signal quits at once. */
 let batchName: string | undefined;
 let exitCode = 0;
+/** A Ctrl-C or SIGTERM has asked to stop (the next one quits at once). */
+let signalled = false;
 
 /** The stop line of a command that pays (run, resume, cancel, watch, demo). */
 const PAYS = 'no new payouts are sent; those in flight finish and the report is written';
@@ -49,7 +51,8 @@ for (const s of [process.stdout, process.stderr]) {
     closedOut.add(s);
     if (stopping === undefined || stop.signal.aborted) return;
     const which = s === process.stdout ? 'stdout' : 'stderr';
-    writeTo(process.stderr, `Stopping: ${which} was closed (${err.code ?? err.message}: its reader went away): ${stopping}.\n`);
+    const why = err.code === 'EPIPE' ? 'EPIPE: its reader went away' : `${err.code ?? err.message}: it cannot be written`;
+    writeTo(process.stderr, `Stopping: ${which} was closed (${why}): ${stopping}.\n`);
     stop.abort();
   });
 }
@@ -95,7 +98,8 @@ const run =
       }
     }
     stopping = o.stopping;
-    batchName = typeof argv['batch'] === 'string' ? argv['batch'] : typeof argv['csv'] === 'string' ? defaultBatchName(argv['csv']) : undefined;
+    const command = (argv as { _?: unknown[] })._?.[0];
+    batchName = typeof argv['batch'] === 'string' ? argv['batch'] : command === 'run' && typeof argv['csv'] === 'string' ? defaultBatchName(argv['csv']) : undefined;
     exitCode = await fn(argv);
   };
 
@@ -625,14 +629,19 @@ function onSignal(sig: NodeJS.Signals): void {
     process.kill(process.pid, sig);
     return;
   }
-  if (stop.signal.aborted) {
+  // Only a second Ctrl-C or SIGTERM quits at once: not the first after a closed output started the stop, and
+  // never a hangup (one can arrive twice: from the shell and from the terminal).
+  if (stop.signal.aborted && (signalled || sig === 'SIGHUP')) {
+    if (sig === 'SIGHUP') return;
     screen?.clearStatus();
     if (stopping.startsWith(PAYS)) {
       writeTo(process.stderr, `payouts: quitting at once; payouts in flight have an unknown outcome: \`payouts resume ${batchName ?? '<batch>'}\` asks about them before sending anything\n`);
     }
     process.exit(EXIT.unfinished);
   }
-  const line = `Stopping (${sig}): ${stopping}. ${sig === 'SIGINT' ? 'Ctrl-C' : 'The same signal'} again to quit at once.`;
+  signalled = sig !== 'SIGHUP';
+  const again = sig === 'SIGHUP' ? '' : ` ${sig === 'SIGINT' ? 'Ctrl-C' : 'The same signal'} again to quit at once.`;
+  const line = stop.signal.aborted ? `Stopping already (${sig}): ${stopping}.${again}` : `Stopping (${sig}): ${stopping}.${again}`;
   if (screen) screen.line(line, 'warn');
   else writeTo(process.stderr, line + '\n');
   stop.abort();

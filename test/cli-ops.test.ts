@@ -108,6 +108,11 @@ describe('exit codes, one meaning each', { timeout: 120_000 }, () => {
     const url = await runCli(['balance'], { env: { ALLIANCE_BASE_URL: 'not a url', ALLIANCE_ACCESS_KEY: 'a', ALLIANCE_SECRET_KEY: 'b' } });
     expect(url.code, show(url)).toBe(2);
     expect(url.stderr).toMatch(/ALLIANCE_BASE_URL .*"not a url" is not an http\(s\) URL/);
+    // A token in a query of the base URL: a setting to fix (exit 2), never echoed.
+    const query = await runCli(['balance'], { env: { ALLIANCE_BASE_URL: 'http://u:hunter2@127.0.0.1:9/?token=QTOKEN123', ALLIANCE_ACCESS_KEY: 'a', ALLIANCE_SECRET_KEY: 'b' } });
+    expect(query.code, show(query)).toBe(2);
+    expect(query.stderr).toMatch(/without a query or fragment \(http:\/\/127\.0\.0\.1:9\/…\)/);
+    expect(query.stderr + query.stdout).not.toMatch(/QTOKEN123|hunter2/);
     expect(url.stderr).not.toMatch(STACK);
     const twice = await runCli(['balance', '--timeout', '1s', '--timeout', '2s'], { env: { ALLIANCE_BASE_URL: 'http://127.0.0.1:9', ALLIANCE_ACCESS_KEY: 'a', ALLIANCE_SECRET_KEY: 'b' } });
     expect(twice.code, show(twice)).toBe(2);

@@ -13,7 +13,7 @@ import { approveBatch, cancelBatch } from '../src/engine/decisions.js';
 import { getBatch } from '../src/db/batches.js';
 import { rowsOfBatch } from '../src/db/rows.js';
 import { crashAt, CrashError } from '../src/engine/crash.js';
-import { UsageError } from '../src/errors.js';
+import { NoAnswerError, UsageError } from '../src/errors.js';
 import type { Sandbox } from '../src/sandbox/server.js';
 
 const HEADER = 'beneficiary_name,beneficiary_email,beneficiary_mobile_no,beneficiary_address,payment_method,beneficiary_acc_no,bank_name,ifsc,amount';
@@ -162,6 +162,36 @@ describe.each(BACKENDS)('decisions on %s', (kind) => {
     const rest = await run({ batch, yes: true });
     expect(rest.exitCode).toBe(0);
     expect(sb.ledger().length - before).toBe(10);
+  });
+
+  it('`approve` stays the lasting yes through a later --yes or typed yes; a program stopped at the prompt records no decline', async () => {
+    const batch = `${kind}-approved-stays`;
+    const before = sb.ledger().length;
+    // Stopped while asking (SIGTERM, a hangup): nothing sent, and nobody said no.
+    const stopped = await run({
+      batch,
+      csvPath: csv('approved-stays', 6, 70),
+      confirm: async () => {
+        throw new NoAnswerError('stopped while waiting for an answer');
+      },
+    });
+    expect(stopped.exitCode).toBe(3);
+    expect(stopped.message).toMatch(/not confirmed \(stopped while waiting for an answer\): nothing sent/);
+    expect((await getBatch(db.knex, batch))!.decision).toBeNull();
+    await approveBatch({ db: db.knex }, batch, 'finance checked it');
+    // A --yes run that is stopped part-way…
+    const stop = new AbortController();
+    let sent = 0;
+    const client = clientFor(sb);
+    await runBatch(
+      { reportDir: path.join(dir, 'r'), defaultUserId: 'M1', ...FAST, concurrency: 1, batch, yes: true, stopSignal: stop.signal },
+      { db: db.knex, client, logger: quietLogger, crash: (p) => void (p === 'request_sent' && ++sent === 1 && stop.abort()) },
+    ).finally(() => client.close());
+    expect((await getBatch(db.knex, batch))!.decided_by).toBe('approve');
+    // …and the scheduled resume without --yes carries on: the approval was not replaced by the run's own yes.
+    const cron = await run({ batch });
+    expect(cron.exitCode).toBe(0);
+    expect(sb.ledger().length - before).toBe(6);
   });
 
   it('cancel: never-sent rows are cancelled, rows that may be at the API are asked about, nothing new is ever sent', async () => {

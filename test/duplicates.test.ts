@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
 import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
 import { runBatch, type RunOptions } from '../src/engine/run.js';
+import { cancelBatch } from '../src/engine/decisions.js';
 import { RefusedError } from '../src/errors.js';
 import type { Sandbox } from '../src/sandbox/server.js';
 
@@ -176,5 +177,36 @@ describe.each(BACKENDS)('duplicate uploads on %s', (kind) => {
     expect(merged).toBeInstanceOf(RefusedError);
     expect((merged as Error).message).toMatch(new RegExp(`already run as batch "${kind}-sep"`));
     expect(sb.ledger()).toHaveLength(paid + 1);
+  });
+
+  it('two batches read from the same payroll at the same moment: one is stored, the other refused (the check is serialised)', async () => {
+    const rows = Array.from({ length: 3000 }, (_, i) => `Q ${i},q${i}@example.com,9876543210,A,IMPS,${7700000 + i}1,B,SBIN0000691,${300 + i}`);
+    const a = path.join(dir, `${kind}-race-a.csv`);
+    const b = path.join(dir, `${kind}-race-b.csv`);
+    writeFileSync(a, [HEADER, ...rows].join('\n') + '\n');
+    // The same payments, written differently (CRLF): only the payments fingerprint can tell.
+    writeFileSync(b, [HEADER, ...rows].join('\r\n') + '\r\n');
+    const before = sb.ledger().length;
+    // Read only (a dry run does the whole read and check, then rolls back): two real reads at once.
+    const results = await Promise.allSettled([run({ batch: `${kind}-race-a`, csvPath: a, yes: false }), run({ batch: `${kind}-race-b`, csvPath: b, yes: false })]);
+    // Without a terminal or --yes nothing is sent (exit 3), but both files are read and stored: one of them
+    // must be refused as the other's duplicate.
+    const read = results.filter((r) => r.status === 'fulfilled' && r.value.exitCode === 3);
+    const refused = results.filter((r) => r.status === 'rejected' && r.reason instanceof RefusedError && /would pay everyone in it again/.test(r.reason.message));
+    expect(read).toHaveLength(1);
+    expect(refused).toHaveLength(1);
+    expect(sb.ledger().length - before).toBe(0);
+  });
+
+  it('the refusal says what to do by what became of the earlier batch (cancelled: only --allow-duplicate-file pays it)', async () => {
+    const file = path.join(dir, `${kind}-cancelled.csv`);
+    writeFileSync(file, [HEADER, 'Zed,z@example.com,9876543210,A,IMPS,66600000001,B,SBIN0000691,120'].join('\n') + '\n');
+    expect((await run({ batch: `${kind}-cancelled`, csvPath: file, yes: false })).exitCode).toBe(3);
+    const client = clientFor(sb);
+    await cancelBatch({ ...FAST, reportDir: path.join(dir, 'r'), batch: `${kind}-cancelled` }, { db: db.knex, client, logger: quietLogger }).finally(() => client.close());
+    const err = await run({ batch: `${kind}-cancelled-again`, csvPath: file }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RefusedError);
+    expect((err as Error).message).toMatch(/That batch was cancelled: if this payroll is to be paid now under ".*-cancelled-again", pass --allow-duplicate-file/);
+    expect((err as Error).message).not.toMatch(/payouts resume/);
   });
 });

@@ -78,14 +78,17 @@ describe('send', () => {
     const s = step(send, { kind: 'unavailable', message: '429' }, mem({ maySent: true, sends: 1 }));
     expect(s.phase).toMatchObject({ kind: 'done', end: { kind: 'leave', stop: { kind: 'unavailable' } } });
   });
-  it("stopped (an operator's stop reached the request before it left): not a send; the row goes back to ready, or stays for a status question when an earlier send may have executed", () => {
+  it("stopped (an operator's stop reached the request before it left): not a send; the row goes back to ready, keeping the history of an earlier send that may have executed", () => {
     const prev = new Date('2026-11-01T00:00:00Z');
     const s = step(send, { kind: 'stopped' }, mem({ prevSendDeadline: prev }));
     expect(s.mem.sends).toBe(0);
     expect(s.phase).toMatchObject({ kind: 'done', end: { kind: 'commit', outcome: { state: 'ready', sends: 0, restoreSendDeadline: { to: prev } } } });
     expect((s.phase as { end: { stop?: unknown } }).end.stop).toBeUndefined();
+    // After an ambiguous send and a trusted 404: ready, but its send deadline is not restored (the next run asks first).
     const again = step(send, { kind: 'stopped' }, mem({ maySent: true, sends: 1 }));
-    expect(again.phase).toMatchObject({ kind: 'done', end: { kind: 'leave' } });
+    expect(again.phase).toMatchObject({ kind: 'done', end: { kind: 'commit', outcome: { state: 'ready', sends: 1 } } });
+    expect((again.phase as { end: { outcome: { restoreSendDeadline?: unknown } } }).end.outcome.restoreSendDeadline).toBeUndefined();
+    expect(start({ ...again.mem })).toEqual(resolve);
   });
   it('auth refused: not a send, the run stops', () => {
     const s = step(send, { kind: 'auth_refused', message: '401' });

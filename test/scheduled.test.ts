@@ -73,6 +73,22 @@ describe('payouts watch: an inbox paid file by file', () => {
     expect(events.some((e) => e.type === 'waiting' && e.file === 'nov-payroll.csv')).toBe(true);
   });
 
+  it('a file refused twice under the same name: both copies and both reasons are kept (the second as -2), the watcher goes on', async () => {
+    const inbox = tmpDir('payouts-inbox-');
+    for (const [round, text] of [
+      [1, 'not a payroll, first try\n'],
+      [2, 'still not a payroll, second try\n'],
+    ] as const) {
+      writeFileSync(path.join(inbox, 'jan.csv'), text);
+      const res = await watchInbox({ inbox, once: true, stableMs: 0, pollMs: 50, runFile: runFile(client) });
+      expect(res.processed, `round ${round}`).toEqual([{ file: 'jan.csv', batch: 'jan', exitCode: 2, movedTo: 'failed' }]);
+    }
+    expect(readdirSync(path.join(inbox, 'failed')).sort()).toEqual(['jan-2.csv', 'jan-2.reports', 'jan.csv', 'jan.reports']);
+    expect(readFileSync(path.join(inbox, 'failed', 'jan.csv'), 'utf8')).toMatch(/first try/);
+    expect(readFileSync(path.join(inbox, 'failed', 'jan-2.csv'), 'utf8')).toMatch(/second try/);
+    expect(readFileSync(path.join(inbox, 'failed', 'jan-2.reports', 'why.txt'), 'utf8')).toMatch(/^jan\.csv: not paid by the inbox \(exit 2\)/);
+  });
+
   it('a run that stops early stays in processing/ and is finished first on the next round; one watcher per inbox', async () => {
     const inbox = tmpDir('payouts-inbox-');
     writeFileSync(path.join(inbox, 'dec.csv'), [HEADER, `Q 1,q@example.com,9876543210,A,IMPS,77788899901,B,SBIN0000691,500`].join('\n') + '\n');

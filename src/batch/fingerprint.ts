@@ -7,8 +7,9 @@ const MOD = 1n << 128n;
  * What a file pays, independent of how it is written: the multiset of (payee, amount) of its rows whose
  * account, IFSC and amount could be read. The same payroll re-saved by a spreadsheet (a BOM, CRLF line
  * endings, "1000" written "1,000.00", leading zeros dropped, columns or rows in another order, a name
- * respelled) has the same fingerprint, where its bytes' sha256 differs. Rows that pay nobody (no account,
- * IFSC or amount) are left out: they cannot pay anyone again.
+ * respelled) has the same fingerprint, where its bytes' sha256 differs. Lines whose account, IFSC or amount
+ * cannot be read are left out; a line with another error (an invalid mobile, say) is counted, since its
+ * corrected copy would pay that payee.
  *
  * Order-independent: the sum, modulo 2^128, of a sha256 of each row's (payee, amount), with the count.
  */

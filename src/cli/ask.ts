@@ -1,7 +1,15 @@
 import { createInterface } from 'node:readline';
 
 /** The person did not answer: Ctrl-C at the prompt, end of input (Ctrl-D), or the program was told to stop. */
-export class PromptInterrupted extends Error {}
+export class PromptInterrupted extends Error {
+  constructor(
+    message: string,
+    /** False when the program was stopped (SIGTERM, a hangup, a closed output): nobody said no. */
+    readonly byPerson = true,
+  ) {
+    super(message);
+  }
+}
 
 export interface AskOptions {
   input: NodeJS.ReadableStream;
@@ -19,7 +27,7 @@ export function askLine(question: string, o: AskOptions): Promise<string> {
   const rl = createInterface({ input: o.input, output: o.output, terminal: true });
   return new Promise<string>((resolve, reject) => {
     let done = false;
-    const onAbort = () => finish(() => reject(new PromptInterrupted('stopped while waiting for an answer')));
+    const onAbort = () => finish(() => reject(new PromptInterrupted('stopped while waiting for an answer', false)));
     const finish = (settle: () => void) => {
       if (done) return;
       done = true;

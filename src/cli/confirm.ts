@@ -132,7 +132,7 @@ export function repeatLines(i: IngestResult, max: number, before: string): strin
     lines.push(`    row ${x.row}: ${formatRupeesIndian(BigInt(x.amount_paise))}, like row ${x.other_row} of batch "${x.other_batch}" (${x.other_state}, ${localTime(x.created_at, DEFAULT_TIME_ZONE).slice(0, 10)})`);
   }
   if (i.repeatCount > Math.min(max, i.repeats.length)) lines.push(`    … and ${i.repeatCount - Math.min(max, i.repeats.length)} more`);
-  lines.push(`    check these are not paid twice ${before}`);
+  lines.push(`    check these are not paid twice${before ? ` ${before}` : ''}`);
   return lines;
 }
 

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { BatchSummary } from '../report/report.js';
 import { formatRupeesIndian, type Paise } from '../money.js';
-import { BatchNotFoundError } from '../errors.js';
+import { BatchNotFoundError, NoAnswerError } from '../errors.js';
+import { PromptInterrupted } from '../cli/ask.js';
 import { defaultBatchName, type IngestResult } from '../engine/ingest.js';
 import { runBatch, type Preflight, type RunEvent, type RunOptions, type RunResult } from '../engine/run.js';
 import type { EngineOptions } from '../engine/context.js';
@@ -133,7 +134,7 @@ export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<n
 /** What a run tells a person as it goes, besides the progress display (stdout: these are results). */
 function printEvent(io: CommandIO, e: RunEvent): void {
   if (e.type === 'ingested') {
-    for (const line of ingestLines(e.ingest, { details: !(io.ask && !e.ingest.dryRun) })) io.out(line);
+    for (const line of ingestLines(e.ingest)) io.out(line);
   } else if (e.type === 'preflight' && e.preflight.toSend > 0) {
     const pf = e.preflight;
     const bal = pf.balancePaise === null ? '' : `Balance ${formatRupeesIndian(pf.balancePaise)}; `;
@@ -142,7 +143,7 @@ function printEvent(io: CommandIO, e: RunEvent): void {
 }
 
 /** A file just read: counts, header notes, the invalid rows (the first few), what a corrected copy changed. */
-export function ingestLines(i: IngestResult, o: { details: boolean } = { details: true }): string[] {
+export function ingestLines(i: IngestResult): string[] {
   const what =
     i.kind === 'unchanged'
       ? 'already read; carrying on'
@@ -164,8 +165,9 @@ export function ingestLines(i: IngestResult, o: { details: boolean } = { details
   }
   const withProblems = i.problems.length;
   if (withProblems > listed) lines.push(`  … and ${withProblems - listed} more rows with problems${withProblems >= 1000 ? ' (or more)' : ''}: the report lists every one`);
-  // At a prompt the question shows these itself, just before the yes; otherwise (--yes, a dry run, cron) here.
-  if (o.details) lines.push(...revisionLines(i, MAX_LISTED), ...repeatLines(i, MAX_LISTED, i.dryRun ? 'before a real run' : '(a run with --yes pays them)'));
+  // Always here (a --yes run, a dry run, cron, and a run whose question is never asked); a question at a
+  // terminal shows them again, just before the yes.
+  lines.push(...revisionLines(i, MAX_LISTED), ...repeatLines(i, MAX_LISTED, i.dryRun ? 'before a real run' : ''));
   return lines;
 }
 
@@ -189,7 +191,13 @@ async function confirm(
   });
   if (rec.decision === 'declined') lines.unshift(`This batch was declined at a prompt earlier${rec.decided_at ? ` (${localTime(rec.decided_at, DEFAULT_TIME_ZONE)})` : ''}; answering y now approves it.`);
   for (const l of lines) note(io, l);
-  const answer = await io.ask!(confirmQuestion(pf));
+  let answer: string;
+  try {
+    answer = await io.ask!(confirmQuestion(pf));
+  } catch (err) {
+    if (err instanceof PromptInterrupted && !err.byPerson) throw new NoAnswerError(err.message);
+    throw err;
+  }
   return isYes(answer);
 }
 

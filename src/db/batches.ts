@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 
 export type DecidedBy = 'prompt' | 'flag' | 'approve';
@@ -37,6 +38,16 @@ export async function lockBatch(trx: Knex.Transaction, name: string): Promise<Ba
 
 export async function listBatches(db: Knex): Promise<BatchRecord[]> {
   return db<BatchRecord>('batches').orderBy('created_at', 'desc');
+}
+
+/**
+ * Serialises the duplicate check of files with this content (a sha256, or a payments fingerprint) across
+ * runners: two batches read from the same payroll at the same moment would otherwise both find no earlier
+ * file and both pay it. Held until the transaction ends.
+ */
+export async function lockFileContent(trx: Knex.Transaction, key: string): Promise<void> {
+  const id = createHash('sha256').update(`payouts-file-content:${key}`).digest().readBigInt64BE(0);
+  await trx.raw('SELECT pg_advisory_xact_lock(?::bigint)', [id.toString()]);
 }
 
 /** One file a batch was read from (each revision has one). */

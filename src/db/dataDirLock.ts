@@ -174,5 +174,5 @@ export async function lockDataDir(dir: string, words: LockWords = DATA_DIR): Pro
     if (verdict !== 'dead') throw busy(dir, lock, holder, verdict, words);
     await removeStale(lock, text);
   }
-  throw new BusyError(`could not lock the data directory ${dir}: other processes keep taking it. Run one payouts process at a time on it.`);
+  throw new BusyError(`could not lock ${words.what} ${dir}: other processes keep taking it. Run one payouts process at a time on it.`);
 }

@@ -8,7 +8,7 @@ import type { HeaderMapping } from '../batch/columns.js';
 import { InputError, RefusedError } from '../errors.js';
 import { formatRupeesIndian, type Paise } from '../money.js';
 import { maskAccount } from '../log.js';
-import { completeIngest, createBatch, earlierFilesLike, getBatch, lockBatch, type BatchFileRecord, type BatchRecord } from '../db/batches.js';
+import { completeIngest, createBatch, earlierFilesLike, getBatch, lockBatch, lockFileContent, type BatchFileRecord, type BatchRecord } from '../db/batches.js';
 import { PayrollFingerprint } from '../batch/fingerprint.js';
 import { deletePartialRead, existingOrderIds, fileRowTotals, insertRows, readyByMethod, repeatedPayments, type Issue, type NewRow, type RepeatedPayment } from '../db/rows.js';
 import { countClaimed, countRowsOf, dropNeverClaimed, keepForLine, lockPayees, markNotInFile, type StoredPayee } from '../db/revisions.js';
@@ -171,6 +171,7 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
       const b = (await lockBatch(trx, opts.batch))!;
       // The same bytes as a file another batch read: refused before reading (the same payments written
       // differently are refused when the read is complete, in finish()).
+      if (!opts.allowDuplicateFile) await lockFileContent(trx, sha);
       if (created && !opts.allowDuplicateFile) await refuseDuplicateFile(trx, b.name, { sha256: sha });
       // Another runner read this very file while we waited for the lock.
       if (b.file_sha256 === sha && b.ingest_complete) return unchanged(trx, b, opts.dryRun ?? false, opts.repeatWindowDays ?? 30);
@@ -210,11 +211,17 @@ async function refuseDuplicateFile(
   if (others.length === 0) return;
   const o = others[0]!;
   const names = [...new Set(others.map((x) => x.batch))];
+  const earlier = await getBatch(trx, o.batch);
+  // What to do depends on what became of the earlier batch.
+  const next = earlier?.cancelled_at
+    ? `That batch was cancelled: if this payroll is to be paid now under "${batch}", pass --allow-duplicate-file`
+    : earlier?.decision === 'declined'
+      ? `That batch was declined at a prompt: to pay it, \`payouts approve ${o.batch}\` and \`payouts resume ${o.batch}\`; to pay this copy under "${batch}" instead, pass --allow-duplicate-file`
+      : `To carry on with that batch: \`payouts resume ${o.batch}\`. If this really is a second payment of the same payroll, pass --allow-duplicate-file`;
   throw new RefusedError(
     `${sameAs(o, f.sha256, f.payments)} batch "${o.batch}"${o.revision > 1 ? ` (its revision ${o.revision})` : ''} on ${istDate(o.read_at)}` +
       `${names.length > 1 ? ` (and in ${names.length - 1} more batch${names.length > 2 ? 'es' : ''}: ${names.slice(1, 4).join(', ')}${names.length > 4 ? ', …' : ''})` : ''}: ` +
-      `running it as "${batch}" would pay everyone in it again. ` +
-      `To carry on with that batch: \`payouts resume ${o.batch}\`. If this really is a second payment of the same payroll, pass --allow-duplicate-file`,
+      `running it as "${batch}" would pay everyone in it again. ${next}`,
   );
 }
 
@@ -491,6 +498,7 @@ async function finish(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions
   const fingerprint = pass.fingerprint.digest();
   // A new batch, or a corrected copy: either way, a file another batch was read from is that payroll again.
   if (!opts.allowDuplicateFile) {
+    if (fingerprint) await lockFileContent(trx, fingerprint);
     await refuseDuplicateFile(trx, b.name, { sha256: sha, fingerprint, fingerprintDays: SAME_PAYMENTS_DAYS, payments: pass.fingerprint.payments });
   }
   await completeIngest(trx, b.name, {

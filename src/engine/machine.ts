@@ -14,7 +14,7 @@ import { collisionOutcome, notOurs, outcomeOf } from './payout.js';
  *     │               │ ──taken & none can have──▶ inspect ──▶ commit(needs_review: collision)
  *     │               │ ──refused (4xx, not executed)──▶ commit(failed) | resolve first if ours may exist
  *     │               ├─ unavailable / auth refused (not executed)──▶ commit(ready) | leave, and stop the run
- *     │               └─ stopped (an operator's stop came before the request left)──▶ commit(ready) | leave
+ *     │               └─ stopped (an operator's stop came before the request left)──▶ commit(ready)
  *     └─recover──▶ resolve ──found & ours──▶ commit(outcome) ; found & not ours──▶ commit(needs_review)
  *                     │ ──absent (404 trusted after the grace period)──▶ send | commit(failed) | commit(cancelled)
  *                     └─ status unavailable──▶ leave (stays submitting; asked again by the next run)
@@ -181,10 +181,18 @@ export function next(phase: Phase, event: Event, mem: Memory, row: PayoutRow, no
           return { mem: m, phase: commit({ state: 'ready', last_error: `not sent yet: ${event.message}` }, stop) };
         }
         case 'stopped':
-          // This request never left. With no earlier one that may have executed, the row is simply not sent
-          // (the next run sends it); otherwise it stays for the next run to ask about first.
-          if (m.maySent) return { mem: m, phase: leave('the run was stopped before this payout was sent again') };
-          return { mem: m, phase: commit({ state: 'ready', last_error: 'not sent yet: the run was stopped before this payout was sent' }) };
+          // This request never left. The row is not sent (the next run sends it). A send phase after an
+          // earlier request that may have executed comes only after the API had no such payout past the
+          // grace period; the row keeps that history (its send deadline stays), so the next run asks first.
+          return {
+            mem: m,
+            phase: commit({
+              state: 'ready',
+              last_error: m.maySent
+                ? 'not sent again: the run was stopped (the API had no payout for it after the grace period)'
+                : 'not sent yet: the run was stopped before this payout was sent',
+            }),
+          };
         default:
           return unexpected();
       }

@@ -1,5 +1,5 @@
 import { AllianceError, AuthenticationError } from '../alliance/errors.js';
-import { BatchNotFoundError, EXIT, UsageError, type ExitCode } from '../errors.js';
+import { BatchNotFoundError, EXIT, NoAnswerError, UsageError, type ExitCode } from '../errors.js';
 import { formatRupeesIndian, type Paise } from '../money.js';
 import { getBatch, markFinished, markStarted, recordDecision, type BatchRecord } from '../db/batches.js';
 import { heldByOthers } from '../db/claims.js';
@@ -288,21 +288,23 @@ async function authorize(runner: Runner, batch: BatchRecord, pf: Preflight, opts
     let yes = false;
     try {
       yes = await opts.confirm(pf, batch, ingest);
-    } catch {
+    } catch (err) {
+      // Stopped while asking: nothing is sent, and nobody said no (no decline is recorded).
+      if (err instanceof NoAnswerError) return `not confirmed (${err.message}): nothing sent`;
       yes = false;
     }
     if (!yes) {
       await recordDecision(runner.db, batch.name, 'declined', 'declined at the confirmation prompt', 'prompt');
       return `not confirmed: nothing sent, and no later run sends batch "${batch.name}" until someone confirms it (at a terminal, or \`payouts approve ${batch.name}\`)`;
     }
-    await recordDecision(runner.db, batch.name, 'approved', 'confirmed at the terminal', 'prompt');
+    await keepOrRecordYes(runner, batch, 'confirmed at the terminal', 'prompt');
     return undefined;
   }
   if (declined) {
     return `batch "${batch.name}" was declined at the confirmation prompt${batch.decided_at ? ` on ${localTime(batch.decided_at, DEFAULT_TIME_ZONE)}` : ''}: nothing is sent until someone confirms it; run it at a terminal and answer y, or \`payouts approve ${batch.name}\``;
   }
   if (opts.yes) {
-    await recordDecision(runner.db, batch.name, 'approved', 'confirmed with --yes', 'flag');
+    await keepOrRecordYes(runner, batch, 'confirmed with --yes', 'flag');
     return undefined;
   }
   if (batch.decision === 'approved' && batch.decided_by === 'approve') return undefined;
@@ -311,6 +313,12 @@ async function authorize(runner: Runner, batch: BatchRecord, pf: Preflight, opts
       ? ` (the yes ${batch.decided_by === 'prompt' ? 'typed at a terminal' : 'given with --yes'} on ${localTime(batch.decided_at, DEFAULT_TIME_ZONE)} was for that run only)`
       : '';
   return `no terminal to confirm ${what}${earlier}: pass --yes to pay unattended (or run at a terminal, or \`payouts approve ${batch.name}\`); nothing sent`;
+}
+
+/** A yes of this run is recorded, unless the batch has the lasting yes of `payouts approve`: that one stays. */
+async function keepOrRecordYes(runner: Runner, batch: BatchRecord, note: string, by: 'prompt' | 'flag'): Promise<void> {
+  if (batch.decision === 'approved' && batch.decided_by === 'approve') return;
+  await recordDecision(runner.db, batch.name, 'approved', note, by);
 }
 
 /** Counts per report status, every status present. */

@@ -236,6 +236,12 @@ async function sendOnce(runner: Runner, lease: Lease, prepared: PreparedRequest,
             ticket.cancel();
             throw err;
           }
+          // The renewal can be a database round trip: a stop during it still sends nothing. (The deadline it
+          // recorded stays until the claim ends: the row then goes back with its send history restored.)
+          if (stop?.aborted) {
+            ticket.cancel();
+            throw new StoppedBeforeSend();
+          }
           // The slot is already taken; a 429 still tells the gate to back off.
           const p = runner.client.initiatePayout(prepared, { signal: runner.signal, gate: ticketTaken(ticket, runner.gate) });
           // A crash right here abandons the request: it dies with the runner, as in a killed process.
@@ -302,7 +308,7 @@ export async function resolveByStatus(
           runner.saidGraceWait = true;
           runner.logger.warn(
             { orderId, waitSeconds: Math.ceil(waitMs / 1000) },
-            'a payout of an earlier attempt is not at the API yet, but its request may still be on its way: waiting out the grace period (--grace) before sending it again (so for the other rows like it)',
+            'a payout whose earlier request may still be on its way is not at the API yet: waiting out the grace period (--grace) before trusting that it was never made (other rows like it wait too; nothing is sent for them meanwhile)',
           );
         }
         await wait(waitMs);

@@ -35,7 +35,7 @@ export interface WatchOptions {
 
 export type WatchEvent =
   | { type: 'taken'; file: string; batch: string }
-  | { type: 'finished'; file: string; batch: string; exitCode: number; message: string; movedTo: 'done' | 'failed' | 'processing' }
+  | { type: 'finished'; file: string; batch: string; exitCode: number; message: string; movedTo: 'done' | 'failed' | 'processing'; storedAs: string }
   | { type: 'waiting'; file: string; why: string };
 
 export interface WatchResult {
@@ -147,12 +147,27 @@ async function runOne(
     await mkdir(reportDir, { recursive: true });
     await writeFile(path.join(reportDir, 'why.txt'), `${file}: not paid by the inbox (exit ${exitCode})\n\n${message}\n`, { mode: 0o600 });
   }
+  let storedAs = file;
   if (to !== 'processing') {
-    await rename(path.join(dirs.processing, file), path.join(dirs[to], file));
-    await rename(reportDir, path.join(dirs[to], `${batch}.reports`)).catch((err: NodeJS.ErrnoException) => {
+    // A file of the same name may be there from an earlier round (refused, fixed, refused again): the
+    // earlier one and its reports are kept, the new pair gets the first free "-2", "-3"… suffix.
+    const ext = file.slice(batch.length);
+    const suffix = await freeSuffix(dirs[to], (sfx) => [`${batch}${sfx}${ext}`, `${batch}${sfx}.reports`]);
+    storedAs = `${batch}${suffix}${ext}`;
+    await rename(path.join(dirs.processing, file), path.join(dirs[to], storedAs));
+    await rename(reportDir, path.join(dirs[to], `${batch}${suffix}.reports`)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
   }
   result.processed.push({ file, batch, exitCode, movedTo: to });
-  o.onEvent?.({ type: 'finished', file, batch, exitCode, message, movedTo: to });
+  o.onEvent?.({ type: 'finished', file, batch, exitCode, message, movedTo: to, storedAs });
+}
+
+/** "" when none of the names exist in `dir`, else the first "-N" (N ≥ 2) for which none does. */
+async function freeSuffix(dir: string, names: (suffix: string) => string[]): Promise<string> {
+  const taken = new Set(await readdir(dir).catch(() => [] as string[]));
+  for (let n = 1; ; n++) {
+    const sfx = n === 1 ? '' : `-${n}`;
+    if (names(sfx).every((x) => !taken.has(x))) return sfx;
+  }
 }

@@ -124,6 +124,10 @@ export async function writeCorrections(db: Knex, batch: string, file: string): P
         return rawCell(`'${v}`);
       });
       let reason = reasonOf(row, ctx);
+      // A row that was sent keeps its order_id at the API: the corrected line needs another one.
+      if ((row.state === 'rejected' || row.state === 'failed') && row.order_id_source === 'csv') {
+        reason += ` Its order_id ${row.order_id} is taken at the API: give the corrected line a new order_id.`;
+      }
       if (defused.length) {
         reason += ` A ' was put before ${defused.join(', ')} so that a spreadsheet does not run it as a formula: remove it when you fix the cell.`;
       }
