@@ -52,6 +52,10 @@ export async function demoCommand(io: CommandIO, o: DemoOptions = {}): Promise<n
       rate: 20,
       concurrency: 4,
       yes: true,
+      // Every demo pays the same sample again, to a new sandbox of its own: not a duplicate upload, and its
+      // rows are no repeats of another demo's (the second demo was refused as "already run").
+      allowDuplicateFile: true,
+      repeatWindowDays: 0,
       engine: { pollIntervalMs: 250, pollMaxIntervalMs: 1000 },
       pollTimeoutMs: 60_000,
     });
