@@ -269,6 +269,7 @@ export class AllianceClient {
         throw err;
       }
       res = await request(`${this.baseUrl}/${path}`, {
+        // Spread: undici's request options do not name the interceptor's symbol key (an excess property otherwise).
         ...{ [WIRE]: wire },
         dispatcher: this.wire,
         method,

@@ -38,8 +38,7 @@ export async function watchCommand(io: CommandIO, o: WatchCommandOptions): Promi
       else if (e.type === 'finished') {
         // The run printed its report's path inside processing/; this is where file and reports are now.
         const as = e.storedAs === e.file ? '' : ` as ${e.storedAs} (a file of that name was there already)`;
-        const at = path.join(inbox, e.movedTo, `${e.storedAs.slice(0, e.storedAs.length - (e.file.length - e.batch.length))}.reports`);
-        note(io, `Inbox: ${e.file} -> ${e.movedTo}/${as} (exit ${e.exitCode}): ${e.message}; its reports${e.movedTo === 'failed' ? ' and why.txt' : ''}: ${at}`);
+        note(io, `Inbox: ${e.file} -> ${e.movedTo}/${as} (exit ${e.exitCode}): ${e.message}; its reports${e.movedTo === 'failed' ? ' and why.txt' : ''}: ${e.reportsDir}`);
       }
     },
     runFile: async (f) => {

@@ -217,17 +217,19 @@ export async function repeatedPayments(db: Knex, batch: string, withinDays: numb
       WHERE n.batch = ? AND n.state = 'ready' AND n.payee_key IS NOT NULL
         AND o.created_at > now() - (? * interval '1 day')
         AND o.state IN ('ready', 'submitting', 'pending', 'approved', 'skipped', 'needs_review')`;
-  // One line per row of this batch: its latest look-alike.
+  // One line per row of this batch (its latest look-alike), counted in the same pass.
   const res = await db.raw(
-    `SELECT DISTINCT ON (n.row_no, n.id) n.row_no AS row, o.batch AS other_batch, o.row_no AS other_row, o.state AS other_state,
-            n.amount_paise::text AS amount_paise, o.created_at
-       ${from}
-      ORDER BY n.row_no, n.id, o.created_at DESC
-      LIMIT ?`,
+    `WITH m AS (
+       SELECT DISTINCT ON (n.id) n.id, n.row_no AS row, o.batch AS other_batch, o.row_no AS other_row, o.state AS other_state,
+              n.amount_paise::text AS amount_paise, o.created_at
+         ${from}
+        ORDER BY n.id, o.created_at DESC)
+     SELECT row, other_batch, other_row, other_state, amount_paise, created_at, count(*) OVER () AS total
+       FROM m ORDER BY row, id LIMIT ?`,
     [batch, withinDays, limit],
   );
-  const count = await db.raw(`SELECT count(DISTINCT n.id) AS n ${from}`, [batch, withinDays]);
-  return { rows: Number((count.rows as { n: string | number }[])[0]!.n), first: res.rows as RepeatedPayment[] };
+  const rows = res.rows as (RepeatedPayment & { total: string | number })[];
+  return { rows: rows.length ? Number(rows[0]!.total) : 0, first: rows.map(({ total: _t, ...r }) => r) };
 }
 
 /** Rows left by a partial read of an older version of this program (never claimable, never claimed). */

@@ -35,7 +35,18 @@ export interface WatchOptions {
 
 export type WatchEvent =
   | { type: 'taken'; file: string; batch: string }
-  | { type: 'finished'; file: string; batch: string; exitCode: number; message: string; movedTo: 'done' | 'failed' | 'processing'; storedAs: string }
+  | {
+      type: 'finished';
+      file: string;
+      batch: string;
+      exitCode: number;
+      message: string;
+      movedTo: 'done' | 'failed' | 'processing';
+      /** The file's name where it now is (another when that name was taken there). */
+      storedAs: string;
+      /** Where its reports (and a failed file's why.txt) now are. */
+      reportsDir: string;
+    }
   | { type: 'waiting'; file: string; why: string };
 
 export interface WatchResult {
@@ -148,19 +159,21 @@ async function runOne(
     await writeFile(path.join(reportDir, 'why.txt'), `${file}: not paid by the inbox (exit ${exitCode})\n\n${message}\n`, { mode: 0o600 });
   }
   let storedAs = file;
+  let reportsDir = reportDir;
   if (to !== 'processing') {
     // A file of the same name may be there from an earlier round (refused, fixed, refused again): the
     // earlier one and its reports are kept, the new pair gets the first free "-2", "-3"… suffix.
     const ext = file.slice(batch.length);
     const suffix = await freeSuffix(dirs[to], (sfx) => [`${batch}${sfx}${ext}`, `${batch}${sfx}.reports`]);
     storedAs = `${batch}${suffix}${ext}`;
+    reportsDir = path.join(dirs[to], `${batch}${suffix}.reports`);
     await rename(path.join(dirs.processing, file), path.join(dirs[to], storedAs));
-    await rename(reportDir, path.join(dirs[to], `${batch}${suffix}.reports`)).catch((err: NodeJS.ErrnoException) => {
+    await rename(reportDir, reportsDir).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
   }
   result.processed.push({ file, batch, exitCode, movedTo: to });
-  o.onEvent?.({ type: 'finished', file, batch, exitCode, message, movedTo: to, storedAs });
+  o.onEvent?.({ type: 'finished', file, batch, exitCode, message, movedTo: to, storedAs, reportsDir });
 }
 
 /** "" when none of the names exist in `dir`, else the first "-N" (N ≥ 2) for which none does. */
