@@ -81,3 +81,21 @@ export function compareAccounts(a: string, b: string): AccountComparison {
 export function differOnlyByLeadingZeros(a: string, b: string): boolean {
   return compareAccounts(a, b) === 'leading_zeros';
 }
+
+/** An email for matching: trimmed, lower case (mail systems treat the domain, and in practice the name, so). */
+export function emailKey(email: string | null | undefined): string | null {
+  const k = (email ?? '').normalize('NFKC').trim().toLowerCase();
+  return k === '' ? null : k;
+}
+
+/** A mobile number for matching: its last 10 digits (+91, 0 and separators dropped). Null without 10 digits. */
+export function mobileKey(mobile: string | null | undefined): string | null {
+  const digits = (mobile ?? '').replace(/\D+/g, '');
+  return digits.length < 10 ? null : digits.slice(-10);
+}
+
+/** A name for matching: letters and digits only, lower case ("Asha  Rao." and "ASHA RAO" are one name). */
+export function nameKey(name: string | null | undefined): string | null {
+  const k = (name ?? '').normalize('NFKC').toLowerCase().replace(/[^\p{L}\p{N}]+/gu, '');
+  return k === '' ? null : k;
+}

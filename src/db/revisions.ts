@@ -6,6 +6,8 @@ export interface StoredPayee {
   id: string;
   row_no: number;
   name: string | null;
+  email: string | null;
+  mobile: string | null;
   account_no: string | null;
   ifsc: string | null;
   amount_paise: string | null;
@@ -19,7 +21,7 @@ export interface StoredPayee {
 
 export async function lockPayees(trx: Knex.Transaction, batch: string): Promise<StoredPayee[]> {
   return trx('payout_rows')
-    .select('id', 'row_no', 'name', 'account_no', 'ifsc', 'amount_paise', 'reference', 'state', 'first_claimed_at', 'send_deadline', 'order_id', 'transaction_id')
+    .select('id', 'row_no', 'name', 'email', 'mobile', 'account_no', 'ifsc', 'amount_paise', 'reference', 'state', 'first_claimed_at', 'send_deadline', 'order_id', 'transaction_id')
     .where('batch', batch)
     .orderBy('row_no')
     .orderBy('id')

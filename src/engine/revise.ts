@@ -1,19 +1,20 @@
 import type { RowState } from '../states.js';
 import { accountKey as batchAccountKey, payeeKey as batchPayeeKey, refKey as batchRefKey } from '../batch/payee.js';
+import { isPaymentDifference, matchPayees, type Difference, type KeyKind, type PayeeRecord } from '../batch/payeeIdentity.js';
 
 /**
  * How a corrected copy of a batch's file is merged: a pure plan, matched by payee, never by order_id.
  *
- * Rows are matched by payee identity: the reference column (an employee id) when both the batch and the new
- * file have one, else the account (spreadsheet damage normalised: spaces, hyphens, leading zeros) and IFSC.
- * Within one payee, lines with the same money pair first (a row that was sent before one that was not),
- * then the rest in file order. For each pair:
+ * Rows are matched by payee identity (src/batch/payeeIdentity.ts: any shared key of reference, account and
+ * IFSC, account number, email, mobile or name links a line to a row; the identical payment pairs first, a
+ * row that was claimed before one that was not). For each pair:
  * - the old row was never claimed: it is replaced by the new line (nothing of it can exist at the API);
- * - the old row was claimed and the money is the same: the old row stands for the line (its payout, state
- *   and order_id are kept; the line is not paid again);
- * - the old row was claimed, the money differs and the money may have moved (anything but rejected or
- *   failed): a conflict, never paid automatically; `acceptChanges` (the new file's row numbers) pays the
- *   new line as a payout of its own, in addition;
+ * - the old row was claimed and the payment is identical (account and IFSC, amount, reference): the old row
+ *   stands for the line (its payout, state and order_id are kept; the line is not paid again);
+ * - the old row was claimed, a payment field differs (the reference, blanked or edited, the account, the
+ *   IFSC or the amount) and the money may have moved (anything but rejected or failed): a conflict, never
+ *   paid automatically; `acceptChanges` (the new file's row numbers) pays the new line as a payout of its
+ *   own, in addition;
  * - the old row was rejected or failed, or none of its requests can have executed (no money moved): the new
  *   line is paid, the old row is kept as history and never sent.
  * Old rows without a line: kept if ever claimed ("kept: already sent"), dropped otherwise (listed as
@@ -27,6 +28,9 @@ export interface OldPayee {
   ifsc: string | null;
   amountPaise: bigint | null;
   reference: string | null;
+  name: string | null;
+  email: string | null;
+  mobile: string | null;
   state: RowState;
   /** first_claimed_at is set: the row was claimed at least once (it is never deleted). */
   claimed: boolean;
@@ -42,6 +46,9 @@ export interface NewPayee {
   ifsc: string;
   amountPaise: bigint | null;
   reference: string | null;
+  name: string | null;
+  email: string | null;
+  mobile: string | null;
   /** Account, IFSC and amount are well formed (the line can be a payout). */
   identifiable: boolean;
 }
@@ -58,6 +65,10 @@ export interface Conflict {
   oldAmountPaise: bigint | null;
   newAmountPaise: bigint | null;
   oldTransactionId: string | null;
+  /** What links the line to the row (reference, account, email…). */
+  linkedBy: KeyKind[];
+  /** Every difference, old and new values as written (payment fields first). */
+  differences: Difference[];
 }
 
 export interface RevisionPlan {
@@ -96,15 +107,17 @@ export function payeeKey(account: string | null, ifsc: string | null): string {
 /** States in which no money moved (or it came back): a different line for the payee is simply paid. */
 const NO_MONEY_MOVED: readonly RowState[] = ['rejected', 'failed', 'invalid', 'cancelled'];
 
-function sameMoney(o: OldPayee, n: NewPayee): boolean {
-  return o.amountPaise === n.amountPaise && payeeKey(o.account, o.ifsc) === payeeKey(n.account, n.ifsc);
+export interface PlanOptions {
+  /** Lines (the new file's row numbers) whose changed payment is paid in addition. */
+  acceptChanges?: ReadonlySet<number>;
+  /** Both files have a reference column: references are compared (a blanked one is a difference). */
+  references?: boolean;
 }
 
-export function planRevision(old: OldPayee[], lines: NewPayee[], acceptChanges: ReadonlySet<number> = new Set()): RevisionPlan {
-  const byRef = old.some((o) => refKey(o.reference) !== '') && lines.some((n) => refKey(n.reference) !== '');
-  const keyOfOld = (o: OldPayee) => (byRef && refKey(o.reference) ? `ref:${refKey(o.reference)}` : `acc:${payeeKey(o.account, o.ifsc)}`);
-  const keyOfNew = (n: NewPayee) => (byRef && refKey(n.reference) ? `ref:${refKey(n.reference)}` : `acc:${payeeKey(n.account, n.ifsc)}`);
 
+export function planRevision(old: OldPayee[], lines: NewPayee[], opts: PlanOptions = {}): RevisionPlan {
+  const acceptChanges = opts.acceptChanges ?? new Set<number>();
+  const references = opts.references ?? (old.some((o) => refKey(o.reference) !== '') && lines.some((n) => refKey(n.reference) !== ''));
   const plan: RevisionPlan = {
     keep: new Map(),
     drop: [],
@@ -116,50 +129,45 @@ export function planRevision(old: OldPayee[], lines: NewPayee[], acceptChanges: 
     lostZeros: new Map(),
   };
 
-  // Old rows by payee, the ones that may have paid first (they must be matched before an unsent twin).
-  const oldByKey = new Map<string, OldPayee[]>();
-  for (const o of [...old].sort((a, b) => Number(b.claimed) - Number(a.claimed) || a.rowNo - b.rowNo)) {
-    if (o.state === 'invalid' && !o.claimed) continue; // nothing to match: an invalid row is simply replaced
-    const k = keyOfOld(o);
-    oldByKey.set(k, [...(oldByKey.get(k) ?? []), o]);
-  }
-  const linesByKey = new Map<string, NewPayee[]>();
-  for (const n of lines) {
-    if (!n.identifiable) {
-      plan.insert.push(n.rowNo);
+  // Nothing to match on an invalid row never claimed: it is simply replaced (or dropped).
+  const candidates: OldPayee[] = [];
+  for (const o of old) {
+    if (o.state === 'invalid' && !o.claimed) {
+      plan.drop.push(o.id);
       continue;
     }
-    const k = keyOfNew(n);
-    linesByKey.set(k, [...(linesByKey.get(k) ?? []), n]);
+    candidates.push(o);
   }
+  const matchable: NewPayee[] = [];
+  for (const n of lines) {
+    if (n.identifiable) matchable.push(n);
+    else plan.insert.push(n.rowNo);
+  }
+  const m = matchPayees(candidates, matchable, { references, priority: (o) => (o.maySent ? 2 : o.claimed ? 1 : 0) });
 
-  const matched = new Set<string>();
-  const pair = (o: OldPayee, n: NewPayee) => {
-    matched.add(o.id);
+  for (const { old: o, line: n, identical, differences, linkedBy } of m.pairs) {
     if (!o.claimed) {
       plan.drop.push(o.id);
       plan.insert.push(n.rowNo);
       if (accountKey(o.account) === accountKey(n.account) && (o.account ?? '') !== n.account && (o.account ?? '').length > n.account.length) {
         plan.lostZeros.set(n.rowNo, { oldAccount: o.account ?? '' });
       }
-      return;
+      continue;
     }
-    if (sameMoney(o, n)) {
+    if (identical) {
       plan.keep.set(n.rowNo, o.id);
-      return;
-    }
-    if (!o.maySent || NO_MONEY_MOVED.includes(o.state)) {
-      plan.keptNotInFile.push(o.id);
-      plan.insert.push(n.rowNo);
-      return;
-    }
-    if (acceptChanges.has(n.rowNo)) {
-      plan.keptNotInFile.push(o.id);
-      plan.accepted.set(n.rowNo, o.id);
-      plan.insert.push(n.rowNo);
-      return;
+      continue;
     }
     plan.keptNotInFile.push(o.id);
+    if (!o.maySent || NO_MONEY_MOVED.includes(o.state)) {
+      plan.insert.push(n.rowNo);
+      continue;
+    }
+    if (acceptChanges.has(n.rowNo)) {
+      plan.accepted.set(n.rowNo, o.id);
+      plan.insert.push(n.rowNo);
+      continue;
+    }
     plan.conflicts.push({
       oldId: o.id,
       oldRowNo: o.rowNo,
@@ -172,27 +180,12 @@ export function planRevision(old: OldPayee[], lines: NewPayee[], acceptChanges: 
       oldAmountPaise: o.amountPaise,
       newAmountPaise: n.amountPaise,
       oldTransactionId: o.transactionId,
+      linkedBy,
+      differences: differences.filter(isPaymentDifference),
     });
-  };
-
-  for (const [k, group] of linesByKey) {
-    const candidates = [...(oldByKey.get(k) ?? [])];
-    const rest: NewPayee[] = [];
-    // Same money first: the row that may have paid stands for the line.
-    for (const n of group) {
-      const i = candidates.findIndex((o) => sameMoney(o, n));
-      if (i === -1) rest.push(n);
-      else pair(candidates.splice(i, 1)[0]!, n);
-    }
-    // Then the rest in order: a changed amount or account.
-    for (const n of rest) {
-      const o = candidates.shift();
-      if (o) pair(o, n);
-      else plan.insert.push(n.rowNo);
-    }
   }
-  for (const o of old) {
-    if (matched.has(o.id)) continue;
+  for (const n of m.unmatchedNew) plan.insert.push(n.rowNo);
+  for (const o of m.unmatchedOld) {
     if (o.claimed) plan.keptNotInFile.push(o.id);
     else {
       plan.drop.push(o.id);
@@ -201,5 +194,6 @@ export function planRevision(old: OldPayee[], lines: NewPayee[], acceptChanges: 
     }
   }
   plan.insert.sort((a, b) => a - b);
+  plan.conflicts.sort((a, b) => a.newRowNo - b.newRowNo);
   return plan;
 }
