@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
 import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
 import { runBatch, type RunOptions } from '../src/engine/run.js';
@@ -39,13 +39,18 @@ describe.each(BACKENDS)('payout identity on %s', (kind) => {
   let dir: string;
   const dbs: TestDb[] = [];
   beforeAll(async () => {
-    sb = await sandbox({ settleMs: 20 });
     dir = tmpDir('payouts-identity-');
+  });
+  // One API per test: order_ids derive from the payment (issue 17), so two tests paying the same people the
+  // same amounts this month against one API would be the very duplicate the API refuses. Within a test, a
+  // second database against the same API is "another machine".
+  beforeEach(async () => {
+    sb = await sandbox({ settleMs: 20 });
   });
   afterEach(async () => {
     await Promise.all(dbs.splice(0).map((d) => d.close()));
+    await sb?.close();
   });
-  afterAll(async () => sb?.close());
 
   /** A new database: another machine, another directory, or a lost data directory. */
   async function machine(): Promise<TestDb> {

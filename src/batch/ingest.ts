@@ -27,7 +27,7 @@ import {
   type FileIssue,
 } from './fileIssues.js';
 import { IdentityTable, idKeyHi, idKeyLo } from './identityTable.js';
-import { contentKeyOf, deriveOrderId } from './orderId.js';
+import { contentKeyOf, deriveOrderId, derivePaymentOrderId } from './orderId.js';
 import { refKey } from './payee.js';
 import { describeSource, readText } from './textSource.js';
 import { hasPayoutIdentity, validateRow, type RawRow, type RowIssue, type ValidatedRow } from './validate.js';
@@ -40,6 +40,8 @@ export interface IngestRow extends ValidatedRow {
   orderIdSource: 'csv' | 'derived' | null;
   /** "account|IFSC|paise" as normalized (amount empty when it did not parse). */
   contentKey: string;
+  /** Rows before this one in the file with the same payment (0 for the first): the derived id's occurrence. */
+  occurrence: number;
   /** The record's cells exactly as read (untrimmed), in file order: for a corrections file. */
   source: string[];
 }
@@ -50,6 +52,11 @@ export interface IngestOptions {
    * derive the same ids for the same payouts.
    */
   batch: string;
+  /**
+   * Derive order ids from the payment (`batch` is then the scope: src/batch/orderId.ts
+   * derivePaymentOrderId). Default false: the older derivation from `batch` and the account as written.
+   */
+  byPayment?: boolean | undefined;
   /** user_id for rows without one (the --user-id flag). */
   defaultUserId?: string | undefined;
   /** Called once with the header mapping (and its warnings) before the first row. */
@@ -290,12 +297,14 @@ class RowReader {
     }
 
     let contentKey: string;
+    let occurrence = 0;
     if (hasPayoutIdentity(row)) {
       const identity = { accountNumber: row.accountNumber, ifsc: row.ifsc, amountPaise: row.amountPaise! };
       contentKey = contentKeyOf(identity);
+      const derive = this.opts.byPayment ? derivePaymentOrderId : deriveOrderId;
       // The first occurrence's derived id doubles as the identity's fingerprint: one hash per row.
-      const firstId = deriveOrderId(this.opts.batch, identity, 0);
-      const occurrence = this.identities.add(idKeyHi(firstId), idKeyLo(firstId), rowNo);
+      const firstId = derive(this.opts.batch, identity, 0);
+      occurrence = this.identities.add(idKeyHi(firstId), idKeyLo(firstId), rowNo);
       if (occurrence > 0) {
         row.warnings.push({
           field: 'row',
@@ -307,7 +316,7 @@ class RowReader {
       const i = cols.order_id;
       const explicitGiven = i !== undefined && (record[i] ?? '').trim() !== '';
       if (!explicitGiven) {
-        orderId = occurrence === 0 ? firstId : deriveOrderId(this.opts.batch, identity, occurrence);
+        orderId = occurrence === 0 ? firstId : derive(this.opts.batch, identity, occurrence);
         orderIdSource = 'derived';
       }
     } else {
@@ -334,6 +343,7 @@ class RowReader {
       errors: row.errors,
       warnings: row.warnings,
       contentKey,
+      occurrence,
       source: record,
     };
   }

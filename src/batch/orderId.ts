@@ -1,11 +1,15 @@
 /**
  * Order ids. An explicit order_id from the CSV is used as given (after validation). Otherwise the id is
- * derived from the batch name and the payout's identity (account, IFSC, amount) plus its occurrence
- * among identical rows in the file, so the same batch re-run, or a corrected copy of the file (rows
- * reordered, names or mobiles fixed, rows added), gives every unchanged payout the same id, and the
- * API's order_id uniqueness stops it from being paid twice.
+ * derived from what the payout is: its scope (the month, in India time, the batch was created in, and a
+ * salt a person chose with --allow-duplicate-file), the payee (account and IFSC, normalised as for
+ * matching: src/batch/payee.ts), the amount, and its occurrence among equal payments. Not from the batch
+ * name nor the file's bytes: the same payment prepared in another database in the same month, under any
+ * batch name, from any copy of the file, gets the same order_id, and the API's order_id uniqueness stops
+ * it from being paid twice. Batches made before this (identities not starting "v3:") keep their own
+ * derivation (`deriveOrderId` with the batch's key), so nothing already in flight changes its id.
  */
 import { hash } from 'node:crypto';
+import { accountKey, ifscKey } from './payee.js';
 
 export const DERIVED_ORDER_ID_PREFIX = 'PO';
 /** Characters of base32 after the prefix: 28 * 5 = 140 bits of the sha256. */
@@ -14,6 +18,8 @@ const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 /** Bumping this changes every derived id: never do it for batches that may already be in flight. */
 const DERIVATION_VERSION = 'alliance-payout-order-id/v1';
 const VERSION_JSON = JSON.stringify(DERIVATION_VERSION);
+/** The derivation by payment (scope, normalised payee, amount, occurrence). Never change it either. */
+const PAYMENT_VERSION_JSON = JSON.stringify('alliance-payout-order-id/v3');
 
 export interface PayoutIdentity {
   accountNumber: string;
@@ -64,6 +70,21 @@ let lastBatchJson = '';
  * identity); the hashed material is the JSON array of those six values, byte for byte.
  */
 export function deriveOrderId(batch: string, row: PayoutIdentity, occurrence: number): string {
+  return derive(VERSION_JSON, batch, row.accountNumber, row.ifsc, row.amountPaise, occurrence);
+}
+
+/**
+ * `PO` + 28 base32 characters of sha256(v3, scope, account key, IFSC key, paise, occurrence): the order_id
+ * of a payment (see the module comment). `scope` is "v3:<IST month>" or "v3:<month>:<salt>" (the batch's
+ * stored identity); the account and IFSC are normalised, so "0012345678" and "12345678" are one payee.
+ * `occurrence` is 0 for the first equal payment, 1 for the next: in the file, and then past the payments
+ * this database already holds (src/engine/ingest.ts), so next week's equal wage gets its own id.
+ */
+export function derivePaymentOrderId(scope: string, row: PayoutIdentity, occurrence: number): string {
+  return derive(PAYMENT_VERSION_JSON, scope, accountKey(row.accountNumber), ifscKey(row.ifsc), row.amountPaise, occurrence);
+}
+
+function derive(versionJson: string, batch: string, account: string, ifsc: string, amountPaise: bigint, occurrence: number): string {
   if (!Number.isInteger(occurrence) || occurrence < 0) {
     throw new RangeError(`occurrence must be a non-negative integer, got ${occurrence}`);
   }
@@ -72,8 +93,8 @@ export function deriveOrderId(batch: string, row: PayoutIdentity, occurrence: nu
     lastBatchJson = JSON.stringify(batch);
   }
   const material =
-    `[${VERSION_JSON},${lastBatchJson},${jsonString(row.accountNumber)},${jsonString(row.ifsc)},` +
-    `"${row.amountPaise.toString()}",${occurrence}]`;
+    `[${versionJson},${lastBatchJson},${jsonString(account)},${jsonString(ifsc)},` +
+    `"${amountPaise.toString()}",${occurrence}]`;
   // One-shot hash (Node >= 20.12) to hex: no Hash object, no Buffer per row.
   return DERIVED_ORDER_ID_PREFIX + base32OfHex(hash('sha256', material, 'hex'), DERIVED_HASH_CHARS);
 }
