@@ -85,6 +85,11 @@ export async function earlierFilesLike(
     .orderBy('id');
 }
 
+/** The files a batch was read from, oldest first. */
+export async function batchFilesOf(db: Knex, batch: string): Promise<BatchFileRecord[]> {
+  return db<BatchFileRecord>('batch_files').where({ batch }).orderBy('revision');
+}
+
 /**
  * Creates the batch unless it exists; a runner that lost the race waits for the winner's transaction and
  * then sees its batch. Returns true when this call created it.
@@ -155,6 +160,48 @@ export async function completeIngest(
 
 export async function recordDecision(db: Knex, name: string, decision: 'approved' | 'declined', note: string, by: DecidedBy): Promise<void> {
   await db('batches').where({ name }).update({ decision, decided_by: by, decided_at: db.fn.now(), decision_note: note, updated_at: db.fn.now() });
+}
+
+/** One approval (or rejection) of a revision, as stored. */
+export interface ApprovalRecord {
+  id: string;
+  batch: string;
+  revision: number;
+  file_sha256: string;
+  rows: number;
+  total_paise: string;
+  decision: 'approved' | 'rejected';
+  by_user: string;
+  from_where: string | null;
+  note: string | null;
+  created_at: Date;
+}
+
+export async function recordApproval(
+  db: Knex,
+  a: { batch: string; revision: number; sha256: string; rows: number; totalPaise: bigint; decision: 'approved' | 'rejected'; by: string; from: string | null; note: string | null },
+): Promise<void> {
+  await db('approvals').insert({
+    batch: a.batch,
+    revision: a.revision,
+    file_sha256: a.sha256,
+    rows: a.rows,
+    total_paise: a.totalPaise.toString(),
+    decision: a.decision,
+    by_user: a.by,
+    from_where: a.from,
+    note: a.note,
+  });
+}
+
+/** Whether this revision of the batch, read from this file, holds an approval. */
+export async function isApproved(db: Knex, batch: string, revision: number, sha256: string): Promise<boolean> {
+  return (await db('approvals').where({ batch, revision, file_sha256: sha256, decision: 'approved' }).first('id')) !== undefined;
+}
+
+/** The approvals of a batch, oldest first. */
+export async function approvalsOf(db: Knex, batch: string): Promise<ApprovalRecord[]> {
+  return db<ApprovalRecord>('approvals').where({ batch }).orderBy('created_at').orderBy('id');
 }
 
 export async function markCancelled(db: Knex, name: string): Promise<void> {

@@ -5,6 +5,7 @@ import * as m0003 from '../../migrations/20261127000003_rate_budget.js';
 import * as m0004 from '../../migrations/20261127100000_payins.js';
 import * as m0005 from '../../migrations/20261127100001_payee_index.js';
 import * as m0006 from '../../migrations/20261127200000_batch_files.js';
+import * as m0007 from '../../migrations/20261202000000_payee_identity_approvals.js';
 
 /**
  * Migrations are imported, not globbed from disk, so they run the same from the TypeScript sources
@@ -17,6 +18,7 @@ const MIGRATIONS: Record<string, { up(k: Knex): Promise<void>; down(k: Knex): Pr
   '20261127100000_payins': m0004,
   '20261127100001_payee_index': m0005,
   '20261127200000_batch_files': m0006,
+  '20261202000000_payee_identity_approvals': m0007,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

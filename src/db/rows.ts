@@ -206,30 +206,71 @@ export interface RepeatedPayment {
   created_at: Date;
 }
 
+/** Rows of another batch that paid, are on their way, or may still pay: what a repeat is compared with. */
+const MAY_PAY_STATES = `('ready', 'submitting', 'pending', 'approved', 'skipped', 'needs_review')`;
+
 /**
- * Rows of `batch` still to send that pay the same account the same amount as a row of another batch made
- * in the last `withinDays` days that was paid, is on its way, or may still be (a duplicate upload, or a
+ * Pairs (n, o) of a row `n` of the batch still to send and a row `o` of another batch made in the last
+ * `days` days that may pay, for the same payment across batches (src/batch/payeeIdentity.ts): the same
+ * amount to the same payee, by account and IFSC or by reference. Two joins, each on its index.
+ */
+function samePaymentPairs(batch: string, days: number): { sql: string; bindings: (string | number)[] } {
+  const side = (on: string) => `SELECT n.id AS n_id, n.row_no AS n_row, o.batch AS o_batch, o.row_no AS o_row, o.state AS o_state,
+            n.amount_paise AS amount_paise, o.created_at AS o_created
+       FROM payout_rows n JOIN payout_rows o ON ${on} AND o.amount_paise = n.amount_paise AND o.batch <> n.batch
+      WHERE n.batch = ? AND n.state = 'ready'
+        AND o.created_at > now() - (? * interval '1 day') AND o.state IN ${MAY_PAY_STATES}`;
+  return {
+    sql: `${side('o.payee_key = n.payee_key AND n.payee_key IS NOT NULL')} UNION ${side('o.ref_key = n.ref_key AND n.ref_key IS NOT NULL')}`,
+    bindings: [batch, days, batch, days],
+  };
+}
+
+/**
+ * Rows of `batch` still to send that pay the same payee the same amount as a row of another batch made in
+ * the last `withinDays` days that was paid, is on its way, or may still be (a duplicate upload, or a
  * payment made twice by hand): how many rows, and the first `limit` (each with its latest look-alike).
  */
 export async function repeatedPayments(db: Knex, batch: string, withinDays: number, limit = 50): Promise<{ rows: number; first: RepeatedPayment[] }> {
-  const from = `FROM payout_rows n
-       JOIN payout_rows o ON o.payee_key = n.payee_key AND o.amount_paise = n.amount_paise AND o.batch <> n.batch
-      WHERE n.batch = ? AND n.state = 'ready' AND n.payee_key IS NOT NULL
-        AND o.created_at > now() - (? * interval '1 day')
-        AND o.state IN ('ready', 'submitting', 'pending', 'approved', 'skipped', 'needs_review')`;
+  const pairs = samePaymentPairs(batch, withinDays);
   // One line per row of this batch (its latest look-alike), counted in the same pass.
   const res = await db.raw(
-    `WITH m AS (
-       SELECT DISTINCT ON (n.id) n.id, n.row_no AS row, o.batch AS other_batch, o.row_no AS other_row, o.state AS other_state,
-              n.amount_paise::text AS amount_paise, o.created_at
-         ${from}
-        ORDER BY n.id, o.created_at DESC)
+    `WITH p AS (${pairs.sql}),
+     m AS (
+       SELECT DISTINCT ON (n_id) n_id, n_row AS row, o_batch AS other_batch, o_row AS other_row, o_state AS other_state,
+              amount_paise::text AS amount_paise, o_created AS created_at
+         FROM p ORDER BY n_id, o_created DESC)
      SELECT row, other_batch, other_row, other_state, amount_paise, created_at, count(*) OVER () AS total
-       FROM m ORDER BY row, id LIMIT ?`,
-    [batch, withinDays, limit],
+       FROM m ORDER BY row, n_id LIMIT ?`,
+    [...pairs.bindings, limit],
   );
   const rows = res.rows as (RepeatedPayment & { total: string | number })[];
   return { rows: rows.length ? Number(rows[0]!.total) : 0, first: rows.map(({ total: _t, ...r }) => r) };
+}
+
+/** Another batch most of this batch's payments repeat: how many of them, of how many. */
+export interface NearCopy {
+  batch: string;
+  /** Rows of this batch to send that pay what a row of that batch pays. */
+  matched: number;
+  /** Rows of this batch to send. */
+  of: number;
+}
+
+/**
+ * The other batches (made in the last `days` days) whose payments the rows of `batch` still to send repeat
+ * most, by the same-payment rule of `repeatedPayments`, best first.
+ */
+export async function nearCopies(db: Knex, batch: string, days: number, limit = 3): Promise<NearCopy[]> {
+  const pairs = samePaymentPairs(batch, days);
+  const res = await db.raw(
+    `WITH p AS (${pairs.sql})
+     SELECT o_batch AS batch, count(DISTINCT n_id)::int AS matched,
+            (SELECT count(*)::int FROM payout_rows WHERE batch = ? AND state = 'ready') AS of
+       FROM p GROUP BY o_batch ORDER BY matched DESC, o_batch LIMIT ?`,
+    [...pairs.bindings, batch, limit],
+  );
+  return (res.rows as { batch: string; matched: number; of: number }[]).map((r) => ({ batch: r.batch, matched: Number(r.matched), of: Number(r.of) }));
 }
 
 /** Rows left by a partial read of an older version of this program (never claimable, never claimed). */

@@ -8,12 +8,14 @@ import type { HeaderMapping } from '../batch/columns.js';
 import { InputError, RefusedError } from '../errors.js';
 import { formatRupeesIndian, type Paise } from '../money.js';
 import { maskAccount } from '../log.js';
-import { completeIngest, createBatch, earlierFilesLike, getBatch, lockBatch, lockFileContent, type BatchFileRecord, type BatchRecord } from '../db/batches.js';
+import { batchFilesOf, completeIngest, createBatch, earlierFilesLike, getBatch, lockBatch, lockFileContent, type BatchFileRecord, type BatchRecord } from '../db/batches.js';
 import { PayrollFingerprint } from '../batch/fingerprint.js';
-import { deletePartialRead, existingOrderIds, fileRowTotals, insertRows, readyByMethod, repeatedPayments, type Issue, type NewRow, type RepeatedPayment } from '../db/rows.js';
+import { deletePartialRead, existingOrderIds, nearCopies, fileRowTotals, insertRows, readyByMethod, repeatedPayments, type Issue, type NewRow, type RepeatedPayment } from '../db/rows.js';
 import { countClaimed, countRowsOf, dropNeverClaimed, keepForLine, lockPayees, markNotInFile, type StoredPayee } from '../db/revisions.js';
 import { payeeKey, planRevision, refKey, type Conflict, type NewPayee, type RevisionPlan } from './revise.js';
-import { batchIdentity, batchKey } from './identity.js';
+import type { Difference, KeyKind } from '../batch/payeeIdentity.js';
+import { batchIdentity, batchKey, derivesByPayment } from './identity.js';
+import { derivePaymentOrderId } from '../batch/orderId.js';
 import { DEFAULT_TIME_ZONE, localTime } from '../report/time.js';
 
 export interface IngestOptions {
@@ -166,7 +168,8 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
         sourceFile: source,
         sha256: sha,
         defaultUserId: opts.defaultUserId ?? null,
-        identity: batchIdentity(opts.batch, sha, now()),
+        // A salt only where a person said this is a payment of its own (see identity.ts).
+        identity: batchIdentity(now(), opts.allowDuplicateFile ? opts.batch : undefined),
       });
       const b = (await lockBatch(trx, opts.batch))!;
       // The same bytes as a file another batch read: refused before reading (the same payments written
@@ -212,17 +215,46 @@ async function refuseDuplicateFile(
   const o = others[0]!;
   const names = [...new Set(others.map((x) => x.batch))];
   const earlier = await getBatch(trx, o.batch);
-  // What to do depends on what became of the earlier batch.
-  const next = earlier?.cancelled_at
-    ? `That batch was cancelled: if this payroll is to be paid now under "${batch}", pass --allow-duplicate-file`
-    : earlier?.decision === 'declined'
-      ? `That batch was declined at a prompt: to pay it, \`payouts approve ${o.batch}\` and \`payouts resume ${o.batch}\`; to pay this copy under "${batch}" instead, pass --allow-duplicate-file`
-      : `To carry on with that batch: \`payouts resume ${o.batch}\`. If this really is a second payment of the same payroll, pass --allow-duplicate-file`;
+  const next = nextStep(earlier, o.batch, batch, 'a second payment of the same payroll');
   throw new RefusedError(
     `${sameAs(o, f.sha256, f.payments)} batch "${o.batch}"${o.revision > 1 ? ` (its revision ${o.revision})` : ''} on ${istDate(o.read_at)}` +
       `${names.length > 1 ? ` (and in ${names.length - 1} more batch${names.length > 2 ? 'es' : ''}: ${names.slice(1, 4).join(', ')}${names.length > 4 ? ', …' : ''})` : ''}: ` +
       `running it as "${batch}" would pay everyone in it again. ${next}`,
   );
+}
+
+/**
+ * A near-copy: a file that is another recent batch's payroll with a few rows added, removed or changed. The
+ * whole-file comparisons above miss it (one changed row changes the bytes and the fingerprint), so the rows
+ * this batch would pay are compared one by one with the payments of batches made in the last
+ * SAME_PAYMENTS_DAYS days (the same payee, by account and IFSC or by reference, and the same amount). When
+ * at least NEAR_COPY_MIN of them and NEAR_COPY_SHARE of all of them repeat one batch, it is refused like a
+ * duplicate; fewer are listed as repeats before the yes.
+ */
+export const NEAR_COPY_SHARE = 0.8;
+export const NEAR_COPY_MIN = 5;
+
+async function refuseNearCopy(trx: Knex.Transaction, batch: string): Promise<void> {
+  const [top] = await nearCopies(trx, batch, SAME_PAYMENTS_DAYS, 1);
+  if (!top || top.matched < NEAR_COPY_MIN || top.matched < NEAR_COPY_SHARE * top.of) return;
+  const earlier = await getBatch(trx, top.batch);
+  const files = await batchFilesOf(trx, top.batch);
+  const read = files.length ? ` (${path.basename(files[files.length - 1]!.source_file)}, read on ${istDate(files[files.length - 1]!.read_at)})` : '';
+  throw new RefusedError(
+    `${top.matched} of the ${top.of} payments this file would make (${Math.floor((100 * top.matched) / top.of)} %) are payments batch "${top.batch}"${read} ` +
+      `made or will make: the same payee (account and IFSC, or reference) and the same amount. It looks like a copy of that payroll with ` +
+      `${top.of - top.matched === 0 ? 'its rows re-arranged' : `${top.of - top.matched} row${top.of - top.matched === 1 ? '' : 's'} changed or added`}; running it as "${batch}" would pay those ${top.matched} people again. ` +
+      nextStep(earlier, top.batch, batch, 'a second payment of the same people'),
+  );
+}
+
+/** What to do about an earlier batch a file repeats depends on what became of it. */
+function nextStep(earlier: BatchRecord | undefined, other: string, batch: string, what: string): string {
+  if (earlier?.cancelled_at) return `That batch was cancelled: if this payroll is to be paid now under "${batch}", pass --allow-duplicate-file`;
+  if (earlier?.decision === 'declined') {
+    return `That batch was declined at a prompt: to pay it, \`payouts approve ${other}\` and \`payouts resume ${other}\`; to pay this copy under "${batch}" instead, pass --allow-duplicate-file`;
+  }
+  return `To correct that batch, run this file with \`--batch ${other} --revise\`; to carry on with it: \`payouts resume ${other}\`. If this really is ${what}, pass --allow-duplicate-file`;
 }
 
 function sameAs(o: BatchFileRecord, sha: string, payments: number | undefined): string {
@@ -287,6 +319,7 @@ async function readPass(b: BatchRecord, opts: IngestOptions, key: string, onLine
   const pass: ReadPass = { header: null, fingerprint: new PayrollFingerprint(), headerNotes: [], problems: [], referenceColumn: null, rows: 0, invalid: 0, warnings: 0, validTotalPaise: 0n, fileTotalPaise: 0n };
   for await (const line of readBatchRows(opts.csvPath, {
     batch: key,
+    byPayment: derivesByPayment(b),
     ...(opts.defaultUserId ?? b.default_user_id ? { defaultUserId: (opts.defaultUserId ?? b.default_user_id)! } : {}),
     onHeader: (m: HeaderMapping) => {
       pass.header = m.source;
@@ -313,9 +346,15 @@ async function readPass(b: BatchRecord, opts: IngestOptions, key: string, onLine
   return pass;
 }
 
-/** Inserts lines in chunks, with order_ids already used elsewhere turned into errors. */
+/**
+ * Inserts lines in chunks. An order_id derived from the payment that this database already holds (the same
+ * payee paid the same amount this month by another batch: next week's wage, a second bonus) moves on to the
+ * next occurrence until it is free, so each payment has an id of its own while another database preparing
+ * the same payment derives the first one (and the API refuses it). Any other order_id already used is an
+ * error on its row.
+ */
 class RowWriter {
-  private chunk: NewRow[] = [];
+  private chunk: { row: NewRow; occurrence: number }[] = [];
   invalid = 0;
   warnings = 0;
   validTotalPaise = 0n;
@@ -324,21 +363,25 @@ class RowWriter {
     private readonly batch: string,
     private readonly revision: number,
     private readonly chunkSize: number,
+    /** The batch's scope when its ids derive from the payment; null for the older derivation. */
+    private readonly paymentScope: string | null,
   ) {}
 
   async add(line: Line, extraErrors: Issue[] = [], replaces: string | null = null): Promise<void> {
-    this.chunk.push(toNewRow(line, this.batch, this.revision, extraErrors, replaces));
+    this.chunk.push({ row: toNewRow(line, this.batch, this.revision, extraErrors, replaces), occurrence: line.occurrence });
     if (this.chunk.length >= this.chunkSize) await this.flush();
   }
 
   async flush(): Promise<void> {
     if (this.chunk.length === 0) return;
-    const rows = this.chunk;
+    const entries = this.chunk;
     this.chunk = [];
+    const rows = entries.map((e) => e.row);
     const taken = await existingOrderIds(
       this.trx,
       rows.filter((r) => r.order_id !== null).map((r) => r.order_id!),
     );
+    if (this.paymentScope !== null) await this.moveOnFromTaken(entries, taken);
     for (const r of rows) {
       const other = r.order_id === null ? undefined : taken.get(r.order_id);
       if (other !== undefined) {
@@ -362,12 +405,34 @@ class RowWriter {
     }
     await insertRows(this.trx, rows);
   }
+
+  /** Derived ids the database (or this chunk) already holds take the next occurrence until free; `taken` loses them. */
+  private async moveOnFromTaken(entries: { row: NewRow; occurrence: number }[], taken: Map<string, string>): Promise<void> {
+    const derived = entries.filter((e) => e.row.order_id_source === 'derived' && e.row.order_id !== null);
+    // The ids this chunk keeps: an id moved on must not land on one of them.
+    const kept = new Set(derived.filter((e) => !taken.has(e.row.order_id!)).map((e) => e.row.order_id!));
+    let moving = derived.filter((e) => taken.has(e.row.order_id!));
+    for (const e of moving) taken.delete(e.row.order_id!);
+    while (moving.length > 0) {
+      for (const e of moving) {
+        const payment = { accountNumber: e.row.account_no!, ifsc: e.row.ifsc!, amountPaise: e.row.amount_paise! };
+        do {
+          e.occurrence++;
+          e.row.order_id = derivePaymentOrderId(this.paymentScope!, payment, e.occurrence);
+        } while (kept.has(e.row.order_id));
+        kept.add(e.row.order_id);
+      }
+      const held = await existingOrderIds(this.trx, moving.map((e) => e.row.order_id!));
+      moving = moving.filter((e) => held.has(e.row.order_id!));
+      for (const e of moving) kept.delete(e.row.order_id!);
+    }
+  }
 }
 
 /** A new batch: every line becomes a row. */
 async function readNew(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions, sha: string): Promise<Omit<IngestResult, 'repeats' | 'repeatCount' | 'repeatWindowDays'>> {
   const revision = b.revision;
-  const writer = new RowWriter(trx, b.name, revision, opts.chunkSize ?? 1000);
+  const writer = new RowWriter(trx, b.name, revision, opts.chunkSize ?? 1000, derivesByPayment(b) ? b.identity : null);
   const pass = await readPass(b, opts, batchKey(b, revision), (line) => writer.add(line));
   await writer.flush();
   await finish(trx, b, opts, sha, revision, pass);
@@ -402,13 +467,16 @@ async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions
 
   // Pass 1: who is in the new file.
   const lines: NewPayee[] = [];
-  await readPass(b, opts, key, (l) => {
+  const first = await readPass(b, opts, key, (l) => {
     lines.push({
       rowNo: l.rowNo,
       account: l.accountNumber,
       ifsc: l.ifsc,
       amountPaise: l.amountPaise,
       reference: l.reference ?? null,
+      name: l.name || null,
+      email: l.email || null,
+      mobile: l.mobile || null,
       identifiable: l.orderId !== null && l.amountPaise !== null && l.amountPaise > 0n && l.accountNumber !== '' && l.ifsc !== '',
     });
   });
@@ -421,6 +489,9 @@ async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions
       ifsc: s.ifsc,
       amountPaise: s.amount_paise === null ? null : BigInt(s.amount_paise),
       reference: s.reference,
+      name: s.name,
+      email: s.email,
+      mobile: s.mobile,
       state: s.state,
       claimed: s.first_claimed_at !== null,
       maySent: s.send_deadline !== null,
@@ -428,7 +499,9 @@ async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions
       transactionId: s.transaction_id,
     })),
     lines,
-    new Set(opts.acceptChanges ?? []),
+    // References are compared when both the batch's file and this one have a reference column: a cell
+    // blanked or edited is then a difference. A file without the column at all is matched by the other keys.
+    { acceptChanges: new Set(opts.acceptChanges ?? []), references: b.reference_column !== null && first.referenceColumn !== null },
   );
   if (plan.conflicts.length > 0) throw new RefusedError(conflictMessage(b.name, plan.conflicts));
 
@@ -441,7 +514,7 @@ async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions
 
   // Pass 2: write what the plan says, line by line.
   const inserting = new Set(plan.insert);
-  const writer = new RowWriter(trx, b.name, revision, opts.chunkSize ?? 1000);
+  const writer = new RowWriter(trx, b.name, revision, opts.chunkSize ?? 1000, derivesByPayment(b) ? b.identity : null);
   let validTotal = 0n;
   let invalid = 0;
   let warnings = 0;
@@ -500,6 +573,7 @@ async function finish(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions
   if (!opts.allowDuplicateFile) {
     if (fingerprint) await lockFileContent(trx, fingerprint);
     await refuseDuplicateFile(trx, b.name, { sha256: sha, fingerprint, fingerprintDays: SAME_PAYMENTS_DAYS, payments: pass.fingerprint.payments });
+    await refuseNearCopy(trx, b.name);
   }
   await completeIngest(trx, b.name, {
     sourceFile: path.resolve(opts.csvPath),
@@ -535,21 +609,44 @@ function money(p: bigint | null): string {
   return p === null ? '(none)' : formatRupeesIndian(p);
 }
 
+/** One difference as a person reads it: accounts masked, amounts in rupees, a blank cell named. */
+function describeDifference(d: Difference): string {
+  const shown = (v: string | null) => (v === null || v.trim() === '' ? '(blank)' : JSON.stringify(v));
+  switch (d.field) {
+    case 'amount':
+      return `amount ${money(d.old === null ? null : BigInt(d.old))} -> ${money(d.new === null ? null : BigInt(d.new))}`;
+    case 'account':
+      return `account ${maskAccount(d.old ?? '')} -> ${maskAccount(d.new ?? '')}`;
+    case 'ifsc':
+      return `IFSC ${d.old ?? '(blank)'} -> ${d.new ?? '(blank)'}`;
+    case 'reference':
+      return `reference ${shown(d.old)} -> ${shown(d.new)}`;
+    default:
+      return `${d.field} changed`;
+  }
+}
+
+const LINK_WORDS: Record<KeyKind, string> = {
+  reference: 'reference',
+  account: 'account and IFSC',
+  account_no: 'account number',
+  email: 'email',
+  mobile: 'mobile number',
+  name: 'name',
+};
+
 /** The refusal a person reads: each conflict with old and new values, and the ways out. */
 export function conflictMessage(batch: string, conflicts: Conflict[]): string {
   const lines = conflicts.map((c) => {
-    const changes: string[] = [];
-    if (c.oldAmountPaise !== c.newAmountPaise) changes.push(`amount ${money(c.oldAmountPaise)} -> ${money(c.newAmountPaise)}`);
-    if (payeeKey(c.oldAccount, c.oldIfsc) !== payeeKey(c.newAccount, c.newIfsc)) {
-      changes.push(`account ${maskAccount(c.oldAccount)} ${c.oldIfsc ?? ''} -> ${maskAccount(c.newAccount)} ${c.newIfsc}`);
-    }
-    return `  row ${c.newRowNo} (was row ${c.oldRowNo}, ${c.oldState}${c.oldTransactionId ? `, UTR ${c.oldTransactionId}` : ''}): ${changes.join(', ')}`;
+    const changes = c.differences.map(describeDifference);
+    const by = c.linkedBy.length ? `; the same payee by ${c.linkedBy.map((k) => LINK_WORDS[k]).join(', ')}` : '';
+    return `  row ${c.newRowNo} (was row ${c.oldRowNo}, ${c.oldState}${c.oldTransactionId ? `, UTR ${c.oldTransactionId}` : ''}${by}): ${changes.join(', ')}`;
   });
   return (
     `the corrected copy changes ${conflicts.length} payout${conflicts.length > 1 ? 's' : ''} of batch "${batch}" that may already have been paid; nothing was stored or sent:\n` +
     lines.join('\n') +
     `\nEither put the old values back in the file (the earlier payout stands), pay the difference in a follow-up batch, ` +
-    `or pay the new line in full in addition with --accept-change <row> (${conflicts.map((c) => `--accept-change ${c.newRowNo}`).join(' ')}).`
+    `or, if the line is a payment of its own, pay it in full in addition with --accept-change <row> (${conflicts.map((c) => `--accept-change ${c.newRowNo}`).join(' ')}).`
   );
 }
 
