@@ -348,10 +348,12 @@ const cli = yargs(hideBin(process.argv))
       dbOptions(y)
         .positional('batch', { type: 'string', demandOption: true, describe: 'The batch name' })
         .option('note', { type: 'string', describe: 'Why, or who checked it (kept with the decision)' })
-        .example('$0 approve payroll-nov --note "checked by finance"', 'The next `payouts resume payroll-nov --yes` (e.g. from cron) pays it'),
+        .option('revision', { type: 'number', describe: 'The revision you checked (required once the batch was corrected; must be the current one)' })
+        .example('$0 approve payroll-nov --note "checked by finance"', 'The next `payouts resume payroll-nov --yes` (e.g. from cron) pays it')
+        .example('$0 approve payroll-nov --revision 2', 'A corrected batch: approve the revision you checked (`payouts status` shows it)'),
     run(async (argv) => {
       const { approveCommand } = await import('./commands/decide.js');
-      return approveCommand(io(argv), { batch: argv['batch'] as string, note: argv['note'] as string | undefined });
+      return approveCommand(io(argv), { batch: argv['batch'] as string, note: argv['note'] as string | undefined, revision: argv['revision'] as number | undefined });
     }),
   )
 

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 
 /**
@@ -123,4 +123,52 @@ export interface ProcessRef {
 /** Whether the process named is known to be gone: on this host, boot and pid namespace, and not running. */
 export function refIsDead(ref: ProcessRef): boolean {
   return isLocalTag(ref.tag) && !isAlive(ref.pid, ref.startTime);
+}
+
+/**
+ * The processes (pids) that hold this file open for writing, as far as this process can see: on Linux, the
+ * open files of every process /proc lets us read (our own user's, or all as root); elsewhere, or when
+ * nothing can be read, none. A file still being copied in (scp, a spreadsheet saving, a script writing row
+ * by row that pauses) is open for writing until it is complete, whatever its size did in the last seconds.
+ */
+export function writersOf(file: string): number[] {
+  if (!HAVE_PROCFS) return [];
+  let target: { dev: number; ino: number };
+  try {
+    const st = statSync(file);
+    target = { dev: st.dev, ino: st.ino };
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return [];
+  }
+  for (const pid of pids) {
+    if (Number(pid) === process.pid) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // another user's process, or gone
+    }
+    for (const fd of fds) {
+      try {
+        const st = statSync(`/proc/${pid}/fd/${fd}`);
+        if (st.ino !== target.ino || st.dev !== target.dev) continue;
+        // flags are octal: O_WRONLY is 01, O_RDWR 02.
+        const flags = /^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+        if (flags && (parseInt(flags[1]!, 8) & 3) !== 0) {
+          out.push(Number(pid));
+          break;
+        }
+      } catch {
+        // closed meanwhile, or not a file
+      }
+    }
+  }
+  return out;
 }

@@ -461,7 +461,7 @@ describe('approve and cancel', { timeout: 120_000 }, () => {
     expect(refused.code, show(refused)).toBe(3);
     const a = await runCli(['approve', 'ok', '--note', 'checked by finance', '--data-dir', d.dataDir]);
     expect(a.code, show(a)).toBe(0);
-    expect(a.stdout).toMatch(/Batch ok \(revision 1\) approved: 2 payouts of ₹202\.00 not sent yet/);
+    expect(a.stdout).toMatch(/Batch ok revision 1 \(ok\.csv, sha256 [0-9a-f]{12}…\) approved: 2 payouts of ₹202\.00 not sent yet/);
     const cron = await runCli(['resume', 'ok', ...d.dirs, ...FAST, '--rate', '50'], { env: apiEnv(s), cwd: d.work });
     expect(cron.code, show(cron)).toBe(0);
     expect(s.ledger()).toHaveLength(2);

@@ -105,12 +105,12 @@ describe.each(BACKENDS)('decisions on %s', (kind) => {
     const res = await run({ batch, csvPath: csv('approve', 2, 20) });
     expect(res.exitCode).toBe(3);
     expect(res.message).toMatch(/pass --yes/);
-    await approveBatch({ db: db.knex }, batch, 'approved by test');
+    await approveBatch({ db: db.knex }, batch, { note: 'approved by test', by: 'test' });
     // A corrected copy before anything was sent clears the approval: it is another payroll now.
     const revised = await run({ batch, csvPath: csv('approve-v2', 3, 20) });
     expect(revised.ingest!.kind).toBe('revised');
     expect(revised.exitCode).toBe(3);
-    await approveBatch({ db: db.knex }, batch, 'approved again');
+    await approveBatch({ db: db.knex }, batch, { note: 'approved again', by: 'test', revision: 2 });
     const paid = await run({ batch });
     expect(paid.exitCode).toBe(0);
     expect(sb.ledger().length - before).toBe(3);
@@ -178,7 +178,7 @@ describe.each(BACKENDS)('decisions on %s', (kind) => {
     expect(stopped.exitCode).toBe(3);
     expect(stopped.message).toMatch(/not confirmed \(stopped while waiting for an answer\): nothing sent/);
     expect((await getBatch(db.knex, batch))!.decision).toBeNull();
-    await approveBatch({ db: db.knex }, batch, 'finance checked it');
+    await approveBatch({ db: db.knex }, batch, { note: 'finance checked it', by: 'test' });
     // A --yes run that is stopped part-way…
     const stop = new AbortController();
     let sent = 0;
@@ -198,7 +198,7 @@ describe.each(BACKENDS)('decisions on %s', (kind) => {
     const slow = await sandbox({ seed: 31, settleMs: 60_000 });
     const batch = `${kind}-cancel`;
     try {
-      const file = csv('cancel', 6, 30);
+      const file = csv('cancel', 6, 90);
       // Two rows reach the API (pending at the bank); the runner dies right after claiming two more.
       const client = clientFor(slow);
       const crashed = await runBatch(
@@ -233,7 +233,7 @@ describe.each(BACKENDS)('decisions on %s', (kind) => {
       expect(final.filter((s) => s === 'cancelled')).toHaveLength(6 - sent);
       expect(later.exitCode).toBe(1);
       expect(later.message).toMatch(new RegExp(`${6 - sent} cancelled`));
-      await expect(approveBatch({ db: db.knex }, batch, 'x')).rejects.toBeInstanceOf(UsageError);
+      await expect(approveBatch({ db: db.knex }, batch, { note: 'x', by: 'test' })).rejects.toBeInstanceOf(UsageError);
     } finally {
       await slow.close();
     }

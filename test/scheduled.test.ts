@@ -43,8 +43,8 @@ describe('payouts watch: an inbox paid file by file', () => {
     await db?.close();
   });
 
-  const runFile = (c: AllianceClient) => async (o: { batch: string; csv?: string; reportDir: string }) => {
-    const r = await runBatch({ ...FAST, batch: o.batch, csvPath: o.csv, reportDir: o.reportDir, defaultUserId: 'M1' }, { db: db.knex, client: c, logger: quietLogger });
+  const runFile = (c: AllianceClient) => async (o: { batch: string; csv?: string; reportDir: string; beforeSend?: RunOptions['beforeSend'] }) => {
+    const r = await runBatch({ ...FAST, batch: o.batch, csvPath: o.csv, reportDir: o.reportDir, defaultUserId: 'M1', beforeSend: o.beforeSend }, { db: db.knex, client: c, logger: quietLogger });
     return { exitCode: r.exitCode, message: r.message };
   };
 

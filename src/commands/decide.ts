@@ -1,8 +1,7 @@
 import { userInfo, hostname } from 'node:os';
 import path from 'node:path';
 import { getBatch } from '../db/batches.js';
-import { readyByMethod } from '../db/rows.js';
-import { approveBatch, cancelBatch } from '../engine/decisions.js';
+import { approvalSubject, approveBatch, cancelBatch } from '../engine/decisions.js';
 import { BatchNotFoundError, EXIT, RefusedError } from '../errors.js';
 import { formatRupeesIndian } from '../money.js';
 import { summarize } from '../report/report.js';
@@ -24,20 +23,42 @@ function who(): string {
 /**
  * `payouts approve <batch>`: the yes a person gives without a terminal run, e.g. one who reviewed the
  * batch (`payouts run --dry-run`, `payouts status`) before a scheduled run pays it. Also lifts a decline
- * given at a prompt. A corrected copy read later needs a new approval.
+ * given at a prompt. It names what it approves (revision, file, sha256, totals) and holds for that revision
+ * only: a corrected copy read later needs its own. Once a batch has been corrected, the revision checked
+ * must be named (--revision), or confirmed at a terminal after seeing it.
  */
-export async function approveCommand(io: CommandIO, o: { batch: string; note?: string | undefined }): Promise<number> {
+export async function approveCommand(io: CommandIO, o: { batch: string; note?: string | undefined; revision?: number | undefined }): Promise<number> {
   return withDb(io, async (db) => {
     const rec = await getBatch(db.knex, o.batch);
     if (!rec) throw new BatchNotFoundError(`no batch named "${o.batch}" in this database: \`payouts status\` lists them`);
-    const methods = await readyByMethod(db.knex, o.batch);
-    const count = methods.reduce((n, m) => n + m.count, 0);
-    const paise = methods.reduce((n, m) => n + m.paise, 0n);
-    await approveBatch({ db: db.knex }, o.batch, `approved with \`payouts approve\` by ${who()}${o.note ? `: ${o.note}` : ''}`);
+    const subject = await approvalSubject({ db: db.knex }, o.batch);
+    let revision = o.revision;
+    if (revision === undefined && subject.revisions > 1 && io.ask && !io.json) {
+      note(io, `Batch ${o.batch} was corrected; its current revision is ${subject.revision}:`);
+      note(io, `  file ${subject.sourceFile} (sha256 ${subject.sha256.slice(0, 12)}…)${subject.readAt ? `, read ${localTime(subject.readAt, DEFAULT_TIME_ZONE)}` : ''}`);
+      note(io, `  ${subject.rows} payouts of ${formatRupeesIndian(subject.totalPaise)} not sent yet`);
+      if (!isYes(await io.ask(`Approve revision ${subject.revision} of ${o.batch}? Type y to approve, anything else does not: `))) {
+        throw new RefusedError(`not approved: batch ${o.batch} revision ${subject.revision} stays unapproved`);
+      }
+      revision = subject.revision;
+    }
+    const by = who();
+    await approveBatch({ db: db.knex }, o.batch, { note: `approved with \`payouts approve\` by ${by}${o.note ? `: ${o.note}` : ''}`, by, from: 'cli', revision });
     if (io.json) {
-      printJson(io, { batch: o.batch, revision: rec.revision, decision: 'approved', was: rec.decision, to_send: count, amountPaise: paise });
+      printJson(io, {
+        batch: o.batch,
+        revision: subject.revision,
+        file_sha256: subject.sha256,
+        decision: 'approved',
+        was: rec.decision,
+        to_send: subject.rows,
+        amountPaise: subject.totalPaise,
+      });
     } else {
-      io.out(`Batch ${o.batch} (revision ${rec.revision}) approved${rec.decision === 'declined' ? ' (it had been declined at a prompt)' : ''}: ${count} payouts of ${formatRupeesIndian(paise)} not sent yet.`);
+      io.out(
+        `Batch ${o.batch} revision ${subject.revision} (${path.basename(subject.sourceFile)}, sha256 ${subject.sha256.slice(0, 12)}…) approved${rec.decision === 'declined' ? ' (it had been declined at a prompt)' : ''}: ` +
+          `${subject.rows} payouts of ${formatRupeesIndian(subject.totalPaise)} not sent yet.`,
+      );
       io.out(`The next \`payouts resume ${o.batch} --yes\` (or a scheduled run) pays them. A corrected copy read later needs a new approval.`);
     }
     return EXIT.ok;

@@ -51,6 +51,8 @@ export interface RunCommandOptions {
   allowDuplicateFile?: boolean | undefined;
   /** POST a summary here when the batch finishes, stops or fails (--notify-url). */
   notifyUrl?: string | undefined;
+  /** A last check before the first send (the inbox: the file is still what was claimed and read). */
+  beforeSend?: RunOptions['beforeSend'];
   /** Receive webhooks while the batch runs (--webhook-port); the token from the configuration or generated. */
   webhooks?: { port: number; host?: string | undefined; token?: string | undefined } | undefined;
 }
@@ -101,6 +103,7 @@ export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<n
         reportTimeZone: io.config.timeZone,
         ...(o.webhooks ? { webhooks: webhookListen(io, o.webhooks) } : {}),
         stopSignal: io.stopSignal,
+        beforeSend: o.beforeSend,
         yes: o.yes ?? false,
         onEvent: (e) => {
           progress?.event(e);

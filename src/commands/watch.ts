@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { RefusedError } from '../errors.js';
+import { EXIT, RefusedError } from '../errors.js';
 import { watchInbox } from '../engine/watch.js';
 import { note, printJson, type CommandIO } from './context.js';
 import { runCommand, type RunCommandOptions } from './run.js';
@@ -35,6 +35,8 @@ export async function watchCommand(io: CommandIO, o: WatchCommandOptions): Promi
     onEvent: (e) => {
       if (io.json) return;
       if (e.type === 'taken') note(io, `Inbox: paying ${e.file} as batch ${e.batch}`);
+      else if (e.type === 'blocked') note(io, `Inbox: ${e.why}`);
+      else if (e.type === 'error') note(io, `Inbox: ${e.why}`);
       else if (e.type === 'finished') {
         // The run printed its report's path inside processing/; this is where file and reports are now.
         const as = e.storedAs === e.file ? '' : ` as ${e.storedAs} (a file of that name was there already)`;
@@ -42,14 +44,17 @@ export async function watchCommand(io: CommandIO, o: WatchCommandOptions): Promi
       }
     },
     runFile: async (f) => {
-      const { csv, batch, reportDir } = f;
+      const { csv, batch, reportDir, beforeSend } = f;
       let message = '';
-      const exitCode = await runCommand(unattended, { ...o, csv, batch, reportDir, onResult: (r) => (message = r.message) });
+      const exitCode = await runCommand(unattended, { ...o, csv, batch, reportDir, beforeSend, onResult: (r) => (message = r.message) });
       return { exitCode, message };
     },
   });
-  if (io.json) printJson(io, { inbox, processed: res.processed.map((p) => ({ file: p.file, batch: p.batch, exit_code: p.exitCode, moved_to: p.movedTo })) });
-  return watchExitCode(res.processed.map((p) => p.exitCode));
+  if (io.json) {
+    printJson(io, { inbox, processed: res.processed.map((p) => ({ file: p.file, batch: p.batch, exit_code: p.exitCode, moved_to: p.movedTo })), blocked: res.blocked });
+  }
+  // A round that could pay nothing (done/ or failed/ not writable) is a configuration error for cron to mail.
+  return watchExitCode([...res.processed.map((p) => p.exitCode), ...(res.blocked.length ? [EXIT.usage] : [])]);
 }
 
 /**

@@ -1,6 +1,7 @@
-import { BatchNotFoundError, UsageError } from '../errors.js';
-import { getBatch, markCancelled, recordDecision } from '../db/batches.js';
-import { cancelUnsent } from '../db/rows.js';
+import { BatchNotFoundError, RefusedError, UsageError } from '../errors.js';
+import { batchFilesOf, getBatch, markCancelled, recordApproval, recordDecision } from '../db/batches.js';
+import { cancelUnsent, readyByMethod } from '../db/rows.js';
+import { formatRupeesIndian } from '../money.js';
 import type { EngineDeps } from './context.js';
 import { runBatch, type RunOptions, type RunResult } from './run.js';
 import { DEFAULT_TIME_ZONE, localTime } from '../report/time.js';
@@ -10,12 +11,75 @@ import { DEFAULT_TIME_ZONE, localTime } from '../report/time.js';
  * another approves.
  */
 
-/** Approves the batch's current revision: later unattended runs (and a batch declined at a prompt) may pay it. */
-export async function approveBatch(deps: Pick<EngineDeps, 'db'>, batch: string, note: string): Promise<void> {
+/** What an approval names: the revision, its file and what it pays (rows not sent yet, and their total). */
+export interface ApprovalSubject {
+  batch: string;
+  revision: number;
+  /** Revisions the batch has had (1 for a batch never corrected). */
+  revisions: number;
+  sourceFile: string;
+  sha256: string;
+  readAt: Date | null;
+  rows: number;
+  totalPaise: bigint;
+}
+
+/** The batch's current revision as an approver is shown it. */
+export async function approvalSubject(deps: Pick<EngineDeps, 'db'>, batch: string): Promise<ApprovalSubject> {
+  const b = await getBatch(deps.db, batch);
+  if (!b) throw new BatchNotFoundError(`no batch named "${batch}": \`payouts status\` lists them`);
+  const files = await batchFilesOf(deps.db, batch);
+  const methods = await readyByMethod(deps.db, batch);
+  return {
+    batch,
+    revision: b.revision,
+    revisions: b.revision,
+    sourceFile: b.source_file,
+    sha256: b.file_sha256,
+    readAt: files.find((f) => f.revision === b.revision)?.read_at ?? null,
+    rows: methods.reduce((n, m) => n + m.count, 0),
+    totalPaise: methods.reduce((n, m) => n + m.paise, 0n),
+  };
+}
+
+export interface ApproveOptions {
+  /** Why, or who checked it. */
+  note: string;
+  /** Who approves (user@host at a terminal; a user name in a console). */
+  by: string;
+  /** Where from (a host, an address). */
+  from?: string | undefined;
+  /**
+   * The revision the person checked. Required once the batch has been corrected (two or more revisions): an
+   * approval names what it approves, and a revision stored after the person looked is not it. Given, it
+   * must be the current one.
+   */
+  revision?: number | undefined;
+}
+
+/**
+ * Approves the batch's current revision: later unattended runs (and a batch declined at a prompt) may pay
+ * it. The approval is recorded with the revision, its file's sha256 and its totals; a revision read later
+ * clears it (it needs its own).
+ */
+export async function approveBatch(deps: Pick<EngineDeps, 'db'>, batch: string, o: ApproveOptions): Promise<ApprovalSubject> {
   const b = await getBatch(deps.db, batch);
   if (!b) throw new BatchNotFoundError(`no batch named "${batch}": \`payouts status\` lists them`);
   if (b.cancelled_at) throw new UsageError(`batch "${batch}" was cancelled on ${localTime(b.cancelled_at, DEFAULT_TIME_ZONE)}: a cancelled batch is never paid; start a new one`);
-  await recordDecision(deps.db, batch, 'approved', note, 'approve');
+  const subject = await approvalSubject(deps, batch);
+  const current = `revision ${subject.revision} (${subject.sourceFile}, sha256 ${subject.sha256.slice(0, 12)}…${subject.readAt ? `, read ${localTime(subject.readAt, DEFAULT_TIME_ZONE)}` : ''}: ${subject.rows} payouts of ${formatRupeesIndian(subject.totalPaise)} not sent yet)`;
+  if (o.revision === undefined && b.revision > 1) {
+    throw new UsageError(`batch "${batch}" was corrected: it is at ${current}. Name the revision you checked: --revision ${subject.revision}; nothing approved`);
+  }
+  if (o.revision !== undefined && o.revision !== b.revision) {
+    throw new RefusedError(
+      `batch "${batch}" is at ${current}, not revision ${o.revision}: what you checked is not what would be paid; nothing approved. ` +
+        `Check revision ${subject.revision} (\`payouts status ${batch}\`, the report) and approve it with --revision ${subject.revision}`,
+    );
+  }
+  await recordApproval(deps.db, { batch, revision: b.revision, sha256: b.file_sha256, rows: subject.rows, totalPaise: subject.totalPaise, decision: 'approved', by: o.by, from: o.from ?? null, note: o.note });
+  await recordDecision(deps.db, batch, 'approved', o.note, 'approve');
+  return subject;
 }
 
 export interface CancelResult extends RunResult {

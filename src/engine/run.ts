@@ -1,7 +1,7 @@
 import { AllianceError, AuthenticationError } from '../alliance/errors.js';
 import { BatchNotFoundError, EXIT, NoAnswerError, UsageError, type ExitCode } from '../errors.js';
 import { formatRupeesIndian, type Paise } from '../money.js';
-import { getBatch, markFinished, markStarted, recordDecision, type BatchRecord } from '../db/batches.js';
+import { getBatch, isApproved, markFinished, markStarted, recordDecision, type BatchRecord } from '../db/batches.js';
 import { heldByOthers } from '../db/claims.js';
 import { countByState, moveAll, resetForRetry } from '../db/rows.js';
 import { writeReports, type ReportPaths } from '../report/report.js';
@@ -63,6 +63,11 @@ export interface RunOptions extends Partial<EngineOptions> {
    * Ctrl-C at the prompt) declines: recorded, and no later run sends until someone confirms.
    */
   confirm?: ((pf: Preflight, batch: BatchRecord, ingest: IngestResult | undefined) => Promise<boolean>) | undefined;
+  /**
+   * A last check right before the first send, given the batch as stored: a reason not to send (the inbox's
+   * "the file changed since it was claimed") holds the batch back, nothing sent, exit 2; undefined goes on.
+   */
+  beforeSend?: ((batch: BatchRecord) => Promise<string | undefined>) | undefined;
   /** Progress for a person watching; the engine never prints. */
   onEvent?: (e: RunEvent) => void;
   /** Clock for a new batch's identity (its month); tests only. */
@@ -190,6 +195,10 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
   emit({ type: 'phase', phase: 'confirm' });
   const refusal = await authorize(runner, batch, pf, opts, ingest);
   if (refusal) return finishRun(runner, opts, base, pf, { exitCode: EXIT.refused, message: refusal });
+  if (opts.beforeSend && pf.toSend > 0 && runner.mayInitiate) {
+    const held = await opts.beforeSend((await getBatch(db, opts.batch))!);
+    if (held) return finishRun(runner, opts, base, pf, { exitCode: EXIT.usage, message: `nothing sent: ${held}` });
+  }
 
   await markStarted(db, opts.batch);
   const receiver = opts.webhooks ? await listen(runner, opts.webhooks) : undefined;
@@ -307,12 +316,18 @@ async function authorize(runner: Runner, batch: BatchRecord, pf: Preflight, opts
     await keepOrRecordYes(runner, batch, 'confirmed with --yes', 'flag');
     return undefined;
   }
-  if (batch.decision === 'approved' && batch.decided_by === 'approve') return undefined;
+  // The lasting yes of `payouts approve` holds for the revision (and file) it named, never for a later one.
+  if (batch.decision === 'approved' && batch.decided_by === 'approve' && (await isApproved(runner.db, batch.name, batch.revision, batch.file_sha256))) return undefined;
   const earlier =
-    batch.decision === 'approved' && batch.decided_at
+    batch.decision === 'approved' && batch.decided_at && batch.decided_by !== 'approve'
       ? ` (the yes ${batch.decided_by === 'prompt' ? 'typed at a terminal' : 'given with --yes'} on ${localTime(batch.decided_at, DEFAULT_TIME_ZONE)} was for that run only)`
       : '';
-  return `no terminal to confirm ${what}${earlier}: pass --yes to pay unattended (or run at a terminal, or \`payouts approve ${batch.name}\`); nothing sent`;
+  const approve = batch.revision > 1 ? `\`payouts approve ${batch.name} --revision ${batch.revision}\`` : `\`payouts approve ${batch.name}\``;
+  const proposal =
+    ingest?.kind === 'revised' && !ingest.dryRun
+      ? `; revision ${batch.revision} is stored as a proposal: none of it is paid until someone confirms that revision`
+      : '';
+  return `no terminal to confirm ${what}${earlier}: pass --yes to pay unattended (or run at a terminal, or ${approve}); nothing sent${proposal}`;
 }
 
 /** A yes of this run is recorded, unless the batch has the lasting yes of `payouts approve`: that one stays. */
