@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
 import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
-import { checkInvariants, writeChaosCsv, type OracleOptions, type OracleReport } from './helpers/oracle.js';
+import { askedAcross, askedOf, checkInvariants, writeChaosCsv, type OracleOptions, type OracleReport } from './helpers/oracle.js';
 import { runBatch, type RunOptions, type RunResult } from '../src/engine/run.js';
 import { reconcileBatch } from '../src/engine/reconcile.js';
 import { CRASH_POINTS, CrashError, crashAt } from '../src/engine/crash.js';
@@ -151,6 +151,7 @@ describe.each(BACKENDS)('exactly-once on %s', (kind) => {
     expect(report.lost, `lost rows in ${where}`).toEqual([]);
     expect(report.notFinal, `rows not final in ${where}`).toEqual([]);
     expect(report.disagreements, `database and ledger disagree in ${where}`).toEqual([]);
+    expect(report.overpaid, `payees paid more than the file asks in ${where}`).toEqual([]);
   }
 
   it(`survives a crash at every step (${seeds(CRASH_SCHEDULES).length} schedules)`, { timeout: 900_000 }, async () => {
@@ -166,7 +167,7 @@ describe.each(BACKENDS)('exactly-once on %s', (kind) => {
         const rows = writeChaosCsv(csv, ROWS, seed);
         const first = await runOnce(sb, { batch, csvPath: csv, defaultUserId: 'u', concurrency }, crashAt(point, nth));
         if (!(first instanceof Error)) expect(first.exitCode).not.toBe(2);
-        expectClean(await finishAndCheck(sb, batch, rows, concurrency), seed);
+        expectClean(await finishAndCheck(sb, batch, rows, concurrency, { asked: askedOf(readFileSync(csv, 'utf8')) }), seed);
         if (process.env['CHAOS_TRACE']) console.log(`crash seed ${seed} ${point}#${nth}: ${Date.now() - t0} ms`);
       } finally {
         await sb.close();
@@ -188,7 +189,7 @@ describe.each(BACKENDS)('exactly-once on %s', (kind) => {
         const t1 = Date.now();
         expect(res).not.toBeInstanceOf(CrashError);
         if (!(res instanceof Error)) expect(res.exitCode).not.toBe(2);
-        const report = await finishAndCheck(sb, batch, rows, 2, { reviewAllowed: capReached(sb, attempts) });
+        const report = await finishAndCheck(sb, batch, rows, 2, { reviewAllowed: capReached(sb, attempts), asked: askedOf(readFileSync(csv, 'utf8')) });
         expectClean(report, seed);
         if (process.env['CHAOS_TRACE']) console.log(`fault seed ${seed}: first run ${t1 - t0} ms (${res instanceof Error ? res.name : `exit ${res.exitCode}`}), finishing ${Date.now() - t1} ms`);
         capped += report.reviewAllowedRows;
@@ -200,7 +201,7 @@ describe.each(BACKENDS)('exactly-once on %s', (kind) => {
     if (FULL) console.log(`fault schedules ${FAULT_FROM}..${FAULT_SEEDS} on ${kind}: ${capped} rows reached the resend cap`);
   });
 
-  it(`a lost database, the same batch name: nothing adopted, nothing paid twice (${seeds(LOST_DB).length} schedules)`, { timeout: 900_000 }, async () => {
+  it(`a lost database, the same batch name or another: nothing adopted, nothing paid twice (${seeds(LOST_DB).length} schedules)`, { timeout: 900_000 }, async () => {
     for (const seed of seeds(LOST_DB)) {
       // The documented API: a repeated order_id is refused with 422. This is what protects a lost database.
       const sb = await sandbox({ seed, dedupOrderIds: true, settleMs: 30, faults: faultsFor(seed) });
@@ -208,23 +209,32 @@ describe.each(BACKENDS)('exactly-once on %s', (kind) => {
       try {
         const batch = `${kind}-lostdb-${seed}`;
         const csv = path.join(dir, `${batch}.csv`);
-        const rows = writeChaosCsv(csv, ROWS, seed);
+        // Payments of their own (the other schedules of this seed pay the same file into this database).
+        const rows = writeChaosCsv(csv, ROWS, seed + 50_000);
         const point = CRASH_POINTS[seed % CRASH_POINTS.length]!;
         const client = clientFor(sb, { timeoutMs: FAST.requestTimeoutMs! });
         // The first database pays part of the batch, then its runner dies and the database is lost.
-        await runBatch({ ...FAST, reportDir: path.join(dir, 'reports'), batch, csvPath: csv, defaultUserId: 'u', concurrency: 2 }, { db: lost.knex, client, logger: quietLogger, crash: crashAt(point, 1 + (seed % 4)) }).catch(
+        await runBatch({ ...FAST, allowDuplicateFile: false, reportDir: path.join(dir, 'reports'), batch, csvPath: csv, defaultUserId: 'u', concurrency: 2 }, { db: lost.knex, client, logger: quietLogger, crash: crashAt(point, 1 + (seed % 4)) }).catch(
           (e: unknown) => (e instanceof CrashError || e instanceof AllianceError ? e : Promise.reject(e)),
         );
         await client.close();
         await new Promise((r) => setTimeout(r, FAST.ambiguousGraceMs!)); // a payout in flight at the crash lands
         const foreign = new Set(sb.ledger().map((e) => e.orderId));
-        // Another machine (a fresh database) runs the same file under the same name, in the same month.
-        await runOnce(sb, { batch, csvPath: csv, defaultUserId: 'u', concurrency: 2 });
-        const report = await finishAndCheck(sb, batch, rows, 2, { foreign, reviewAllowed: (r) => foreign.has(r.order_id ?? '') && /collided/.test(r.last_error ?? '') });
+        const lostRows = await rowsOfBatch(lost.knex, batch);
+        // Another machine (a fresh database) runs the same file in the same month: under the same name, or
+        // (odd seeds) under another name, as a watcher's inbox would (order_ids derive from the payment).
+        const here2 = seed % 2 ? `${batch}-inbox` : batch;
+        await runOnce(sb, { batch: here2, csvPath: csv, defaultUserId: 'u', concurrency: 2, allowDuplicateFile: false });
+        const report = await finishAndCheck(sb, here2, rows, 2, {
+          foreign,
+          reviewAllowed: (r) => foreign.has(r.order_id ?? '') && /collided/.test(r.last_error ?? ''),
+          asked: askedOf(readFileSync(csv, 'utf8')),
+          otherRows: lostRows,
+        });
         expectClean(report, seed);
         // A payout the first database made is, here, a collision left to a person, or (when this database's own
         // send of it may have executed and the API refused the repeat) that same payout adopted: never a second one.
-        const here = await rowsOfBatch(db.knex, batch);
+        const here = await rowsOfBatch(db.knex, here2);
         for (const r of here) {
           if (!foreign.has(r.order_id ?? '')) continue;
           if (r.state === 'needs_review') expect(r.last_error, `row ${r.row_no}`).toMatch(/collided/);
@@ -260,7 +270,8 @@ describe.each(BACKENDS)('exactly-once on %s', (kind) => {
           res = await runOnce(sb, { batch, csvPath: v2, defaultUserId: 'u', concurrency: 2, revise: true, acceptChanges: [4] });
         }
         const rowNumbers = Array.from({ length: v2Lines.length - 1 }, (_, i) => i + 2);
-        expectClean(await finishAndCheck(sb, batch, rowNumbers.length, 2, { rowNumbers }), seed);
+        const asked = askedAcross(askedOf(readFileSync(v1, 'utf8')), askedOf(v2Lines.join('\n')));
+        expectClean(await finishAndCheck(sb, batch, rowNumbers.length, 2, { rowNumbers, asked }), seed);
       } finally {
         await sb.close();
       }

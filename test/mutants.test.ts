@@ -1,5 +1,5 @@
 /**
- * Mutation tests (issue 8): three bugs the project once had, put back one at a time, must be caught by the
+ * Mutation tests (issues 8 and 17): bugs the project once had, put back one at a time, must be caught by the
  * same checks the suite relies on — the ledger oracle (safety and liveness) and reconcile's review rule.
  * Each scenario also runs unmutated and must come out clean, so a check that can never fail is caught too.
  */
@@ -8,14 +8,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { freshDb, type TestDb } from './helpers/db.js';
 import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
-import { checkInvariants, type OracleReport } from './helpers/oracle.js';
+import { askedOf, checkInvariants, type OracleReport } from './helpers/oracle.js';
 import { runBatch, type RunOptions } from '../src/engine/run.js';
 import { reconcileBatch } from '../src/engine/reconcile.js';
 import { rowsOfBatch } from '../src/db/rows.js';
 import { SENT_STATES } from '../src/states.js';
 import type { Sandbox } from '../src/sandbox/server.js';
 
-const mutate = vi.hoisted(() => ({ count429AsSend: false, inferSentFromState: false, ignoreReviewAge: false }));
+const mutate = vi.hoisted(() => ({ count429AsSend: false, inferSentFromState: false, ignoreReviewAge: false, idsFromBatchName: false, matchByAccountOnly: false }));
 
 vi.mock('../src/engine/machine.js', async (importOriginal) => {
   const orig = await importOriginal<typeof import('../src/engine/machine.js')>();
@@ -50,6 +50,35 @@ vi.mock('../src/engine/review.js', async (importOriginal) => {
   const orig = await importOriginal<typeof import('../src/engine/review.js')>();
   // Mutant 3: reconcile ignores the review age (a payout stuck Pending is never handed to a person).
   return { ...orig, pastReviewAge: ((row, after, now) => (mutate.ignoreReviewAge ? false : orig.pastReviewAge(row, after, now))) as typeof orig.pastReviewAge };
+});
+
+vi.mock('../src/engine/identity.js', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('../src/engine/identity.js')>();
+  // Mutant 4 (issue 17): order_ids derived from the batch (its name) instead of the payment.
+  return {
+    ...orig,
+    derivesByPayment: ((b) => (mutate.idsFromBatchName ? false : orig.derivesByPayment(b))) as typeof orig.derivesByPayment,
+    batchKey: ((b, rev) => (mutate.idsFromBatchName ? `${b.name}:${rev}` : orig.batchKey(b, rev))) as typeof orig.batchKey,
+  };
+});
+vi.mock('../src/batch/payeeIdentity.js', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('../src/batch/payeeIdentity.js')>();
+  // Mutant 5 (issue 17): a payee matched by account and IFSC only (contact details and name ignored).
+  const blind = <T extends { email: string | null; mobile: string | null; name: string | null }>(r: T): T => ({ ...r, email: null, mobile: null, name: null });
+  return {
+    ...orig,
+    matchPayees: ((old, lines, opts) => {
+      if (!mutate.matchByAccountOnly) return orig.matchPayees(old, lines, opts);
+      const o2 = old.map(blind);
+      const n2 = lines.map(blind);
+      const m = orig.matchPayees(o2, n2, opts);
+      // Hand back the caller's own records.
+      const back = <T,>(from: T[], to: T[]) => (x: T) => to[from.indexOf(x)]!;
+      const bo = back(o2, [...old]);
+      const bn = back(n2, [...lines]);
+      return { pairs: m.pairs.map((p) => ({ ...p, old: bo(p.old), line: bn(p.line) })), unmatchedOld: m.unmatchedOld.map(bo), unmatchedNew: m.unmatchedNew.map(bn) };
+    }) as typeof orig.matchPayees,
+  };
 });
 
 const HEADER = 'beneficiary_name,beneficiary_email,beneficiary_mobile_no,beneficiary_address,payment_method,beneficiary_acc_no,bank_name,ifsc,amount';
@@ -179,6 +208,63 @@ describe('mutants the suite must catch', () => {
       expect(await stuck('stuck-mutant')).toBe(3);
     } finally {
       mutate.ignoreReviewAge = false;
+    }
+  });
+
+  /** The same payroll paid from two databases under two names (dedup on, as the API does): the payee check. */
+  async function twoDatabases(name: string): Promise<OracleReport> {
+    const sb = await sandbox({ seed: 44, settleMs: 10 });
+    const other = await freshDb('pglite');
+    try {
+      const file = csv(name, 6, 30 + (name.length % 7) * 10);
+      const client = clientFor(sb);
+      await runBatch({ reportDir: path.join(dir, 'r'), defaultUserId: 'M1', ...FAST, allowDuplicateFile: false, batch: `${name}-by-hand`, csvPath: file }, { db: other.knex, client, logger: quietLogger });
+      await client.close();
+      const foreign = new Set(sb.ledger().map((e) => e.orderId));
+      await run(sb, { batch: `${name}-inbox`, csvPath: file, allowDuplicateFile: false });
+      return await checkInvariants(db.knex, sb, `${name}-inbox`, 6, { foreign, reviewAllowed: (r) => /collided/.test(r.last_error ?? ''), asked: askedOf(readFileSync(file, 'utf8')) });
+    } finally {
+      await other.close();
+      await sb.close();
+    }
+  }
+
+  it('order_ids derived from the batch name pay a payroll twice from a second database: the payee check says so', { timeout: 240_000 }, async () => {
+    const ok = await twoDatabases('twodb-ok');
+    expect(ok.overpaid).toEqual([]);
+    mutate.idsFromBatchName = true;
+    try {
+      expect((await twoDatabases('twodb-mutant')).overpaid.length).toBe(6);
+    } finally {
+      mutate.idsFromBatchName = false;
+    }
+  });
+
+  /** A paid payee's account changed in a corrected copy without a reference column. */
+  async function changedAccount(name: string): Promise<number> {
+    const sb = await sandbox({ seed: 45, settleMs: 10 });
+    try {
+      const v1 = path.join(dir, `${name}-v1.csv`);
+      const people = (acc3: string) =>
+        [HEADER, ...[0, 1, 2].map((i) => `Q ${name} ${i},q${i}.${name}@example.com,98${String(76500000 + i * 11 + name.length)},A,IMPS,${i === 2 ? acc3 : `${7100000 + i}1`},B,SBIN0000691,${500 + i}`)].join('\n') + '\n';
+      writeFileSync(v1, people(`${7100002}1`));
+      await run(sb, { batch: name, csvPath: v1 });
+      const v2 = path.join(dir, `${name}-v2.csv`);
+      writeFileSync(v2, people('12345678'));
+      await run(sb, { batch: name, csvPath: v2, revise: true }).catch(() => undefined);
+      return sb.ledger().length;
+    } finally {
+      await sb.close();
+    }
+  }
+
+  it('a payee matched by account alone is paid again when a corrected copy changes the account: the ledger says so', { timeout: 240_000 }, async () => {
+    expect(await changedAccount('acct-ok')).toBe(3);
+    mutate.matchByAccountOnly = true;
+    try {
+      expect(await changedAccount('acct-mutant')).toBe(4);
+    } finally {
+      mutate.matchByAccountOnly = false;
     }
   });
 });

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import type { Knex } from 'knex';
 import type { Sandbox } from '../../src/sandbox/server.js';
 import { rowsOfBatch, type PayoutRow } from '../../src/db/rows.js';
+import { payeeKey, refKey } from '../../src/batch/payee.js';
 
 const HEADER =
   'beneficiary_name,beneficiary_email,beneficiary_mobile_no,beneficiary_address,payment_method,beneficiary_acc_no,bank_name,ifsc,amount,remarks';
@@ -33,6 +34,8 @@ export interface OracleReport {
   /** Rows left needs_review that `reviewAllowed` accepted. */
   reviewAllowedRows: number;
   disagreements: string[];
+  /** Payees (account and IFSC, or reference) paid more than the file asks for (`asked`). */
+  overpaid: string[];
 }
 
 export interface OracleOptions {
@@ -46,6 +49,10 @@ export interface OracleOptions {
   foreign?: ReadonlySet<string>;
   /** The file's row numbers when they are not 2..inputRows+1 (a revised copy). */
   rowNumbers?: number[];
+  /** What the file(s) ask to pay: no payee may be paid more (the payee check). Default: not checked. */
+  asked?: readonly AskedPayment[];
+  /** Rows of other databases holding payouts of these payees (their references). */
+  otherRows?: readonly PayoutRow[];
 }
 
 /**
@@ -100,5 +107,73 @@ export async function checkInvariants(db: Knex, sb: Sandbox, batch: string, inpu
     }
   }
   for (const id of byOrder.keys()) if (!ours.has(id) && !o.foreign?.has(id)) disagreements.push(`ledger payout ${id} belongs to no row`);
-  return { doublePaid, lost, notFinal, reviewAllowedRows, disagreements };
+  const overpaid = o.asked ? overpaidPayees(ledger, o.asked, [...rows, ...(o.otherRows ?? [])]) : [];
+  return { doublePaid, lost, notFinal, reviewAllowedRows, disagreements, overpaid };
+}
+
+/** The payments a chaos CSV (writeChaosCsv, or any file with its columns) asks for. */
+export function askedOf(csvText: string): AskedPayment[] {
+  return csvText
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.replace(/"[^"]*"/g, 'Q').split(','))
+    .map((c) => ({ account: c[5]!, ifsc: c[7]!, amountPaise: BigInt(Math.round(Number(c[8]!) * 100)) }));
+}
+
+/**
+ * What a file and its corrected copy together ask for: for each payee and amount, the larger count of the
+ * two (an unchanged row is one payment, not two; a removed row that was paid, and an accepted change's old
+ * and new amounts, are each one).
+ */
+export function askedAcross(...files: AskedPayment[][]): AskedPayment[] {
+  const most = new Map<string, { p: AskedPayment; n: number }>();
+  for (const f of files) {
+    const here = new Map<string, { p: AskedPayment; n: number }>();
+    for (const p of f) {
+      const k = `${payeeKey({ accountNumber: p.account, ifsc: p.ifsc })}|${p.amountPaise}|${refKey(p.reference ?? null) ?? ''}`;
+      const e = here.get(k) ?? { p, n: 0 };
+      e.n++;
+      here.set(k, e);
+    }
+    for (const [k, e] of here) if ((most.get(k)?.n ?? 0) < e.n) most.set(k, e);
+  }
+  return [...most.values()].flatMap((e) => Array<AskedPayment>(e.n).fill(e.p));
+}
+
+/** A payment a file asks for: its payee (account and IFSC, a reference) and amount. */
+export interface AskedPayment {
+  account: string;
+  ifsc: string;
+  reference?: string | null;
+  amountPaise: bigint;
+}
+
+/**
+ * The payee check (issue 17): no person is paid more than the file asks for, across revisions,
+ * near-copies and databases. The money the API moved (its ledger, approved or pending: a rejected payout
+ * moved none) is grouped by payee, by account and IFSC (normalised as for matching) and, through the rows
+ * of every database given that hold its order_id, by reference; each payee's payouts, counted per amount,
+ * must not exceed what `asked` holds for that payee. Returns the payees paid more, in words.
+ */
+export function overpaidPayees(ledger: ReturnType<Sandbox['ledger']>, asked: readonly AskedPayment[], rows: readonly PayoutRow[] = []): string[] {
+  const count = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
+  const want = new Map<string, number>();
+  for (const a of asked) {
+    count(want, `acc:${payeeKey({ accountNumber: a.account, ifsc: a.ifsc })}|${a.amountPaise}`);
+    const ref = refKey(a.reference ?? null);
+    if (ref) count(want, `ref:${ref}|${a.amountPaise}`);
+  }
+  const refOf = new Map<string, string>();
+  for (const r of rows) if (r.order_id && r.ref_key) refOf.set(r.order_id, r.ref_key);
+  const got = new Map<string, number>();
+  for (const e of ledger) {
+    if (e.status === 'Rejected') continue;
+    count(got, `acc:${payeeKey({ accountNumber: e.accountNo, ifsc: e.ifsc })}|${e.amountPaise}`);
+    const ref = refOf.get(e.orderId);
+    if (ref) count(got, `ref:${ref}|${e.amountPaise}`);
+  }
+  const out: string[] = [];
+  for (const [k, n] of got) if (n > (want.get(k) ?? 0)) out.push(`${k} paid ${n}, asked ${want.get(k) ?? 0}`);
+  return out;
 }
