@@ -213,7 +213,7 @@ describe.each(BACKENDS)('liveness on %s', (kind) => {
       expect(all).toHaveLength(3);
       expect(all.every((r) => r.state === 'approved')).toBe(true);
       const report = await checkInvariants(db.knex, sb, batch, 2, { rowNumbers: [2, 3] });
-      expect(report).toEqual({ doublePaid: [], lost: [], notFinal: [], reviewAllowedRows: 0, disagreements: [] });
+      expect(report).toEqual({ doublePaid: [], lost: [], notFinal: [], reviewAllowedRows: 0, disagreements: [], overpaid: [] });
     } finally {
       await sb.close();
     }

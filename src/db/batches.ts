@@ -50,6 +50,17 @@ export async function lockFileContent(trx: Knex.Transaction, key: string): Promi
   await trx.raw('SELECT pg_advisory_xact_lock(?::bigint)', [id.toString()]);
 }
 
+/**
+ * Serialises the reads of batches whose order_ids derive from payments in one scope (a month): each read
+ * must see the order_ids the others stored, or two reads at once would derive the same ids and one would
+ * fail on the unique index instead of moving on to the next occurrence (or being refused as a duplicate).
+ * Held until the transaction ends.
+ */
+export async function lockPaymentScope(trx: Knex.Transaction, scope: string): Promise<void> {
+  const id = createHash('sha256').update(`payouts-payment-scope:${scope}`).digest().readBigInt64BE(0);
+  await trx.raw('SELECT pg_advisory_xact_lock(?::bigint)', [id.toString()]);
+}
+
 /** One file a batch was read from (each revision has one). */
 export interface BatchFileRecord {
   batch: string;

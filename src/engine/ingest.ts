@@ -8,7 +8,7 @@ import type { HeaderMapping } from '../batch/columns.js';
 import { InputError, RefusedError } from '../errors.js';
 import { formatRupeesIndian, type Paise } from '../money.js';
 import { maskAccount } from '../log.js';
-import { batchFilesOf, completeIngest, createBatch, earlierFilesLike, getBatch, lockBatch, lockFileContent, type BatchFileRecord, type BatchRecord } from '../db/batches.js';
+import { batchFilesOf, lockPaymentScope, completeIngest, createBatch, earlierFilesLike, getBatch, lockBatch, lockFileContent, type BatchFileRecord, type BatchRecord } from '../db/batches.js';
 import { PayrollFingerprint } from '../batch/fingerprint.js';
 import { deletePartialRead, existingOrderIds, nearCopies, fileRowTotals, insertRows, readyByMethod, repeatedPayments, type Issue, type NewRow, type RepeatedPayment } from '../db/rows.js';
 import { countClaimed, countRowsOf, dropNeverClaimed, keepForLine, lockPayees, markNotInFile, type StoredPayee } from '../db/revisions.js';
@@ -176,6 +176,8 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
       // differently are refused when the read is complete, in finish()).
       if (!opts.allowDuplicateFile) await lockFileContent(trx, sha);
       if (created && !opts.allowDuplicateFile) await refuseDuplicateFile(trx, b.name, { sha256: sha });
+      // One read at a time per payment scope: it derives its order_ids past those the others stored.
+      if (derivesByPayment(b)) await lockPaymentScope(trx, b.identity!);
       // Another runner read this very file while we waited for the lock.
       if (b.file_sha256 === sha && b.ingest_complete) return unchanged(trx, b, opts.dryRun ?? false, opts.repeatWindowDays ?? 30);
       // Rows left by a partial read of an older version of this program (never claimable, never claimed).
