@@ -4,6 +4,7 @@ import { ROW_STATES } from '../src/states.js';
 import { insertBatch } from '../src/db/batches.js';
 import { countByState, insertRows, type NewRow } from '../src/db/rows.js';
 import { advance, claimReady, commitOutcome, renewForSend } from '../src/db/claims.js';
+import { MOVES } from '../src/engine/machine.js';
 
 let seq = 0;
 
@@ -74,8 +75,8 @@ describe.each(BACKENDS)('storage on %s', (kind) => {
     // Wrong fence: refused.
     expect(await commitOutcome(db.knex, first.id, String(Number(first.fence) + 1000), { state: 'pending' })).toBe(false);
     expect(await commitOutcome(db.knex, first.id, first.fence, { state: 'approved', transaction_id: 'UTR1' })).toBe(true);
-    // A late Pending never overwrites Approved.
-    expect(await advance(db.knex, first.id, ['pending'], { state: 'pending' })).toBe(false);
+    // A late status never overwrites Approved: the poll moves only a pending row.
+    expect(await advance(db.knex, MOVES.poll, first.id, { state: 'rejected' })).toBe(false);
     const counts = await countByState(db.knex, batch);
     expect(counts.approved).toBe(1);
     expect(counts.submitting).toBe(2);

@@ -12,10 +12,12 @@ import { askedOf, checkInvariants, type OracleReport } from './helpers/oracle.js
 import { runBatch, type RunOptions } from '../src/engine/run.js';
 import { reconcileBatch } from '../src/engine/reconcile.js';
 import { rowsOfBatch } from '../src/db/rows.js';
+import { deleteByMove } from '../src/db/moves.js';
+import { MOVES } from '../src/engine/machine.js';
 import { SENT_STATES } from '../src/states.js';
 import type { Sandbox } from '../src/sandbox/server.js';
 
-const mutate = vi.hoisted(() => ({ count429AsSend: false, inferSentFromState: false, ignoreReviewAge: false, idsFromBatchName: false, matchByAccountOnly: false }));
+const mutate = vi.hoisted(() => ({ count429AsSend: false, inferSentFromState: false, ignoreReviewAge: false, idsFromBatchName: false, matchByAccountOnly: false, deleteUnguarded: false, claimedFromMaySent: false }));
 
 vi.mock('../src/engine/machine.js', async (importOriginal) => {
   const orig = await importOriginal<typeof import('../src/engine/machine.js')>();
@@ -30,20 +32,24 @@ vi.mock('../src/engine/revise.js', async (importOriginal) => {
   const orig = await importOriginal<typeof import('../src/engine/revise.js')>();
   return {
     ...orig,
-    // Mutant 2: "never sent" inferred from the current state, so a claimed row put back to ready looks unsent.
-    planRevision: ((old, lines, accept) =>
-      orig.planRevision(mutate.inferSentFromState ? old.map((o) => ({ ...o, claimed: SENT_STATES.includes(o.state), maySent: SENT_STATES.includes(o.state) })) : old, lines, accept)) as typeof orig.planRevision,
+    planRevision: ((old, lines, opts) => {
+      // Mutant 2: "never sent" inferred from the current state, so a claimed row put back to ready looks unsent.
+      if (mutate.inferSentFromState) old = old.map((o) => ({ ...o, claimed: SENT_STATES.includes(o.state), maySent: SENT_STATES.includes(o.state) }));
+      // Mutant 7 (issue 18): "ever claimed" taken from "may have been sent" (o.maySent for o.claimed).
+      if (mutate.claimedFromMaySent) old = old.map((o) => ({ ...o, claimed: o.maySent }));
+      return orig.planRevision(old, lines, opts);
+    }) as typeof orig.planRevision,
   };
 });
-vi.mock('../src/db/revisions.js', async (importOriginal) => {
-  const orig = await importOriginal<typeof import('../src/db/revisions.js')>();
+vi.mock('../src/db/moves.js', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('../src/db/moves.js')>();
   return {
     ...orig,
-    dropNeverClaimed: (async (trx, ids) => {
-      if (!mutate.inferSentFromState) return orig.dropNeverClaimed(trx, ids);
-      const gone = (await trx('payout_rows').whereIn('id', ids).del().returning('id')) as unknown[];
-      return gone.length;
-    }) as typeof orig.dropNeverClaimed,
+    // Mutant 6 (issue 18): the drop move's guard left out of its statement (a claimed row can be deleted).
+    deleteByMove: (async (db, move, scope) => {
+      if (!mutate.inferSentFromState && !mutate.deleteUnguarded) return orig.deleteByMove(db, move, scope);
+      return orig.deleteByMove(db, { ...move, guard: 'none', from: ['invalid', 'ready', 'skipped', 'failed', 'cancelled', 'needs_review', 'submitting', 'pending', 'approved', 'rejected'] }, scope);
+    }) as typeof orig.deleteByMove,
   };
 });
 vi.mock('../src/engine/review.js', async (importOriginal) => {
@@ -265,6 +271,53 @@ describe('mutants the suite must catch', () => {
       expect(await changedAccount('acct-mutant')).toBe(4);
     } finally {
       mutate.matchByAccountOnly = false;
+    }
+  });
+
+  /**
+   * The story of test/moves.test.ts: rows claimed and refused (429, nothing executed), then a corrected copy
+   * changing one of them. What the suite checks: the merge goes through, the claimed row is still there.
+   */
+  async function claimedKept(name: string): Promise<{ merged: boolean; claimedRowKept: boolean; dropOfClaimed: number }> {
+    const sb = await sandbox({ seed: 46, settleMs: 10, faults: { burst429Rate: 1, onlyPaths: ['api/v1/payout/initiate'] } });
+    try {
+      const v1 = csv(`${name}-v1`, 2, 100 + name.length * 3);
+      await run(sb, { batch: name, csvPath: v1, retry: { retries: 0, baseMs: 1, maxMs: 1 } });
+      const claimed = (await rowsOfBatch(db.knex, name))[0]!;
+      const lines = readFileSync(v1, 'utf8').trim().split('\n');
+      const v2 = path.join(dir, `${name}-v2.csv`);
+      writeFileSync(v2, [lines[0]!, lines[1]!.replace(/,(\d+)$/, (_m, a: string) => `,${Number(a) + 1}`), lines[2]!].join('\n') + '\n');
+      sb.setFaults({});
+      const merged = await run(sb, { batch: name, csvPath: v2, revise: true }).then(
+        () => true,
+        () => false,
+      );
+      const claimedRowKept = (await rowsOfBatch(db.knex, name)).some((r) => String(r.id) === String(claimed.id));
+      // The move itself, asked to drop a claimed row (a plan that is wrong, a claim that slipped in).
+      const other = (await rowsOfBatch(db.knex, name)).find((r) => r.first_claimed_at !== null && String(r.id) !== String(claimed.id));
+      const dropOfClaimed = other ? await deleteByMove(db.knex, MOVES.drop, { ids: [String(other.id)] }) : -1;
+      return { merged, claimedRowKept, dropOfClaimed };
+    } finally {
+      await sb.close();
+    }
+  }
+
+  it('a claimed row deleted by a revision (no guard in the drop, "claimed" taken from "may have been sent", or both): caught', { timeout: 240_000 }, async () => {
+    expect(await claimedKept('claimed-ok')).toEqual({ merged: true, claimedRowKept: true, dropOfClaimed: 0 });
+    mutate.deleteUnguarded = true;
+    try {
+      expect((await claimedKept('claimed-unguarded')).dropOfClaimed).toBe(1);
+    } finally {
+      mutate.deleteUnguarded = false;
+    }
+    mutate.claimedFromMaySent = true;
+    try {
+      expect((await claimedKept('claimed-from-maysent')).merged).toBe(false);
+      mutate.deleteUnguarded = true;
+      expect((await claimedKept('claimed-both')).claimedRowKept).toBe(false);
+    } finally {
+      mutate.claimedFromMaySent = false;
+      mutate.deleteUnguarded = false;
     }
   });
 });

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { RowState } from '../states.js';
 import type { PayoutRow } from './rows.js';
+import { applyMove, type Move } from './moves.js';
 
 /**
  * Claims and their outcomes: the only writes on the money path. Every claim takes a new fencing token;
@@ -22,6 +23,8 @@ export interface Claimed extends PayoutRow {
   prev_send_deadline: Date | null;
   /** The batch was cancelled (ready claims): resolve, never send. */
   batch_cancelled?: boolean;
+  /** 'ready': claimed by claimReady, whose statement set this claim's send deadline; 'stale': taken over (claimStale), deadline unchanged. */
+  claimed_from: 'ready' | 'stale';
 }
 
 /**
@@ -43,7 +46,7 @@ export async function claimReady(db: Knex, batch: string, owner: string, leaseMs
                AND (b.cancelled_at IS NULL OR r.send_deadline IS NOT NULL)
              ORDER BY r.row_no, r.id LIMIT ? FOR UPDATE OF r SKIP LOCKED) old
       WHERE payout_rows.id = old.id
-      RETURNING payout_rows.*, old.prev_first_claimed_at, old.prev_send_deadline, old.batch_cancelled, now() AS db_now`,
+      RETURNING payout_rows.*, old.prev_first_claimed_at, old.prev_send_deadline, old.batch_cancelled, 'ready' AS claimed_from, now() AS db_now`,
     [owner, leaseMs, leaseMs, batch, limit],
   );
   return sortByRow(res.rows as Claimed[]);
@@ -70,7 +73,7 @@ export async function claimStale(
               AND NOT (id = ANY(?::bigint[]))
             ORDER BY row_no, id LIMIT ? FOR UPDATE SKIP LOCKED) old
       WHERE payout_rows.id = old.id
-      RETURNING payout_rows.*, old.prev_owner, old.prev_send_deadline, now() AS db_now`,
+      RETURNING payout_rows.*, old.prev_owner, old.prev_send_deadline, 'stale' AS claimed_from, now() AS db_now`,
     [owner, leaseMs, batch, deadOwners, exclude, limit],
   );
   return sortByRow(res.rows as Claimed[]);
@@ -180,12 +183,13 @@ export async function releaseLease(db: Knex, id: string, fence: string, lastErro
 }
 
 /**
- * Applies a status learned from the API to a row outside a claim (polling, reconcile, webhooks):
- * status only moves forward, so the update names the states it may come from.
+ * Applies a status learned from the API to a row outside a claim (polling, reconcile, webhooks), as the
+ * named move (src/engine/machine.ts MOVES: poll, adopt, collision, review_age): status only moves forward,
+ * from the states the move names (or only from `state`, the one the row was read in).
  */
-export async function advance(db: Knex, id: string, from: RowState[], o: Outcome): Promise<boolean> {
-  const n = await db('payout_rows').where({ id }).whereIn('state', from).update(outcomeColumns(db, o));
-  return n === 1;
+export async function advance(db: Knex, move: Move, id: string, o: Outcome, state?: RowState): Promise<boolean> {
+  const { updated_at: _u, state: to, ...cols } = outcomeColumns(db, o) as { state: RowState; updated_at: unknown } & Record<string, unknown>;
+  return (await applyMove(db, move, { ids: [id], ...(state !== undefined ? { state } : {}) }, { state: to, ...cols })) === 1;
 }
 
 function sortByRow<T extends PayoutRow>(rows: T[]): T[] {

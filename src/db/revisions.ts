@@ -40,33 +40,13 @@ export async function countRowsOf(db: Knex, batch: string): Promise<number> {
 }
 
 /**
- * Deletes rows that were never claimed (a row ever claimed is never deleted: the guard is in the statement,
- * so a claim that slipped in meanwhile keeps its row). Returns how many went.
- */
-export async function dropNeverClaimed(trx: Knex.Transaction, ids: string[]): Promise<number> {
-  let n = 0;
-  for (let i = 0; i < ids.length; i += 1000) {
-    // RETURNING, not the affected count: knex-pglite reports a DELETE's count as an object.
-    const gone = (await trx('payout_rows').whereIn('id', ids.slice(i, i + 1000)).whereNull('first_claimed_at').del().returning('id')) as unknown[];
-    n += gone.length;
-  }
-  return n;
-}
-
-/**
- * Rows kept from an earlier revision that the new file no longer has (they were claimed). They are never
- * sent again: one whose request may have executed is resolved by status, one that certainly never reached
- * the API is cancelled here.
+ * Rows kept from an earlier revision that the new file no longer has (they were claimed): marked so. What
+ * becomes of their state is a move of its own (machine.ts MOVES.not_in_file): one that may have executed is
+ * resolved by status, one that certainly never reached the API is cancelled.
  */
 export async function markNotInFile(trx: Knex.Transaction, ids: string[], revision: number): Promise<void> {
   for (let i = 0; i < ids.length; i += 1000) {
-    const chunk = ids.slice(i, i + 1000);
-    await trx('payout_rows').whereIn('id', chunk).update({ in_file: false, revision, updated_at: trx.fn.now() });
-    await trx('payout_rows')
-      .whereIn('id', chunk)
-      .whereIn('state', ['ready', 'skipped'])
-      .whereNull('send_deadline')
-      .update({ state: 'cancelled', finalized_at: trx.fn.now(), last_error: "not in the batch's corrected file, and never sent: cancelled" });
+    await trx('payout_rows').whereIn('id', ids.slice(i, i + 1000)).update({ in_file: false, revision, updated_at: trx.fn.now() });
   }
 }
 

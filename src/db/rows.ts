@@ -127,10 +127,6 @@ export async function sumAmounts(db: Knex, batch: string, states: RowState[]): P
   return { count: Number(r.count), paise: BigInt(r.paise) };
 }
 
-/** Moves every row in `from` to `to` (skip on short balance, and back). */
-export async function moveAll(db: Knex, batch: string, from: RowState, to: RowState, note: string | null): Promise<number> {
-  return db('payout_rows').where({ batch, state: from }).update({ state: to, last_error: note, updated_at: db.fn.now() });
-}
 
 export async function rowsOfBatch(db: Knex, batch: string, states?: RowState[]): Promise<PayoutRow[]> {
   const q = db<PayoutRow>('payout_rows').where({ batch });
@@ -157,15 +153,6 @@ export async function* iterateRows(db: Knex, batch: string, pageSize = 5000): As
   }
 }
 
-/**
- * An operator's "send these again": failed or needs_review rows go back to ready with their send count
- * reset. Their send history (send_deadline, first_claimed_at) stays, so each is asked about first.
- */
-export async function resetForRetry(db: Knex, batch: string, from: 'failed' | 'needs_review'): Promise<number> {
-  return db('payout_rows')
-    .where({ batch, state: from })
-    .update({ state: 'ready', send_count: 0, finalized_at: null, last_error: `put back by an operator (was ${from})`, updated_at: db.fn.now() });
-}
 
 /** Rows to send and rupees, in total and per method. */
 export async function readyByMethod(db: Knex, batch: string): Promise<{ method: string; count: number; paise: bigint }[]> {
@@ -181,16 +168,6 @@ export async function readyByMethod(db: Knex, batch: string): Promise<{ method: 
   return rows.map((r) => ({ method: r.method ?? '?', count: Number(r.count), paise: BigInt(r.paise) }));
 }
 
-/** A cancelled batch: rows no request can ever have reached become cancelled (the rest are resolved by status). */
-export async function cancelUnsent(db: Knex, batch: string): Promise<number> {
-  const rows = (await db('payout_rows')
-    .where({ batch })
-    .whereIn('state', ['ready', 'skipped'])
-    .whereNull('send_deadline')
-    .update({ state: 'cancelled', finalized_at: db.fn.now(), last_error: 'cancelled by an operator before it was sent', updated_at: db.fn.now() })
-    .returning('id')) as unknown[];
-  return rows.length;
-}
 
 /** The row holding this order_id, in any batch. */
 export async function rowByOrderId(db: Knex, orderId: string): Promise<PayoutRow | undefined> {
@@ -273,10 +250,6 @@ export async function nearCopies(db: Knex, batch: string, days: number, limit = 
   return (res.rows as { batch: string; matched: number; of: number }[]).map((r) => ({ batch: r.batch, matched: Number(r.matched), of: Number(r.of) }));
 }
 
-/** Rows left by a partial read of an older version of this program (never claimable, never claimed). */
-export async function deletePartialRead(trx: Knex.Transaction, batch: string, revision: number): Promise<number> {
-  return trx('payout_rows').where({ batch, revision }).whereNull('first_claimed_at').del();
-}
 
 /** The rows of the batch's current file: counts, and the totals of valid rows and of every amount. */
 export async function fileRowTotals(

@@ -1,6 +1,8 @@
 import { BatchNotFoundError, RefusedError, UsageError } from '../errors.js';
 import { batchFilesOf, getBatch, markCancelled, recordApproval, recordDecision } from '../db/batches.js';
-import { cancelUnsent, readyByMethod } from '../db/rows.js';
+import { readyByMethod } from '../db/rows.js';
+import { applyMove } from '../db/moves.js';
+import { MOVES } from './machine.js';
 import { formatRupeesIndian } from '../money.js';
 import type { EngineDeps } from './context.js';
 import { runBatch, type RunOptions, type RunResult } from './run.js';
@@ -96,7 +98,11 @@ export async function cancelBatch(opts: Omit<RunOptions, 'csvPath' | 'yes' | 'co
   const b = await getBatch(deps.db, opts.batch);
   if (!b) throw new BatchNotFoundError(`no batch named "${opts.batch}": \`payouts status\` lists them`);
   await markCancelled(deps.db, opts.batch);
-  const cancelledNow = await cancelUnsent(deps.db, opts.batch);
+  const cancelledNow = await applyMove(deps.db, MOVES.cancel, { batch: opts.batch }, {
+    state: 'cancelled',
+    finalized_at: deps.db.fn.now(),
+    last_error: 'cancelled by an operator before it was sent',
+  });
   const res = await runBatch({ ...opts, yes: false }, deps);
   return { ...res, cancelledNow };
 }

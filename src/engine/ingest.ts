@@ -10,8 +10,10 @@ import { formatRupeesIndian, type Paise } from '../money.js';
 import { maskAccount } from '../log.js';
 import { batchFilesOf, lockPaymentScope, completeIngest, createBatch, earlierFilesLike, getBatch, lockBatch, lockFileContent, type BatchFileRecord, type BatchRecord } from '../db/batches.js';
 import { PayrollFingerprint } from '../batch/fingerprint.js';
-import { deletePartialRead, existingOrderIds, nearCopies, fileRowTotals, insertRows, readyByMethod, repeatedPayments, type Issue, type NewRow, type RepeatedPayment } from '../db/rows.js';
-import { countClaimed, countRowsOf, dropNeverClaimed, keepForLine, lockPayees, markNotInFile, type StoredPayee } from '../db/revisions.js';
+import { existingOrderIds, nearCopies, fileRowTotals, insertRows, readyByMethod, repeatedPayments, type Issue, type NewRow, type RepeatedPayment } from '../db/rows.js';
+import { countClaimed, countRowsOf, keepForLine, lockPayees, markNotInFile, type StoredPayee } from '../db/revisions.js';
+import { applyMove, deleteByMove } from '../db/moves.js';
+import { MOVES } from './machine.js';
 import { payeeKey, planRevision, refKey, type Conflict, type NewPayee, type RevisionPlan } from './revise.js';
 import type { Difference, KeyKind } from '../batch/payeeIdentity.js';
 import { batchIdentity, batchKey, derivesByPayment } from './identity.js';
@@ -181,7 +183,7 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
       // Another runner read this very file while we waited for the lock.
       if (b.file_sha256 === sha && b.ingest_complete) return unchanged(trx, b, opts.dryRun ?? false, opts.repeatWindowDays ?? 30);
       // Rows left by a partial read of an older version of this program (never claimable, never claimed).
-      if (!b.ingest_complete) await deletePartialRead(trx, b.name, b.revision);
+      if (!b.ingest_complete) await deleteByMove(trx, MOVES.drop, { batch: b.name, revision: b.revision });
 
       const hasRows = (await countRowsOf(trx, b.name)) > 0;
       const read = hasRows ? await revise(trx, b, opts, sha) : await readNew(trx, b, opts, sha);
@@ -508,11 +510,15 @@ async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions
   if (plan.conflicts.length > 0) throw new RefusedError(conflictMessage(b.name, plan.conflicts));
 
   // Apply: rows never claimed go first (their explicit order_ids may be reused by their corrected lines).
-  const dropped = await dropNeverClaimed(trx, plan.drop);
+  // A row ever claimed is never deleted: the move's guard is in the statement, so a plan that names one
+  // (or a claim that slipped in) deletes nothing of it and the merge stops.
+  const dropped = await deleteByMove(trx, MOVES.drop, { ids: plan.drop });
   if (dropped !== plan.drop.length) {
     throw new Error(`batch "${b.name}" changed while the corrected copy was merged (a row was claimed meanwhile): run the command again`);
   }
   await markNotInFile(trx, plan.keptNotInFile, revision);
+  // Of those, the rows no request of which can have executed are never sent now.
+  await applyMove(trx, MOVES.not_in_file, { ids: plan.keptNotInFile }, { state: 'cancelled', finalized_at: trx.fn.now(), last_error: "not in the batch's corrected file, and never sent: cancelled" });
 
   // Pass 2: write what the plan says, line by line.
   const inserting = new Set(plan.insert);

@@ -6,9 +6,8 @@ import type { PayoutRow } from '../db/rows.js';
 import type { RowState } from '../states.js';
 import type { Runner } from './context.js';
 import { outcomeOf } from './payout.js';
+import { MOVES } from './machine.js';
 
-/** The states a fetched status may move a row out of: only forward, never back from a final state. */
-const POLLABLE: RowState[] = ['pending'];
 
 /**
  * Fetches one payout's status and applies it if it moves the row forward. Also what a webhook hint leads
@@ -28,7 +27,7 @@ export async function refreshRow(runner: Runner, row: PayoutRow): Promise<RowSta
       await schedulePoll(runner.db, row.id, nextDelay(runner, row.poll_count));
       return 'pending';
     }
-    const moved = await advance(runner.db, row.id, POLLABLE, o);
+    const moved = await advance(runner.db, MOVES.poll, row.id, o);
     if (moved) {
       runner.checkpoint('finalized', orderId);
       runner.emit({ type: 'row', state: o.state, amountPaise: BigInt(row.amount_paise ?? '0') });

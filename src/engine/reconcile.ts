@@ -1,7 +1,7 @@
 import { AllianceError, AuthenticationError, NotFoundError } from '../alliance/errors.js';
 import { withRetry } from '../alliance/retry.js';
 import type { PayoutInfo } from '../alliance/types.js';
-import { advance, claimStale, commitOutcome, extendLease, leaseOwners, releaseLease, type Claimed, type Outcome } from '../db/claims.js';
+import { advance, claimStale, leaseOwners, type Claimed, type Outcome } from '../db/claims.js';
 import { iterateRows, type PayoutRow } from '../db/rows.js';
 import { ApiUnavailableError } from '../errors.js';
 import type { RowState } from '../states.js';
@@ -9,6 +9,8 @@ import { Runner, type EngineDeps, type EngineOptions } from './context.js';
 import { collisionOutcome, notOurs, outcomeOf } from './payout.js';
 import { ownerIsDead } from './owner.js';
 import { pastReviewAge } from './review.js';
+import { MOVES, maySent, type MoveSpec } from './machine.js';
+import { processRow, StopSending } from './submit.js';
 
 export interface ReconcileOptions extends Partial<EngineOptions> {
   batch: string;
@@ -66,7 +68,7 @@ export async function reconcileBatch(opts: ReconcileOptions, deps: EngineDeps): 
     findings: [],
     changed: { adopted: 0, needs_review: 0, requeued: 0 },
   };
-  const record = (row: PayoutRow, f: Omit<ReconcileFinding, 'row' | 'orderId' | 'ours'> | undefined) => {
+  const record = (row: PayoutRow, f: Omit<ReconcileFinding, 'row' | 'orderId' | 'ours'> | undefined, emitted = false) => {
     res.checked++;
     runner.emit({ type: 'checked', checked: res.checked });
     if (!f) {
@@ -75,7 +77,7 @@ export async function reconcileBatch(opts: ReconcileOptions, deps: EngineDeps): 
     }
     res.findings.push({ row: row.row_no, orderId: row.order_id!, ours: row.state, ...f });
     if (f.action !== 'flagged' && f.action !== 'none') res.changed[f.action]++;
-    if (f.action === 'adopted' || f.action === 'needs_review' || f.action === 'requeued') {
+    if (!emitted && (f.action === 'adopted' || f.action === 'needs_review' || f.action === 'requeued')) {
       runner.emit({ type: 'row', state: f.action === 'adopted' ? (f.note.replace(/^adopted /, '') as RowState) : f.action === 'requeued' ? 'ready' : 'needs_review', amountPaise: BigInt(row.amount_paise ?? '0') });
     }
   };
@@ -95,9 +97,10 @@ export async function reconcileBatch(opts: ReconcileOptions, deps: EngineDeps): 
         chunk.map(async (row) => {
           tried.push(row.id);
           try {
-            record(row, await checkClaimed(runner, row, claimedAt));
+            record(row, await checkClaimed(runner, row, claimedAt), true);
           } catch (err) {
-            if (err instanceof AuthenticationError) authError = err;
+            if (err instanceof StopSending && err.reason === 'auth') authError = new AuthenticationError(err.message);
+            else if (err instanceof AuthenticationError) authError = err;
             else throw err;
           }
         }),
@@ -152,44 +155,28 @@ async function fetchStatus(runner: Runner, orderId: string): Promise<Status> {
   }
 }
 
-/** A submitting row this reconcile claimed: decided by status, or released unchanged. */
+/**
+ * A submitting row this reconcile claimed: taken through the claimed-row table (machine.ts) like any claim,
+ * with the never-send policy: found and ours is adopted, a collision goes to a person, a payout certainly
+ * absent goes back to ready for the next run, and a 404 asked too soon (or no answer) leaves it as it is.
+ */
 async function checkClaimed(runner: Runner, row: Claimed, claimedAt: number): Promise<Omit<ReconcileFinding, 'row' | 'orderId' | 'ours'> | undefined> {
-  const { db } = runner;
-  // The lease was taken moments ago for this very check; keep it while the status call waits its turn.
-  if (Date.now() - claimedAt > runner.options.leaseMs / 2) await extendLease(db, row.id, row.fence, runner.options.leaseMs);
-  const s = await fetchStatus(runner, row.order_id!);
-  const maySent = row.prev_send_deadline !== null;
-  const commit = async (o: Outcome, action: ReconcileAction, api: string, note: string) => {
-    const ok = await commitOutcome(db, row.id, row.fence, o);
-    return { api, action: ok ? action : 'none', note: ok ? note : `${note} (not written: the claim was lost)` } as const;
-  };
-  if (s.kind === 'error') {
-    await releaseLease(db, row.id, row.fence, `checked by reconcile: ${s.message}`);
-    return { api: 'unreachable', action: 'none', note: s.message };
+  const end = await processRow(runner, row, claimedAt, 'never_send');
+  if (!end) return { api: '-', action: 'none', note: 'not written: the claim was lost (another runner resolves it)' };
+  if (end.kind === 'leave') return { api: /not found/.test(end.why) ? 'not found' : 'unreachable', action: 'none', note: end.why };
+  const o = end.outcome;
+  switch (o.state) {
+    case 'ready':
+      return { api: 'not found', action: 'requeued', note: 'not at the API: back to ready for the next resume' };
+    case 'needs_review':
+      return { api: o.api_status ?? 'not found', action: 'needs_review', note: o.collision ? `order_id collision: ${o.last_error ?? ''}` : (o.last_error ?? '') };
+    case 'pending':
+    case 'approved':
+    case 'rejected':
+      return { api: o.api_status ?? o.state, action: 'adopted', note: `adopted ${o.state}` };
+    default:
+      return { api: o.api_status ?? '-', action: 'none', note: o.last_error ?? o.state };
   }
-  if (s.kind === 'found') {
-    const why = notOurs(row, s.info, maySent);
-    if (why) return commit(collisionOutcome(row, s.info, why), 'needs_review', s.info.status, `order_id collision: ${why}`);
-    const o = outcomeOf(row, s.info);
-    return commit(o, o.state === 'needs_review' ? 'needs_review' : 'adopted', s.info.status, o.state === 'needs_review' ? (o.last_error ?? '') : `adopted ${o.state}`);
-  }
-  // Not found: trusted only when asked after every request of ours could have arrived.
-  const boundary = row.prev_owner && ownerIsDead(row.prev_owner) ? Math.min(Date.now(), deadlineOf(row)) : deadlineOf(row);
-  if (s.askedAt >= boundary + runner.options.ambiguousGraceMs) {
-    return commit(
-      { state: 'ready', last_error: 'the API has no payout under this order_id: the next `payouts resume` sends it (status first)' },
-      'requeued',
-      'not found',
-      'not at the API: back to ready for the next resume',
-    );
-  }
-  await releaseLease(db, row.id, row.fence, 'checked by reconcile: not found yet, but a request may still be on its way');
-  return { api: 'not found', action: 'none', note: 'not found yet; asked too soon after the last send to be sure' };
-}
-
-function deadlineOf(row: Claimed): number {
-  const offset = Date.now() - new Date(row.db_now).getTime();
-  return row.prev_send_deadline ? new Date(row.prev_send_deadline).getTime() + offset : Date.now();
 }
 
 /** A row outside a claim (pending, final, never or no longer in flight). */
@@ -198,16 +185,16 @@ async function checkRow(runner: Runner, row: PayoutRow, reviewAfter: number, dry
   const s = await fetchStatus(runner, row.order_id!);
   if (s.kind === 'error') return { api: 'unreachable', action: 'none', note: s.message };
   const old = pastReviewAge(row, reviewAfter);
-  const maySent = row.send_deadline !== null;
-  const write = async (from: RowState[], o: Outcome, action: ReconcileAction, api: string, note: string) => {
+  // Every write is a named move (machine.ts MOVES), from the state the row was read in.
+  const write = async (move: MoveSpec, o: Outcome, action: ReconcileAction, api: string, note: string) => {
     if (dryRun) return { api, action: 'flagged' as const, note: `would be ${action}: ${note}` };
-    const ok = await advance(db, row.id, from, o);
+    const ok = await advance(db, move, row.id, o, row.state);
     return { api, action: ok ? action : 'none', note: ok ? note : `${note} (not written: the row changed meanwhile)` };
   };
 
   if (s.kind === 'absent') {
     if (row.state === 'pending' && old) {
-      return write(['pending'], { state: 'needs_review', last_error: 'the API accepted this payout earlier but now has no such order_id: ask Alliance' }, 'needs_review', 'not found', 'accepted earlier, not found now');
+      return write(MOVES.review_age, { state: 'needs_review', last_error: 'the API accepted this payout earlier but now has no such order_id: ask Alliance' }, 'needs_review', 'not found', 'accepted earlier, not found now');
     }
     if (row.state === 'pending' || row.state === 'approved' || row.state === 'rejected') {
       return { api: 'not found', action: 'flagged', note: `we hold ${row.state}, the API has no such payout` };
@@ -216,7 +203,7 @@ async function checkRow(runner: Runner, row: PayoutRow, reviewAfter: number, dry
   }
 
   const info = s.info;
-  const why = notOurs(row, info, maySent);
+  const why = notOurs(row, info, maySent(row));
   if (row.state === 'approved' || row.state === 'rejected') {
     if (why || info.status.toLowerCase() !== row.state) {
       return { api: info.status, action: 'flagged', note: why ? `the API's payout under this order_id is not this row's (${why}): check by hand` : 'a final state disagrees with the API: not changed, check by hand' };
@@ -225,21 +212,21 @@ async function checkRow(runner: Runner, row: PayoutRow, reviewAfter: number, dry
   }
   if (why) {
     if (row.state === 'needs_review') return undefined; // already with an operator
-    return write([row.state], collisionOutcome(row, info, why), 'needs_review', info.status, `order_id collision: ${why}`);
+    return write(MOVES.collision, collisionOutcome(row, info, why), 'needs_review', info.status, `order_id collision: ${why}`);
   }
   const o = outcomeOf(row, info);
   if (o.state === 'needs_review') {
     if (row.state === 'needs_review') return undefined;
-    return write([row.state], o, 'needs_review', info.status, o.last_error ?? 'amount differs from the API');
+    return write(MOVES.collision, o, 'needs_review', info.status, o.last_error ?? 'amount differs from the API');
   }
   if (o.state === 'pending') {
     if (row.state === 'needs_review') return undefined; // with an operator already
     if (row.state === 'pending') {
       if (!old) return undefined;
-      return write(['pending'], { state: 'needs_review', last_error: `still Pending at the API more than ${Math.round(reviewAfter / 60_000)} min after it was sent: ask Alliance about it` }, 'needs_review', info.status, 'Pending past the review age');
+      return write(MOVES.review_age, { state: 'needs_review', last_error: `still Pending at the API more than ${Math.round(reviewAfter / 60_000)} min after it was sent: ask Alliance about it` }, 'needs_review', info.status, 'Pending past the review age');
     }
     // ready, skipped, failed or needs_review rows the API holds as ours: they must never be sent again.
-    return write([row.state], o, 'adopted', info.status, 'adopted pending');
+    return write(MOVES.adopt, o, 'adopted', info.status, 'adopted pending');
   }
-  return write([row.state], o, 'adopted', info.status, `adopted ${o.state}`);
+  return write(row.state === 'pending' ? MOVES.poll : MOVES.adopt, o, 'adopted', info.status, `adopted ${o.state}`);
 }

@@ -1,6 +1,6 @@
 import type { RowState } from '../states.js';
 import { accountKey as batchAccountKey, payeeKey as batchPayeeKey, refKey as batchRefKey } from '../batch/payee.js';
-import { isPaymentDifference, matchPayees, type Difference, type KeyKind, type PayeeRecord } from '../batch/payeeIdentity.js';
+import { isPaymentDifference, matchPayees, type Difference, type KeyKind } from '../batch/payeeIdentity.js';
 
 /**
  * How a corrected copy of a batch's file is merged: a pure plan, matched by payee, never by order_id.

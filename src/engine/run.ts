@@ -3,7 +3,9 @@ import { BatchNotFoundError, EXIT, NoAnswerError, UsageError, type ExitCode } fr
 import { formatRupeesIndian, type Paise } from '../money.js';
 import { getBatch, isApproved, markFinished, markStarted, recordDecision, type BatchRecord } from '../db/batches.js';
 import { heldByOthers } from '../db/claims.js';
-import { countByState, moveAll, resetForRetry } from '../db/rows.js';
+import { countByState } from '../db/rows.js';
+import { applyMove } from '../db/moves.js';
+import { MOVES } from './machine.js';
 import { writeReports, type ReportPaths } from '../report/report.js';
 import { DEFAULT_TIME_ZONE, localTime } from '../report/time.js';
 import { REPORT_STATUSES, reportStatus, type ReportStatus } from '../states.js';
@@ -165,11 +167,15 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
   const cancelled = batch.cancelled_at !== null;
   runner.mayInitiate = !cancelled;
 
-  // Rows skipped by an earlier refusal are reconsidered now; failed or reviewed ones when asked.
+  // Rows skipped by an earlier refusal are reconsidered now; failed or reviewed ones when asked. A cancelled
+  // batch sends nothing new, but a skipped row of it that may have been sent is asked about.
   if (!cancelled) {
-    await moveAll(db, opts.batch, 'skipped', 'ready', null);
-    if (opts.retryFailed) await resetForRetry(db, opts.batch, 'failed');
-    if (opts.retryReview) await resetForRetry(db, opts.batch, 'needs_review');
+    await applyMove(db, MOVES.reconsider_skipped, { batch: opts.batch }, { state: 'ready', last_error: null });
+    const back = (from: string) => ({ state: 'ready' as const, send_count: 0, finalized_at: null, last_error: `put back by an operator (was ${from})` });
+    if (opts.retryFailed) await applyMove(db, MOVES.retry_failed, { batch: opts.batch }, back('failed'));
+    if (opts.retryReview) await applyMove(db, MOVES.retry_review, { batch: opts.batch }, back('needs_review'));
+  } else {
+    await applyMove(db, MOVES.recheck_sent_of_cancelled, { batch: opts.batch }, { state: 'ready', last_error: 'the batch was cancelled: asked about, never sent again' });
   }
 
   emit({ type: 'phase', phase: 'preflight' });
@@ -188,7 +194,9 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
 
   if (pf.shortfallPaise > 0n) {
     const note = `not sent: the wallet balance ${formatRupeesIndian(pf.balancePaise ?? 0n)} is short of ${formatRupeesIndian(pf.needPaise)} by ${formatRupeesIndian(pf.shortfallPaise)}`;
-    await moveAll(db, opts.batch, 'ready', 'skipped', note);
+    // Only rows no request of which can have executed: one that may have been sent stays ready, to be asked
+    // about by the next run (or a cancel), never stranded as "skipped".
+    await applyMove(db, MOVES.skip_short_balance, { batch: opts.batch }, { state: 'skipped', last_error: note });
     return finishRun(runner, opts, base, pf, { exitCode: EXIT.refused, message: `refused before sending anything: ${note}` });
   }
 

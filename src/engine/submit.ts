@@ -4,7 +4,7 @@ import { ticketTaken, type RateGate, type Ticket } from '../alliance/gate.js';
 import { sleep, withRetry } from '../alliance/retry.js';
 import { commitOutcome, extendLease, releaseLease, renewForSend, type Claimed } from '../db/claims.js';
 import type { Runner } from './context.js';
-import { next, start, type End, type Event, type Memory, type Phase } from './machine.js';
+import { mayHaveSent, next, recoveryBoundary, start, trust404, type End, type Event, type Memory, type Phase, type Sending } from './machine.js';
 import { ownerIsDead } from './owner.js';
 import { payoutRequestOf } from './payout.js';
 
@@ -27,34 +27,48 @@ class LeaseLostError extends Error {
 /** Tracks a claim's lease with the local clock, and renews it in the database before every send. */
 class Lease {
   private validUntil: number;
-  /** The claim's own send deadline still covers a send: true only for a fresh claim, until its first send. */
-  private claimCoversSend: boolean;
+  /**
+   * The latest moment (local clock, pessimistic) before which a request may leave under the send deadline
+   * the database holds for this claim: set by the statement that granted it (the claim, or a renewal for a
+   * send) and moved by nothing else. Keeping the lease alive while a request waits for its rate slot does
+   * not move it: a request never leaves after its recorded deadline.
+   */
+  private sendDeadline: number;
   constructor(
     private readonly runner: Runner,
     private readonly row: Claimed,
     claimStartedAt: number,
     fresh: boolean,
   ) {
-    // Counted from before the claim query: the database's lease began no earlier than that.
+    // Counted from before the claim query: the database's lease and deadline began no earlier than that.
     this.validUntil = claimStartedAt + runner.options.leaseMs;
-    this.claimCoversSend = fresh;
+    // Only a fresh claim's statement set a send deadline for this claim (a taken-over row keeps its old one).
+    this.sendDeadline = fresh ? claimStartedAt + runner.options.leaseMs : 0;
   }
 
   /**
-   * Renews the lease right before a send: the fence is checked at the last moment (a runner that was taken
-   * over sends nothing) and the row's send deadline moves past the end of this send. The one exception is
-   * the first send of a fresh claim made moments ago, whose claim already set both and cannot have been
-   * taken over before its lease ends.
+   * Right before a send: the fence is checked at the last moment (a runner that was taken over sends
+   * nothing) and the row's send deadline moves past the end of this send, unless the deadline recorded for
+   * this claim still covers the whole request (a fresh claim made moments ago, sent at once). A wait for the
+   * rate slot longer than that leads to a renewal here, never to a request on the wire past its deadline.
    */
   async ensureForSend(): Promise<void> {
-    const { requestTimeoutMs, leaseMarginMs } = this.runner.options;
-    const coveredByClaim = this.claimCoversSend && Date.now() + requestTimeoutMs + leaseMarginMs < this.validUntil;
-    this.claimCoversSend = false;
-    if (coveredByClaim) return;
+    const { requestTimeoutMs, leaseMarginMs, leaseMs } = this.runner.options;
+    if (Date.now() + requestTimeoutMs + leaseMarginMs < Math.min(this.sendDeadline, this.validUntil)) {
+      // Used once: a resend renews (its request comes after an earlier one that may have executed).
+      this.sendDeadline = 0;
+      return;
+    }
     const started = Date.now();
-    const until = await renewForSend(this.runner.db, this.row.id, this.row.fence, this.runner.options.leaseMs);
+    const until = await renewForSend(this.runner.db, this.row.id, this.row.fence, leaseMs);
     if (!until) throw new LeaseLostError(`lost the claim on ${this.row.order_id}`);
-    this.validUntil = started + this.runner.options.leaseMs;
+    this.validUntil = started + leaseMs;
+    this.sendDeadline = 0;
+  }
+
+  /** For tests of the deadline rule: the local time this claim's recorded deadline covers a send until (0: none). */
+  get coveredUntil(): number {
+    return this.sendDeadline;
   }
 
   /**
@@ -119,18 +133,24 @@ class Lease {
   }
 }
 
-/** The machine's memory for a freshly claimed row. */
-export function memoryOf(runner: Runner, row: Claimed): Memory {
-  const maySent = row.prev_send_deadline !== null && row.prev_send_deadline !== undefined;
+/** The machine's memory for a freshly claimed row: what the claim read, nothing derived twice. */
+export function memoryOf(runner: Runner, row: Claimed, policy: 'send' | 'never_send' = 'send'): Memory {
+  const prev = row.prev_send_deadline ?? null;
+  const sending: Sending =
+    policy === 'never_send'
+      ? { kind: 'never' }
+      : !runner.mayInitiate || row.batch_cancelled
+        ? { kind: 'cancelled', note: 'cancelled by an operator before it was sent' }
+        : row.in_file === false
+          ? { kind: 'cancelled', note: "not in the batch's corrected file: asked about, never sent" }
+          : { kind: 'allowed' };
   return {
-    maySent,
-    sentBoundary: maySent ? recoveryBoundary(row) : 0,
+    prevSendDeadline: prev,
     sends: 0,
+    sentBoundary: prev !== null ? recoveryBoundary(prev, row.db_now, Date.now(), Boolean(row.prev_owner && ownerIsDead(row.prev_owner))) : 0,
     priorSends: Number(row.send_count),
     maxSends: runner.options.maxSendsPerRow,
-    mayInitiate: runner.mayInitiate && row.in_file !== false && !row.batch_cancelled,
-    ...(row.in_file === false ? { cancelNote: "not in the batch's corrected file: asked about, never sent" } : {}),
-    prevSendDeadline: row.prev_send_deadline ?? null,
+    sending,
   };
 }
 
@@ -139,15 +159,15 @@ export function memoryOf(runner: Runner, row: Claimed): Memory {
  * `submitting` when its outcome cannot be known now. Throws StopSending after committing when the API
  * stopped taking requests; a crash (CrashError) propagates with nothing committed after it.
  */
-export async function processRow(runner: Runner, row: Claimed, claimStartedAt = Date.now()): Promise<End | undefined> {
-  let mem = memoryOf(runner, row);
-  const lease = new Lease(runner, row, claimStartedAt, !mem.maySent);
+export async function processRow(runner: Runner, row: Claimed, claimStartedAt = Date.now(), policy: 'send' | 'never_send' = 'send'): Promise<End | undefined> {
+  let mem = memoryOf(runner, row, policy);
+  const lease = new Lease(runner, row, claimStartedAt, row.claimed_from === 'ready');
   const orderId = row.order_id!;
   let phase: Phase = start(mem);
-  if (!mem.maySent) runner.checkpoint('intent_committed', orderId);
+  if (!mayHaveSent(mem)) runner.checkpoint('intent_committed', orderId);
   try {
     while (phase.kind !== 'done') {
-      const event = await perform(runner, row, phase, mem, lease);
+      const event = await perform(runner, row, phase, mem, lease, policy);
       runner.assertAlive();
       ({ phase, mem } = next(phase, event, mem, row, Date.now()));
     }
@@ -174,7 +194,8 @@ async function finish(runner: Runner, row: Claimed, end: End): Promise<void> {
     else runner.checkpoint('outcome_committed', orderId);
     runner.emit({ type: 'row', state: end.outcome.state, amountPaise: BigInt(row.amount_paise ?? '0'), ...(end.outcome.collision ? { collision: true } : {}) });
   } else {
-    await releaseLease(runner.db, row.id, row.fence, end.why);
+    // The claim's sends that may have executed count toward the cap even when the outcome is not known.
+    await releaseLease(runner.db, row.id, row.fence, end.why, end.sends);
     runner.logger.warn({ orderId, why: end.why }, 'payout left unresolved (submitting); a later run or reconcile asks its status');
     runner.emit({ type: 'row', state: 'submitting', amountPaise: BigInt(row.amount_paise ?? '0') });
   }
@@ -182,13 +203,14 @@ async function finish(runner: Runner, row: Claimed, end: End): Promise<void> {
 }
 
 /** The one effect of a phase, as the event the machine reads. */
-async function perform(runner: Runner, row: Claimed, phase: Phase, mem: Memory, lease: Lease): Promise<Event> {
+async function perform(runner: Runner, row: Claimed, phase: Phase, mem: Memory, lease: Lease, policy: 'send' | 'never_send'): Promise<Event> {
   const orderId = row.order_id!;
   switch (phase.kind) {
     case 'resolve':
-      return resolveByStatus(runner, orderId, mem.sentBoundary, (ms) => lease.hold(ms), lease.gate());
+      // Never sending (reconcile), nothing waits out the grace period: a 404 asked too soon is left for later.
+      return resolveByStatus(runner, orderId, mem.sentBoundary, policy === 'never_send' ? undefined : (ms) => lease.hold(ms), lease.gate());
     case 'inspect':
-      return resolveByStatus(runner, orderId, 0, undefined, lease.gate());
+      return resolveByStatus(runner, orderId, 0, (ms) => lease.hold(ms), lease.gate());
     case 'send':
       return sendOnce(runner, lease, runner.client.preparePayout(payoutRequestOf(row)), orderId);
     case 'done':
@@ -280,7 +302,8 @@ export async function resolveByStatus(
   runner: Runner,
   orderId: string,
   sentBoundary: number,
-  wait: (ms: number) => Promise<void> = (ms) => sleep(ms, runner.signal),
+  /** How to wait for the 404 to become trustworthy; undefined: do not wait (the answer is `absent_early`). */
+  wait: ((ms: number) => Promise<void>) | undefined,
   gate: RateGate = runner.gate,
 ): Promise<Event> {
   const trustFrom = sentBoundary + runner.options.ambiguousGraceMs;
@@ -300,7 +323,8 @@ export async function resolveByStatus(
     } catch (err) {
       runner.assertAlive();
       if (err instanceof NotFoundError) {
-        if (askedAt >= trustFrom) return { kind: 'absent' };
+        if (trust404(askedAt, sentBoundary, runner.options.ambiguousGraceMs)) return { kind: 'absent' };
+        if (!wait) return { kind: 'absent_early' };
         const waitMs = Math.max(0, trustFrom - Date.now());
         // Said once a run: a rerun after a crash sends nothing for the rows it asks about until this has
         // passed, and the person reading the log should know why it seems to wait.
@@ -319,16 +343,4 @@ export async function resolveByStatus(
       return { kind: 'status_unavailable', message: `status unavailable: ${err.message}` };
     }
   }
-}
-
-/**
- * For a row that may have been sent: the last moment a request for it could have left. A dead process on
- * this host sent nothing after it died (now at the latest); otherwise the send deadline of the claims
- * before this one bounds it.
- */
-function recoveryBoundary(row: Claimed): number {
-  const offset = Date.now() - new Date(row.db_now).getTime();
-  const prev = row.prev_send_deadline;
-  const deadline = prev ? new Date(prev).getTime() + offset : Date.now();
-  return row.prev_owner && ownerIsDead(row.prev_owner) ? Math.min(deadline, Date.now()) : deadline;
 }
