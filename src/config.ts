@@ -80,6 +80,8 @@ export interface Config {
   webhookToken: string | undefined;
   /** The sandbox's admin token (`--admin-token`, PAYOUTS_SANDBOX_ADMIN_TOKEN). */
   sandboxAdminToken: string | undefined;
+  /** The password of the `--as` user (PAYOUTS_PASSWORD), for scripts; a prompt asks otherwise. */
+  password: string | undefined;
 }
 
 export interface ConfigFlags {
@@ -171,6 +173,7 @@ export function loadConfig(flags: ConfigFlags, processEnv: Record<string, string
     notifyUrl: notifyUrl(flags.notifyUrl ?? (env['PAYOUTS_NOTIFY_URL'] || undefined)),
     webhookToken: flags.webhookToken ?? (env['PAYOUTS_WEBHOOK_TOKEN'] || undefined),
     sandboxAdminToken: flags.adminToken ?? (env['PAYOUTS_SANDBOX_ADMIN_TOKEN'] || undefined),
+    password: env['PAYOUTS_PASSWORD'] || undefined,
   };
 }
 

@@ -65,6 +65,21 @@ export class BatchNotFoundError extends ProgramError {
   readonly exitCode = EXIT.usage;
 }
 
+/**
+ * Who may do what (maker-checker): an unknown or disabled user, a wrong password, a role that may not do it,
+ * an uploader approving their own batch. Exit 2: the command cannot be done as given. `status` is the HTTP
+ * answer the console gives (401: not who they say; 403: not allowed).
+ */
+export class AccessError extends ProgramError {
+  readonly exitCode = EXIT.usage;
+  constructor(
+    message: string,
+    readonly status: 401 | 403 = 403,
+  ) {
+    super(message);
+  }
+}
+
 /** Refused before sending anything: exit 3. */
 export class RefusedError extends ProgramError {
   readonly exitCode = EXIT.refused;

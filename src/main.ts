@@ -10,11 +10,11 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadConfig, parseDuration, parseFee, parseRupeeInput, type Config, type ConfigFlags } from './config.js';
 import { ConfigError, EXIT, UsageError } from './errors.js';
-import { askLine } from './cli/ask.js';
+import { askLine, askSecret } from './cli/ask.js';
 import { defaultBatchName } from './batch/name.js';
 import { failureOf } from './cli/failure.js';
 import { Screen } from './cli/screen.js';
-import { apiOptions, dbOptions, exitCodesEpilogue, progressOption, runOptions } from './cli/options.js';
+import { apiOptions, asOption, dbOptions, exitCodesEpilogue, progressOption, runOptions } from './cli/options.js';
 import type { CommandIO } from './commands/context.js';
 
 type Args = ConfigFlags & { json?: boolean; [k: string]: unknown };
@@ -79,6 +79,7 @@ function io(argv: Args, config: Config = loadConfig(argv, process.env)): Command
     screen,
     progressEveryMs: typeof argv['progressInterval'] === 'string' ? parseDuration(argv['progressInterval'], '--progress-interval', 10_000) : undefined,
     ask: interactive ? (q) => askLine(q, { input: process.stdin, output: process.stderr, signal: stop.signal }) : undefined,
+    askSecret: interactive ? (q) => askSecret(q, { input: process.stdin, output: process.stderr, signal: stop.signal }) : undefined,
   };
 }
 
@@ -113,6 +114,7 @@ function batchArgs(argv: Args, config: Config) {
     feePerPayoutPaise: parseFee(argv['feePerPayout'] as string),
     userId: argv['userId'] as string | undefined,
     yes: Boolean(argv['yes']),
+    as: argv['as'] as string | undefined,
     notifyUrl: config.notifyUrl,
     ...(argv['webhookPort'] !== undefined ? { webhooks: { port: argv['webhookPort'] as number, host: argv['webhookHost'] as string | undefined, token: config.webhookToken } } : {}),
     engine: {
@@ -144,10 +146,10 @@ function expectRows(v: unknown): number | undefined {
   return n;
 }
 
-function expectTotal(text: unknown): bigint | undefined {
+function expectTotal(text: unknown, flag = '--expect-total'): bigint | undefined {
   if (text === undefined) return undefined;
   const p = parseRupeeInput(String(text));
-  if (p === undefined) throw new ConfigError(`--expect-total must be rupees like 1,23,456.00 or 123456; got "${String(text)}"`);
+  if (p === undefined) throw new ConfigError(`${flag} must be rupees like 1,23,456.00 or 123456; got "${String(text)}"`);
   return p;
 }
 
@@ -349,11 +351,92 @@ const cli = yargs(hideBin(process.argv))
         .positional('batch', { type: 'string', demandOption: true, describe: 'The batch name' })
         .option('note', { type: 'string', describe: 'Why, or who checked it (kept with the decision)' })
         .option('revision', { type: 'number', describe: 'The revision you checked (required once the batch was corrected; must be the current one)' })
+        .option('as', { type: 'string', describe: 'Approve as this checker (required with the approval policy on): the password from a prompt or env PAYOUTS_PASSWORD' })
         .example('$0 approve payroll-nov --note "checked by finance"', 'The next `payouts resume payroll-nov --yes` (e.g. from cron) pays it')
+        .example('$0 approve payroll-nov --as asha', 'With the approval policy on: a checker other than the uploader approves')
         .example('$0 approve payroll-nov --revision 2', 'A corrected batch: approve the revision you checked (`payouts status` shows it)'),
     run(async (argv) => {
       const { approveCommand } = await import('./commands/decide.js');
-      return approveCommand(io(argv), { batch: argv['batch'] as string, note: argv['note'] as string | undefined, revision: argv['revision'] as number | undefined });
+      return approveCommand(io(argv), { batch: argv['batch'] as string, note: argv['note'] as string | undefined, revision: argv['revision'] as number | undefined, as: argv['as'] as string | undefined });
+    }),
+  )
+
+  // reject
+  .command(
+    'reject <batch>',
+    "A checker's no: the batch's current revision is not paid (a corrected copy is a new revision to decide on)",
+    (y) =>
+      asOption(dbOptions(y))
+        .positional('batch', { type: 'string', demandOption: true, describe: 'The batch name' })
+        .option('note', { type: 'string', describe: 'Why (kept with the decision and in the audit)' })
+        .option('revision', { type: 'number', describe: 'The revision you checked (must be the current one)' })
+        .example('$0 reject payroll-nov --as asha --note "bank account of E17 changed"', 'Nothing more of this revision is sent'),
+    run(async (argv) => {
+      const { rejectCommand } = await import('./commands/access.js');
+      return rejectCommand(io(argv), { batch: argv['batch'] as string, note: argv['note'] as string | undefined, revision: argv['revision'] as number | undefined, as: argv['as'] as string | undefined });
+    }),
+  )
+
+  // users
+  .command(
+    'users <action> [name]',
+    'Users of the console and of --as, with roles: maker (uploads), checker (approves), admin (users, policy), viewer (looks)',
+    (y) =>
+      asOption(dbOptions(y))
+        .positional('action', { choices: ['add', 'list', 'disable'] as const, demandOption: true, describe: 'add, list or disable' })
+        .positional('name', { type: 'string', describe: 'The user name' })
+        .option('role', { choices: ['maker', 'checker', 'admin', 'viewer'], describe: 'The role of a new user' })
+        .option('password-stdin', { type: 'boolean', default: false, describe: "Read the new user's password from the first line of standard input (else a prompt asks twice)" })
+        .example('$0 users add ravi --role admin', 'The first user must be an admin; after that only an admin (--as) adds users')
+        .example('$0 users add asha --role checker --as ravi', 'An admin adds a checker (the password is asked for both)')
+        .example('$0 users list', 'Names, roles, disabled or since when'),
+    run(async (argv) => {
+      const { usersCommand } = await import('./commands/access.js');
+      return usersCommand(io(argv), {
+        action: argv['action'] as 'add' | 'list' | 'disable',
+        name: argv['name'] as string | undefined,
+        role: argv['role'] as string | undefined,
+        as: argv['as'] as string | undefined,
+        passwordStdin: Boolean(argv['passwordStdin']),
+      });
+    }),
+  )
+
+  // policy
+  .command(
+    'policy',
+    'Show or set the approval policy: N checkers other than the uploader, a second one above a total (off by default)',
+    (y) =>
+      asOption(dbOptions(y))
+        .option('checkers', { type: 'number', describe: 'Approvals each batch needs, by different checkers (1 to 5); turns the policy on' })
+        .option('second-above', { type: 'string', describe: 'Above this batch total (rupees, e.g. 10,00,000) a second, different checker approves too' })
+        .option('off', { type: 'boolean', default: false, describe: 'Turn the policy off (a yes, --yes or `approve` pays a batch, as before)' })
+        .example('$0 policy --checkers 1 --second-above 10,00,000 --as ravi', 'One checker; two different ones for a batch above ₹10 lakh')
+        .example('$0 policy', 'Show it'),
+    run(async (argv) => {
+      const { policyCommand } = await import('./commands/access.js');
+      const second = argv['secondAbove'] as string | undefined;
+      return policyCommand(io(argv), {
+        checkers: argv['checkers'] as number | undefined,
+        secondAbovePaise: second === undefined ? undefined : expectTotal(second, '--second-above'),
+        off: Boolean(argv['off']),
+        as: argv['as'] as string | undefined,
+      });
+    }),
+  )
+
+  // audit
+  .command(
+    'audit [batch]',
+    'Who did what, when and from where: uploads, approvals, rejections, runs, cancels, user and policy changes (newest first)',
+    (y) =>
+      dbOptions(y)
+        .positional('batch', { type: 'string', describe: 'Only this batch' })
+        .option('limit', { type: 'number', default: 200, describe: 'At most this many entries' })
+        .example('$0 audit payroll-nov', 'The trail of one batch'),
+    run(async (argv) => {
+      const { auditCommand } = await import('./commands/access.js');
+      return auditCommand(io(argv), { batch: argv['batch'] as string | undefined, limit: argv['limit'] as number });
     }),
   )
 
@@ -368,6 +451,7 @@ const cli = yargs(hideBin(process.argv))
         .option('report-dir', { type: 'string', default: 'reports', describe: 'Where <batch>.csv and <batch>.json are written' })
         .option('poll-timeout', { type: 'string', default: '10m', describe: 'Follow rows already sent this long; still pending: exit 4' })
         .option('rate', { type: 'number', describe: 'API requests per second', default: 5 })
+        .option('as', { type: 'string', describe: 'Cancel as this user (named in the audit)' })
         .example('$0 cancel payroll-nov', 'Asks, then cancels what was never sent; exit 0 once nothing is in flight')
         .epilogue(exitCodesEpilogue()),
     run(
@@ -379,6 +463,7 @@ const cli = yargs(hideBin(process.argv))
           reportDir: argv['reportDir'] as string,
           rate: argv['rate'] as number,
           pollTimeoutMs: parseDuration(argv['pollTimeout'] as string, '--poll-timeout', 600_000),
+          as: argv['as'] as string | undefined,
         });
       },
       { stopping: PAYS },

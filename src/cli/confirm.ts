@@ -3,6 +3,8 @@ import type { Preflight } from '../engine/events.js';
 import type { IngestResult, RowProblem } from '../engine/ingest.js';
 import type { StatusTotalsLike } from './summary.js';
 import { DEFAULT_TIME_ZONE, localTime } from '../report/time.js';
+import type { ChangePlan } from '../engine/plan.js';
+import { planLines } from './plan.js';
 
 /**
  * The confirmation a person answers before money moves: which API (live or a sandbox), how many payouts
@@ -21,6 +23,8 @@ export interface ConfirmFacts {
   problems?: RowProblem[] | undefined;
   /** The control totals given (--expect-rows, --expect-total), already checked against the file. */
   control?: { rows?: number | undefined; totalPaise?: Paise | undefined } | undefined;
+  /** What changed since the previous batch (the file's, or the stored batch's on resume). */
+  plan?: ChangePlan | undefined;
 }
 
 export interface ApiTarget {
@@ -59,6 +63,8 @@ export function confirmLines(f: ConfirmFacts): string[] {
   const r = (p: Paise) => formatRupeesIndian(p);
   const lines: string[] = [];
   lines.push(`About to pay batch "${f.batch.name}" (revision ${f.batch.revision}) through the ${target.label}`);
+  // A known payee's changed bank account first: the commonest payroll fraud, easy to miss in a table.
+  const plan = planLines(f.plan ?? f.ingest?.plan, MAX_PROBLEMS_SHOWN);
   // The file as a whole, to compare with the payroll sheet: every data row and every readable amount.
   if (f.ingest) {
     const c = f.control ?? {};
@@ -96,6 +102,7 @@ export function confirmLines(f: ConfirmFacts): string[] {
     lines.push(`    ${shown ? `… ${invalid - shown} more invalid rows` : `the invalid rows`}: the report (\`payouts report ${f.batch.name}\`) lists every one with its reason`);
   }
   for (const n of f.ingest?.headerNotes ?? []) lines.push(`  note: ${n}`);
+  lines.push(...plan);
 
   if (f.ingest) lines.push(...revisionLines(f.ingest, MAX_PROBLEMS_SHOWN), ...repeatLines(f.ingest, MAX_PROBLEMS_SHOWN, 'before answering y'));
   return lines;

@@ -40,8 +40,13 @@ export function progressOption<T>(y: Argv<T>) {
 }
 
 /** The options of a run (run, resume). */
+/** --as NAME: act as a user of this database (maker-checker), the password from a prompt or PAYOUTS_PASSWORD. */
+export function asOption<T>(y: Argv<T>) {
+  return y.option('as', { type: 'string', describe: 'Act as this user (`payouts users`): the password from a prompt that does not show it, or env PAYOUTS_PASSWORD' });
+}
+
 export function runOptions<T>(y: Argv<T>) {
-  return progressOption(dbOptions(apiOptions(y)))
+  return asOption(progressOption(dbOptions(apiOptions(y))))
     .option('yes', { type: 'boolean', describe: 'Pay without a question: the explicit yes an unattended run (cron, systemd, a pipe) needs', default: false })
     .option('user-id', { type: 'string', describe: 'user_id for rows without one (the merchant id the API expects)' })
     .option('rate', { type: 'number', describe: 'API requests per second (payouts and status checks together)', default: 5 })

@@ -8,6 +8,9 @@ import { createLogger } from '../log.js';
 import { jsonText } from '../cli/jsonStyle.js';
 import { PrettyLog } from '../cli/prettyLog.js';
 import type { Screen } from '../cli/screen.js';
+import { hostname, userInfo } from 'node:os';
+import { AccessError } from '../errors.js';
+import { authenticate, type Actor } from '../engine/access.js';
 
 /** What every command gets from the entry point: where to print, the config, and how to ask. */
 export interface CommandIO {
@@ -26,6 +29,8 @@ export interface CommandIO {
    * Throws when the person does not answer (Ctrl-C at the prompt, end of input): that is a "no".
    */
   ask?: ((question: string) => Promise<string>) | undefined;
+  /** Asks for a secret without showing it (a password): only when a person is there to answer. */
+  askSecret?: ((question: string) => Promise<string>) | undefined;
   /** Ctrl-C, SIGTERM: stop gracefully. */
   stopSignal?: AbortSignal | undefined;
   /** stderr with a status block: progress, readable logs. Absent: no progress display, JSON logs. */
@@ -118,4 +123,25 @@ export async function withDb<T>(io: CommandIO, fn: (db: Db) => Promise<T>): Prom
 /** --json output: one style everywhere (src/cli/jsonStyle.ts). */
 export function printJson(io: CommandIO, value: unknown): void {
   io.out(jsonText(value));
+}
+
+/** The operating-system user of this command, as user@host (who ran a CLI command without --as). */
+export function osUser(): string {
+  try {
+    return `${userInfo().username}@${hostname()}`;
+  } catch {
+    return hostname();
+  }
+}
+
+/**
+ * Who runs this command: the user named with --as, authenticated (the password from PAYOUTS_PASSWORD or a
+ * prompt that does not show it), or the operating-system user.
+ */
+export async function actorOf(io: CommandIO, db: Db, as: string | undefined): Promise<Actor> {
+  if (!as) return { name: osUser(), from: 'cli' };
+  const password = io.config.password ?? (io.askSecret ? await io.askSecret(`Password for ${as}: `) : undefined);
+  if (!password) throw new AccessError(`--as ${as} needs the password: type it at a terminal, or set PAYOUTS_PASSWORD for a script`, 401);
+  const user = await authenticate(db.knex, as, password);
+  return { name: user.name, user, from: 'cli' };
 }

@@ -1,4 +1,3 @@
-import { userInfo, hostname } from 'node:os';
 import path from 'node:path';
 import { getBatch } from '../db/batches.js';
 import { approvalSubject, approveBatch, cancelBatch } from '../engine/decisions.js';
@@ -8,17 +7,8 @@ import { summarize } from '../report/report.js';
 import { apiTarget, isYes } from '../cli/confirm.js';
 import { Progress, snapshotPath } from '../cli/progress.js';
 import { paiseOf, statusLines, summaryJson, unfinishedLines } from '../cli/summary.js';
-import { clientOf, dataDirOf, loggerOf, note, printJson, withDb, type CommandIO } from './context.js';
+import { actorOf, clientOf, dataDirOf, loggerOf, note, printJson, withDb, type CommandIO } from './context.js';
 import { DEFAULT_TIME_ZONE, localTime } from '../report/time.js';
-
-/** Who decided, for the batch's record. */
-function who(): string {
-  try {
-    return `${userInfo().username}@${hostname()}`;
-  } catch {
-    return hostname();
-  }
-}
 
 /**
  * `payouts approve <batch>`: the yes a person gives without a terminal run, e.g. one who reviewed the
@@ -27,7 +17,7 @@ function who(): string {
  * only: a corrected copy read later needs its own. Once a batch has been corrected, the revision checked
  * must be named (--revision), or confirmed at a terminal after seeing it.
  */
-export async function approveCommand(io: CommandIO, o: { batch: string; note?: string | undefined; revision?: number | undefined }): Promise<number> {
+export async function approveCommand(io: CommandIO, o: { batch: string; note?: string | undefined; revision?: number | undefined; as?: string | undefined }): Promise<number> {
   return withDb(io, async (db) => {
     const rec = await getBatch(db.knex, o.batch);
     if (!rec) throw new BatchNotFoundError(`no batch named "${o.batch}" in this database: \`payouts status\` lists them`);
@@ -42,8 +32,9 @@ export async function approveCommand(io: CommandIO, o: { batch: string; note?: s
       }
       revision = subject.revision;
     }
-    const by = who();
-    await approveBatch({ db: db.knex }, o.batch, { note: `approved with \`payouts approve\` by ${by}${o.note ? `: ${o.note}` : ''}`, by, from: 'cli', revision });
+    const actor = await actorOf(io, db, o.as);
+    const by = actor.name;
+    await approveBatch({ db: db.knex }, o.batch, { note: `approved with \`payouts approve\` by ${by}${o.note ? `: ${o.note}` : ''}`, by, from: 'cli', revision, actor });
     if (io.json) {
       printJson(io, {
         batch: o.batch,
@@ -71,6 +62,8 @@ export interface CancelCommandOptions {
   reportDir?: string | undefined;
   rate?: number | undefined;
   pollTimeoutMs?: number | undefined;
+  /** Who cancels (--as), for the audit. */
+  as?: string | undefined;
 }
 
 /**
@@ -124,6 +117,7 @@ export async function cancelCommand(io: CommandIO, o: CancelCommandOptions): Pro
             ...(o.rate !== undefined ? { rate: o.rate } : {}),
             ...(o.pollTimeoutMs !== undefined ? { pollTimeoutMs: o.pollTimeoutMs } : {}),
             onEvent: (e) => progress?.event(e),
+            actor: await actorOf(io, db, o.as),
           },
           { db: db.knex, client, logger },
         );

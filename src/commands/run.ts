@@ -11,15 +11,17 @@ import type { CrashHook } from '../engine/crash.js';
 import type { BatchRecord } from '../db/batches.js';
 import { summarize } from '../report/report.js';
 import { confirmLines, confirmQuestion, isYes, repeatLines, revisionLines } from '../cli/confirm.js';
+import { planLines } from '../cli/plan.js';
+import { changePlan, type ChangePlan } from '../engine/plan.js';
 import { Progress, snapshotPath } from '../cli/progress.js';
 import { statusLines, summaryJson, unfinishedLines, type StatusTotalsLike } from '../cli/summary.js';
 import { jsonStyle } from '../cli/jsonStyle.js';
-import { clientOf, dataDirOf, loggerOf, note, printJson, withDb, type CommandIO } from './context.js';
+import { actorOf, clientOf, dataDirOf, loggerOf, note, printJson, withDb, type CommandIO } from './context.js';
 import { DEFAULT_TIME_ZONE, localTime } from '../report/time.js';
 
 export interface RunCommandOptions {
   /** The run's end: its exit code and the one line a person acts on (the inbox watcher logs it). */
-  onResult?: ((r: { exitCode: number; message: string }) => void) | undefined;
+  onResult?: ((r: { exitCode: number; message: string; awaitingApproval?: boolean | undefined }) => void) | undefined;
   csv?: string | undefined;
   batch?: string | undefined;
   userId?: string | undefined;
@@ -51,6 +53,8 @@ export interface RunCommandOptions {
   allowDuplicateFile?: boolean | undefined;
   /** POST a summary here when the batch finishes, stops or fails (--notify-url). */
   notifyUrl?: string | undefined;
+  /** Run as this user (--as NAME, authenticated): the uploader of a new batch, named in the audit. */
+  as?: string | undefined;
   /** A last check before the first send (the inbox: the file is still what was claimed and read). */
   beforeSend?: RunOptions['beforeSend'];
   /** Receive webhooks while the batch runs (--webhook-port); the token from the configuration or generated. */
@@ -104,6 +108,7 @@ export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<n
         ...(o.webhooks ? { webhooks: webhookListen(io, o.webhooks) } : {}),
         stopSignal: io.stopSignal,
         beforeSend: o.beforeSend,
+        actor: await actorOf(io, db, o.as),
         yes: o.yes ?? false,
         onEvent: (e) => {
           progress?.event(e);
@@ -112,7 +117,7 @@ export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<n
         },
       };
       if (io.ask && !dryRun) {
-        opts.confirm = async (pf, rec) => confirm(io, rec, pf, ingest, await summarize(db.knex, batch), o);
+        opts.confirm = async (pf, rec) => confirm(io, rec, pf, ingest, await summarize(db.knex, batch), o, ingest?.plan ?? (await changePlan(db.knex, rec.name)));
       }
       progress?.start();
       let res: RunResult;
@@ -125,7 +130,7 @@ export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<n
       }
       await progress?.stop({ exitCode: res.exitCode, message: res.message, statuses: res.report?.summary });
       printResult(io, res, db.where);
-      o.onResult?.({ exitCode: res.exitCode, message: res.message });
+      o.onResult?.({ exitCode: res.exitCode, message: res.message, awaitingApproval: res.awaitingApproval });
       if (!res.dryRun) await notify(io, o.notifyUrl, res.report?.summary ?? null, { batch, exitCode: res.exitCode, message: res.message });
       return res.exitCode;
     });
@@ -170,7 +175,7 @@ export function ingestLines(i: IngestResult): string[] {
   if (withProblems > listed) lines.push(`  … and ${withProblems - listed} more rows with problems${withProblems >= 1000 ? ' (or more)' : ''}: the report lists every one`);
   // Always here (a --yes run, a dry run, cron, and a run whose question is never asked); a question at a
   // terminal shows them again, just before the yes.
-  lines.push(...revisionLines(i, MAX_LISTED), ...repeatLines(i, MAX_LISTED, i.dryRun ? 'before a real run' : ''));
+  lines.push(...revisionLines(i, MAX_LISTED), ...repeatLines(i, MAX_LISTED, i.dryRun ? 'before a real run' : ''), ...planLines(i.plan, MAX_LISTED));
   return lines;
 }
 
@@ -182,6 +187,7 @@ async function confirm(
   ingest: IngestResult | undefined,
   statuses: StatusTotalsLike,
   control: { expectRows?: number | undefined; expectTotalPaise?: Paise | undefined },
+  plan: ChangePlan,
 ): Promise<boolean> {
   io.screen?.clearStatus();
   const lines = confirmLines({
@@ -191,6 +197,7 @@ async function confirm(
     ingest,
     statuses,
     control: { rows: control.expectRows, totalPaise: control.expectTotalPaise },
+    plan,
   });
   if (rec.decision === 'declined') lines.unshift(`This batch was declined at a prompt earlier${rec.decided_at ? ` (${localTime(rec.decided_at, DEFAULT_TIME_ZONE)})` : ''}; answering y now approves it.`);
   for (const l of lines) note(io, l);

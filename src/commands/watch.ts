@@ -46,8 +46,19 @@ export async function watchCommand(io: CommandIO, o: WatchCommandOptions): Promi
     runFile: async (f) => {
       const { csv, batch, reportDir, beforeSend } = f;
       let message = '';
-      const exitCode = await runCommand(unattended, { ...o, csv, batch, reportDir, beforeSend, onResult: (r) => (message = r.message) });
-      return { exitCode, message };
+      let awaitingApproval = false;
+      const exitCode = await runCommand(unattended, {
+        ...o,
+        csv,
+        batch,
+        reportDir,
+        beforeSend,
+        onResult: (r) => {
+          message = r.message;
+          awaitingApproval = r.awaitingApproval === true;
+        },
+      });
+      return { exitCode, message, awaitingApproval };
     },
   });
   if (io.json) {

@@ -25,6 +25,8 @@ export interface BatchRecord {
   decided_at: Date | null;
   decision_note: string | null;
   cancelled_at: Date | null;
+  /** Who uploaded it (a user, or the operating-system user of a CLI run); null for batches before issue 19. */
+  uploaded_by: string | null;
 }
 
 export async function getBatch(db: Knex, name: string): Promise<BatchRecord | undefined> {
@@ -70,6 +72,7 @@ export interface BatchFileRecord {
   payments_fingerprint: string | null;
   payments: number | null;
   read_at: Date;
+  uploaded_by: string | null;
 }
 
 /**
@@ -107,12 +110,12 @@ export async function batchFilesOf(db: Knex, batch: string): Promise<BatchFileRe
  */
 export async function createBatch(
   db: Knex,
-  b: { name: string; sourceFile: string; sha256: string; defaultUserId: string | null; identity: string },
+  b: { name: string; sourceFile: string; sha256: string; defaultUserId: string | null; identity: string; uploadedBy?: string | null },
 ): Promise<boolean> {
   const res = await db.raw(
-    `INSERT INTO batches (name, source_file, file_sha256, default_user_id, revision, identity, ingest_complete)
-     VALUES (?, ?, ?, ?, 1, ?, false) ON CONFLICT (name) DO NOTHING RETURNING name`,
-    [b.name, b.sourceFile, b.sha256, b.defaultUserId, b.identity],
+    `INSERT INTO batches (name, source_file, file_sha256, default_user_id, revision, identity, ingest_complete, uploaded_by)
+     VALUES (?, ?, ?, ?, 1, ?, false, ?) ON CONFLICT (name) DO NOTHING RETURNING name`,
+    [b.name, b.sourceFile, b.sha256, b.defaultUserId, b.identity, b.uploadedBy ?? null],
   );
   return (res.rows as unknown[]).length === 1;
 }
@@ -147,10 +150,11 @@ export async function completeIngest(
     referenceColumn: string | null;
     fingerprint: string | null;
     payments: number;
+    uploadedBy?: string | null;
   },
 ): Promise<void> {
   await db('batch_files')
-    .insert({ batch: name, revision: f.revision, source_file: f.sourceFile, file_sha256: f.sha256, payments_fingerprint: f.fingerprint, payments: f.payments })
+    .insert({ batch: name, revision: f.revision, source_file: f.sourceFile, file_sha256: f.sha256, payments_fingerprint: f.fingerprint, payments: f.payments, uploaded_by: f.uploadedBy ?? null })
     .onConflict(['batch', 'revision'])
     .merge();
   const prev = await db<BatchRecord>('batches').where({ name }).first();

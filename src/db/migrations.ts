@@ -6,6 +6,7 @@ import * as m0004 from '../../migrations/20261127100000_payins.js';
 import * as m0005 from '../../migrations/20261127100001_payee_index.js';
 import * as m0006 from '../../migrations/20261127200000_batch_files.js';
 import * as m0007 from '../../migrations/20261202000000_payee_identity_approvals.js';
+import * as m0008 from '../../migrations/20261202100000_users_policy_audit.js';
 
 /**
  * Migrations are imported, not globbed from disk, so they run the same from the TypeScript sources
@@ -19,6 +20,7 @@ const MIGRATIONS: Record<string, { up(k: Knex): Promise<void>; down(k: Knex): Pr
   '20261127100001_payee_index': m0005,
   '20261127200000_batch_files': m0006,
   '20261202000000_payee_identity_approvals': m0007,
+  '20261202100000_users_policy_audit': m0008,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -273,3 +273,30 @@ export async function fileRowTotals(
 export async function hasExplicitOrderId(db: Knex, batch: string, states: readonly RowState[]): Promise<boolean> {
   return (await db('payout_rows').where({ batch, order_id_source: 'csv' }).whereIn('state', states as RowState[]).first('id')) !== undefined;
 }
+
+/**
+ * The batch made before `batch` that paid the most of its payees (the same account and IFSC, or the same
+ * reference; approved or with the bank), for the change plan: "what changed since last month".
+ */
+export async function previousBatchFor(db: Knex, batch: string): Promise<{ batch: string; matched: number } | undefined> {
+  const side = (on: string) => `SELECT n.id AS n_id, o.batch AS o_batch, ob.created_at AS o_created
+       FROM payout_rows n JOIN payout_rows o ON ${on} AND o.batch <> n.batch
+       JOIN batches ob ON ob.name = o.batch
+      WHERE n.batch = ? AND n.in_file AND o.state IN ('approved', 'pending')
+        AND ob.created_at < (SELECT created_at FROM batches WHERE name = ?)`;
+  const res = await db.raw(
+    `WITH p AS (${side('o.payee_key = n.payee_key AND n.payee_key IS NOT NULL')} UNION ${side('o.ref_key = n.ref_key AND n.ref_key IS NOT NULL')})
+     SELECT o_batch AS batch, count(DISTINCT n_id)::int AS matched FROM p GROUP BY o_batch ORDER BY matched DESC, max(o_created) DESC, o_batch LIMIT 1`,
+    [batch, batch, batch, batch],
+  );
+  const r = (res.rows as { batch: string; matched: number }[])[0];
+  return r ? { batch: r.batch, matched: Number(r.matched) } : undefined;
+}
+
+/** Rows of a batch's current file that are payments (valid), or that were paid (approved, with the bank): for the change plan. */
+export async function planRowsOf(db: Knex, batch: string, paidOnly: boolean, limit: number): Promise<PayoutRow[]> {
+  const q = db<PayoutRow>('payout_rows').where({ batch, in_file: true });
+  if (paidOnly) q.whereIn('state', ['approved', 'pending']);
+  else q.whereNot('state', 'invalid');
+  return q.orderBy('row_no').orderBy('id').limit(limit);
+}

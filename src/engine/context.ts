@@ -81,6 +81,8 @@ export class Runner {
   readonly options: EngineOptions;
   /** False for a cancelled batch: rows in flight are resolved, nothing new is sent. */
   mayInitiate = true;
+  /** The run was refused because the approval policy is not met yet (the inbox keeps such a file to be paid once approved). */
+  awaitingApproval = false;
   /**
    * An operator's stop (Ctrl-C, SIGTERM, a closed output), while sending: a claimed row whose request has
    * not left yet (waiting in the queue or for its rate slot) goes back unsent instead of being sent.

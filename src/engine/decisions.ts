@@ -1,5 +1,6 @@
-import { BatchNotFoundError, RefusedError, UsageError } from '../errors.js';
-import { batchFilesOf, getBatch, markCancelled, recordApproval, recordDecision } from '../db/batches.js';
+import { AccessError, BatchNotFoundError, RefusedError, UsageError } from '../errors.js';
+import { batchFilesOf, getBatch, markCancelled, recordApproval, recordDecision, type BatchRecord } from '../db/batches.js';
+import { audit, policy, requireRole, uploadersOf, type Actor } from './access.js';
 import { readyByMethod } from '../db/rows.js';
 import { applyMove } from '../db/moves.js';
 import { MOVES } from './machine.js';
@@ -51,6 +52,8 @@ export interface ApproveOptions {
   by: string;
   /** Where from (a host, an address). */
   from?: string | undefined;
+  /** Who approves, authenticated (`--as`, the console): required with the approval policy on. */
+  actor?: Actor | undefined;
   /**
    * The revision the person checked. Required once the batch has been corrected (two or more revisions): an
    * approval names what it approves, and a revision stored after the person looked is not it. Given, it
@@ -79,8 +82,44 @@ export async function approveBatch(deps: Pick<EngineDeps, 'db'>, batch: string, 
         `Check revision ${subject.revision} (\`payouts status ${batch}\`, the report) and approve it with --revision ${subject.revision}`,
     );
   }
-  await recordApproval(deps.db, { batch, revision: b.revision, sha256: b.file_sha256, rows: subject.rows, totalPaise: subject.totalPaise, decision: 'approved', by: o.by, from: o.from ?? null, note: o.note });
+  const by = await checkerFor(deps.db, b, o.actor, 'approve');
+  await recordApproval(deps.db, { batch, revision: b.revision, sha256: b.file_sha256, rows: subject.rows, totalPaise: subject.totalPaise, decision: 'approved', by: by ?? o.by, from: o.from ?? null, note: o.note });
   await recordDecision(deps.db, batch, 'approved', o.note, 'approve');
+  await audit(deps.db, o.actor ?? { name: o.by, from: o.from ?? 'cli' }, 'approve', { batch, revision: b.revision, detail: { note: o.note, rows: subject.rows, total_paise: subject.totalPaise.toString(), sha256: b.file_sha256 } });
+  return subject;
+}
+
+/**
+ * Who may approve or reject this batch: with the policy on (or whenever a user is named), an enabled
+ * checker who did not upload it or its current revision. Returns their name, or undefined with the policy
+ * off and no user named (today's `payouts approve`).
+ */
+async function checkerFor(db: EngineDeps['db'], b: BatchRecord, actor: Actor | undefined, verb: 'approve' | 'reject'): Promise<string | undefined> {
+  const what = verb === 'approve' ? 'approving a batch' : 'rejecting a batch';
+  const p = await policy(db);
+  if (!p.enabled && !actor?.user) return undefined;
+  const user = requireRole(actor ?? { name: 'cli', from: 'cli' }, ['checker'], what);
+  if ((await uploadersOf(db, b)).has(user.name)) {
+    throw new AccessError(`"${user.name}" uploaded batch "${b.name}"${b.revision > 1 ? ` (or its revision ${b.revision})` : ''}: another checker must ${verb} it`);
+  }
+  return user.name;
+}
+
+/**
+ * A checker's no: the revision is not paid (recorded with the revision, file and totals, like an approval);
+ * a corrected copy is a new revision to decide on. Nothing already sent is affected.
+ */
+export async function rejectBatch(deps: Pick<EngineDeps, 'db'>, batch: string, o: ApproveOptions): Promise<ApprovalSubject> {
+  const b = await getBatch(deps.db, batch);
+  if (!b) throw new BatchNotFoundError(`no batch named "${batch}": \`payouts status\` lists them`);
+  if (o.revision !== undefined && o.revision !== b.revision) {
+    throw new RefusedError(`batch "${batch}" is at revision ${b.revision}, not revision ${o.revision}: nothing rejected`);
+  }
+  const subject = await approvalSubject(deps, batch);
+  const by = (await checkerFor(deps.db, b, o.actor ?? { name: o.by, from: o.from ?? 'cli' }, 'reject'))!;
+  await recordApproval(deps.db, { batch, revision: b.revision, sha256: b.file_sha256, rows: subject.rows, totalPaise: subject.totalPaise, decision: 'rejected', by, from: o.from ?? null, note: o.note });
+  await recordDecision(deps.db, batch, 'declined', `rejected by ${by}${o.note ? `: ${o.note}` : ''}`, 'approve');
+  await audit(deps.db, o.actor!, 'reject', { batch, revision: b.revision, detail: { note: o.note } });
   return subject;
 }
 
@@ -98,6 +137,7 @@ export async function cancelBatch(opts: Omit<RunOptions, 'csvPath' | 'yes' | 'co
   const b = await getBatch(deps.db, opts.batch);
   if (!b) throw new BatchNotFoundError(`no batch named "${opts.batch}": \`payouts status\` lists them`);
   await markCancelled(deps.db, opts.batch);
+  await audit(deps.db, opts.actor ?? { name: 'cli', from: 'cli' }, 'cancel', { batch: opts.batch, revision: b.revision });
   const cancelledNow = await applyMove(deps.db, MOVES.cancel, { batch: opts.batch }, {
     state: 'cancelled',
     finalized_at: deps.db.fn.now(),

@@ -18,6 +18,7 @@ import { payeeKey, planRevision, refKey, type Conflict, type NewPayee, type Revi
 import type { Difference, KeyKind } from '../batch/payeeIdentity.js';
 import { batchIdentity, batchKey, derivesByPayment } from './identity.js';
 import { derivePaymentOrderId } from '../batch/orderId.js';
+import { changePlan, type ChangePlan } from './plan.js';
 import { DEFAULT_TIME_ZONE, localTime } from '../report/time.js';
 
 export interface IngestOptions {
@@ -28,6 +29,8 @@ export interface IngestOptions {
   revise?: boolean;
   /** Lines of a corrected copy (its row numbers) whose changed amount or account is to be paid in addition. */
   acceptChanges?: readonly number[];
+  /** Who uploads it (kept with a new batch: its uploader never approves it). */
+  uploadedBy?: string | undefined;
   /** Do everything, then roll it all back: what a real run would store, with nothing stored. */
   dryRun?: boolean;
   /** Control totals (as bank bulk files carry): refuse the file unless they match (src/batch/controlTotals.ts). */
@@ -117,6 +120,8 @@ export interface IngestResult {
   repeatCount: number;
   /** The look-back of that comparison, in days (--repeat-window). */
   repeatWindowDays: number;
+  /** What the batch changes against the previous batch that paid the same payees (src/engine/plan.ts). */
+  plan?: ChangePlan;
   /** Rows the batch has ready to send after this read, in total and per method (a dry run's preflight uses it). */
   ready: { count: number; paise: Paise; byMethod: { method: string; count: number; paise: Paise }[] };
   /** Nothing was stored (dry run). */
@@ -172,6 +177,7 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
         defaultUserId: opts.defaultUserId ?? null,
         // A salt only where a person said this is a payment of its own (see identity.ts).
         identity: batchIdentity(now(), opts.allowDuplicateFile ? opts.batch : undefined),
+        uploadedBy: opts.uploadedBy ?? null,
       });
       const b = (await lockBatch(trx, opts.batch))!;
       // The same bytes as a file another batch read: refused before reading (the same payments written
@@ -187,7 +193,7 @@ export async function ingestFile(db: Knex, opts: IngestOptions): Promise<IngestR
 
       const hasRows = (await countRowsOf(trx, b.name)) > 0;
       const read = hasRows ? await revise(trx, b, opts, sha) : await readNew(trx, b, opts, sha);
-      const result = { ...read, ...(await repeatsOf(trx, b.name, opts.repeatWindowDays ?? 30)) };
+      const result = { ...read, ...(await repeatsOf(trx, b.name, opts.repeatWindowDays ?? 30)), plan: await changePlan(trx, b.name) };
       if (opts.dryRun) throw new RollBack(result);
       return result;
     });
@@ -288,6 +294,7 @@ async function unchanged(db: Knex, b: BatchRecord, dryRun: boolean, repeatWindow
     headerNotes: [],
     problems: [],
     ...(await repeatsOf(db, b.name, repeatWindowDays)),
+    plan: await changePlan(db, b.name),
     ready: await readyOf(db, b.name),
     dryRun,
   };
@@ -591,6 +598,7 @@ async function finish(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions
     referenceColumn: pass.referenceColumn,
     fingerprint,
     payments: pass.fingerprint.payments,
+    uploadedBy: opts.uploadedBy ?? null,
   });
 }
 

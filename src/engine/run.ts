@@ -3,7 +3,8 @@ import { BatchNotFoundError, EXIT, NoAnswerError, UsageError, type ExitCode } fr
 import { formatRupeesIndian, type Paise } from '../money.js';
 import { getBatch, isApproved, markFinished, markStarted, recordDecision, type BatchRecord } from '../db/batches.js';
 import { heldByOthers } from '../db/claims.js';
-import { countByState } from '../db/rows.js';
+import { countByState, fileRowTotals } from '../db/rows.js';
+import { approvalState, audit, type Actor } from './access.js';
 import { applyMove } from '../db/moves.js';
 import { MOVES } from './machine.js';
 import { writeReports, type ReportPaths } from '../report/report.js';
@@ -70,6 +71,8 @@ export interface RunOptions extends Partial<EngineOptions> {
    * "the file changed since it was claimed") holds the batch back, nothing sent, exit 2; undefined goes on.
    */
   beforeSend?: ((batch: BatchRecord) => Promise<string | undefined>) | undefined;
+  /** Who runs it (the audit; the uploader of a new batch). Default: an unnamed CLI user. */
+  actor?: Actor | undefined;
   /** Progress for a person watching; the engine never prints. */
   onEvent?: (e: RunEvent) => void;
   /** Clock for a new batch's identity (its month); tests only. */
@@ -101,6 +104,8 @@ export interface RunResult {
   counts?: Record<ReportStatus, number>;
   report?: ReportPaths;
   dryRun: boolean;
+  /** Refused because the approval policy is not met yet: paid once checkers approve (the inbox keeps the file). */
+  awaitingApproval?: boolean;
 }
 
 /**
@@ -137,6 +142,7 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
       revise: opts.revise ?? false,
       acceptChanges: opts.acceptChanges ?? [],
       dryRun,
+      uploadedBy: actorOf(opts).name,
       expectRows: opts.expectRows,
       expectTotalPaise: opts.expectTotalPaise,
       acceptUnterminated: opts.acceptUnterminated,
@@ -147,6 +153,13 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
       onProgress: (rows) => emit({ type: 'ingest_progress', rows }),
     });
     emit({ type: 'ingested', ingest });
+    if (!dryRun && ingest.kind !== 'unchanged') {
+      await audit(db, actorOf(opts), ingest.kind === 'new' ? 'upload' : 'revise', {
+        batch: opts.batch,
+        revision: ingest.revision,
+        detail: { file: opts.csvPath, rows: ingest.rows, invalid: ingest.invalid, valid_total_paise: ingest.validTotalPaise.toString() },
+      });
+    }
   }
   const base = { batch: opts.batch, ...(ingest ? { ingest } : {}), dryRun };
 
@@ -209,6 +222,7 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
   }
 
   await markStarted(db, opts.batch);
+  await audit(db, actorOf(opts), ingest ? 'run' : 'resume', { batch: opts.batch, revision: batch.revision, detail: { to_send: pf.toSend, amount_paise: pf.amountPaise.toString() } });
   const receiver = opts.webhooks ? await listen(runner, opts.webhooks) : undefined;
   try {
     return await sendAndPoll(runner, opts, base, pf, () => collisions);
@@ -274,6 +288,10 @@ async function sendAndPoll(
   return finishRun(runner, opts, base, pf, undefined, stopped, collisions());
 }
 
+function actorOf(opts: RunOptions): Actor {
+  return opts.actor ?? { name: 'cli', from: 'cli' };
+}
+
 function notFound(batch: string): BatchNotFoundError {
   return new BatchNotFoundError(`no batch named "${batch}": start it with \`payouts run <csv> --batch ${batch}\`, or \`payouts status\` lists the batches`);
 }
@@ -299,6 +317,15 @@ function dryRunVerdict(pf: Preflight, ingest: IngestResult | undefined): { exitC
  */
 async function authorize(runner: Runner, batch: BatchRecord, pf: Preflight, opts: RunOptions, ingest: IngestResult | undefined): Promise<string | undefined> {
   if (pf.toSend === 0 || !runner.mayInitiate) return undefined;
+  // Maker-checker: with the approval policy on, the approvals of this revision are the only yes. Neither
+  // --yes nor a typed y nor `approve` without a checker replaces them, whichever door runs the batch.
+  const gate = await approvalState(runner.db, batch, (await fileRowTotals(runner.db, batch.name)).validTotalPaise);
+  if (gate.required) {
+    if (gate.met) return undefined;
+    runner.awaitingApproval = true;
+    const rev = batch.revision > 1 ? ` --revision ${batch.revision}` : '';
+    return `not approved: ${gate.missing}. Nothing sent; a checker approves it with \`payouts approve ${batch.name}${rev} --as <name>\` or in the console, then \`payouts resume ${batch.name}\` (or the scheduled run) pays it`;
+  }
   const what = `${pf.toSend} payouts of ${formatRupeesIndian(pf.amountPaise)}`;
   const declined = batch.decision === 'declined';
   if (opts.confirm && (declined || !opts.yes)) {
@@ -382,5 +409,5 @@ async function finishRun(
     verdict && reportError && verdict.exitCode !== EXIT.refused && verdict.exitCode !== EXIT.apiUnavailable
       ? { exitCode: EXIT.unfinished, message: `${verdict.message}; the report could not be written (${reportError})` }
       : decided;
-  return { ...base, ...(pf ? { preflight: pf } : {}), counts, ...(report ? { report } : {}), ...exit };
+  return { ...base, ...(pf ? { preflight: pf } : {}), counts, ...(report ? { report } : {}), ...exit, ...(runner.awaitingApproval ? { awaitingApproval: true } : {}) };
 }

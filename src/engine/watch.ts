@@ -40,7 +40,7 @@ export interface WatchOptions {
    * only `batch` to resume; `reportDir` is where its reports go; `beforeSend` must be passed to the run
    * (a reason not to send holds the batch back). Returns the exit code.
    */
-  runFile: (o: { batch: string; csv?: string; reportDir: string; beforeSend: (b: BatchRecord) => Promise<string | undefined> }) => Promise<{ exitCode: number; message: string }>;
+  runFile: (o: { batch: string; csv?: string; reportDir: string; beforeSend: (b: BatchRecord) => Promise<string | undefined> }) => Promise<{ exitCode: number; message: string; awaitingApproval?: boolean | undefined }>;
   onEvent?: (e: WatchEvent) => void;
   /** Who holds a file open for writing (pids): src/proc.ts `writersOf`; tests replace it. */
   writers?: (file: string) => number[];
@@ -276,9 +276,12 @@ async function runOne(o: WatchOptions, dirs: Dirs, file: string, claimed: Claime
   };
   let exitCode: number;
   let message: string;
+  let awaiting = false;
   try {
     // A file taken over from an earlier round is read again (unchanged: nothing is re-read) and resumed.
-    ({ exitCode, message } = await o.runFile({ batch, csv, reportDir, beforeSend }));
+    const r = await o.runFile({ batch, csv, reportDir, beforeSend });
+    ({ exitCode, message } = r);
+    awaiting = r.awaitingApproval === true;
   } catch (err) {
     const e = err as { exitCode?: number; message?: string };
     exitCode = typeof e.exitCode === 'number' ? e.exitCode : EXIT.unfinished;
@@ -294,7 +297,8 @@ async function runOne(o: WatchOptions, dirs: Dirs, file: string, claimed: Claime
       `\`payouts run <the complete file> --batch ${batch} --revise\` (rows already paid are never paid again)`;
     exitCode = EXIT.usage;
   }
-  const to = destinationFor(exitCode);
+  // A batch awaiting its checkers' approvals (the approval policy) stays, to be paid once approved.
+  const to = awaiting && exitCode === EXIT.refused ? 'processing' : destinationFor(exitCode);
   let storedAs = file;
   let reportsDir = reportDir;
   try {
