@@ -65,9 +65,11 @@ function io(argv: Args, config: Config = loadConfig(argv, process.env)): Command
     columns: () => process.stderr.columns || 100,
     color: config.color,
   });
-  // A person can answer only when they see the question and the results and can type: all three a terminal.
-  // `payouts run … | tee log` has a person at the keyboard but not on stdout: refused without --yes.
-  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY && process.stderr.isTTY);
+  // A person can answer when the keyboard (stdin) and the screen the question goes to (stderr) are a terminal,
+  // whatever stdout is: `payouts run … | tee run.log` at a terminal is asked (the facts and the question on
+  // the terminal, the results in the log too), as terraform and gh do. With no terminal at all (cron, a
+  // pipe into stdin, systemd) nobody is asked: --yes or `payouts approve`.
+  const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY);
   return {
     // On one terminal, a result line goes where the progress block was, and the block below it.
     out: process.stdout.isTTY ? (line) => screen!.around(() => writeTo(process.stdout, line + '\n')) : (line) => writeTo(process.stdout, line + '\n'),

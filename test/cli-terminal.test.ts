@@ -136,18 +136,36 @@ describe('no payout without an explicit yes', { timeout: 120_000 }, () => {
     expect(s.ledger()).toHaveLength(0);
   });
 
-  it('`run … | tee log` with a person at the keyboard: stdout is not a terminal, so no question and no payout without --yes', async () => {
+  it('`run … | tee log` with a person at the keyboard: asked on the terminal (stdin and stderr are one), "y" pays; the log keeps the results', async () => {
     const s = await sb();
     const d = scenario();
     const csv = payroll(path.join(d.work, 'teed.csv'), 2);
     const log = path.join(d.work, 'run.log');
     const line = [process.execPath, MAIN, 'run', csv, ...d.dirs, ...QUICK].map((a) => `'${a}'`).join(' ');
     const t = ptyShell(`${line} | tee '${log}'; exit \${PIPESTATUS[0]}`, { env: apiEnv(s), cwd: d.work });
+    await t.waitFor(/Type y to send/);
+    expect(s.ledger()).toHaveLength(0);
+    t.type('y\r');
+    const { exitCode } = await t.exited;
+    expect(exitCode, t.output()).toBe(0);
+    expect(s.ledger()).toHaveLength(2);
+    const logged = readFileSync(log, 'utf8');
+    expect(logged).toMatch(/Database: /);
+    expect(logged).toMatch(/finished: all 2 rows paid/);
+    // The question went to the terminal, not into the log.
+    expect(logged).not.toMatch(/Type y to send/);
+  });
+
+  it('no terminal at all (stdin not a terminal, as under cron): no question, nothing sent without --yes', async () => {
+    const s = await sb();
+    const d = scenario();
+    const csv = payroll(path.join(d.work, 'nostdin.csv'), 2);
+    const line = [process.execPath, MAIN, 'run', csv, ...d.dirs, ...QUICK].map((a) => `'${a}'`).join(' ');
+    const t = ptyShell(`${line} < /dev/null`, { env: apiEnv(s), cwd: d.work });
     const { exitCode } = await t.exited;
     expect(exitCode, t.output()).toBe(3);
     expect(t.output()).not.toMatch(/Type y to send/);
     expect(plain(t.output())).toMatch(/no terminal to confirm 2 payouts of ₹202\.00: pass --yes/);
-    expect(readFileSync(log, 'utf8')).toMatch(/Database: /);
     expect(s.ledger()).toHaveLength(0);
   });
 
