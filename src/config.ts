@@ -55,6 +55,8 @@ export interface DbConfig {
   dataDir: string;
   /** Where dataDir came from, for the line every command prints. */
   dataDirFrom: 'flag' | 'env' | 'default';
+  /** This user's default data directory (where a person's commands keep their data without settings). */
+  defaultDataDir: string;
 }
 
 /** How logs reach stderr: readable lines (a terminal), JSON lines (anything else), or decided by whether stderr is a terminal. */
@@ -82,6 +84,8 @@ export interface Config {
   sandboxAdminToken: string | undefined;
   /** The password of the `--as` user (PAYOUTS_PASSWORD), for scripts; a prompt asks otherwise. */
   password: string | undefined;
+  /** user_id for rows without one (`--user-id`, PAYOUTS_USER_ID): the merchant id, for scheduled runs. */
+  userId: string | undefined;
 }
 
 export interface ConfigFlags {
@@ -163,6 +167,7 @@ export function loadConfig(flags: ConfigFlags, processEnv: Record<string, string
       databaseUrl: flags.databaseUrl ?? (env['DATABASE_URL'] || undefined),
       dataDir: flags.dataDir ?? (env['PAYOUTS_DATA_DIR'] || defaultDataDir(env)),
       dataDirFrom: flags.dataDir !== undefined ? 'flag' : env['PAYOUTS_DATA_DIR'] ? 'env' : 'default',
+      defaultDataDir: defaultDataDir(env),
     },
     logLevel: flags.logLevel ?? env['PAYOUTS_LOG_LEVEL'] ?? (verbose ? 'debug' : 'warn'),
     logFormat: pick(flags.logFormat ?? env['PAYOUTS_LOG_FORMAT'], LOG_FORMATS, '--log-format (PAYOUTS_LOG_FORMAT)', 'auto'),
@@ -174,6 +179,7 @@ export function loadConfig(flags: ConfigFlags, processEnv: Record<string, string
     webhookToken: flags.webhookToken ?? (env['PAYOUTS_WEBHOOK_TOKEN'] || undefined),
     sandboxAdminToken: flags.adminToken ?? (env['PAYOUTS_SANDBOX_ADMIN_TOKEN'] || undefined),
     password: env['PAYOUTS_PASSWORD'] || undefined,
+    userId: env['PAYOUTS_USER_ID'] || undefined,
   };
 }
 

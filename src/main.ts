@@ -114,7 +114,7 @@ function batchArgs(argv: Args, config: Config) {
     reportDir: argv['reportDir'] as string,
     pollTimeoutMs: parseDuration(argv['pollTimeout'] as string, '--poll-timeout', 600_000),
     feePerPayoutPaise: parseFee(argv['feePerPayout'] as string),
-    userId: argv['userId'] as string | undefined,
+    userId: (argv['userId'] as string | undefined) ?? config.userId,
     yes: Boolean(argv['yes']),
     as: argv['as'] as string | undefined,
     notifyUrl: config.notifyUrl,
@@ -248,7 +248,7 @@ const cli = yargs(hideBin(process.argv))
     (y) =>
       y
         .positional('csv', { type: 'string', demandOption: true, describe: 'The payout CSV' })
-        .option('user-id', { type: 'string', describe: 'user_id for rows without one (as `run --user-id` would use)' })
+        .option('user-id', { type: 'string', describe: 'user_id for rows without one (as `run --user-id` would use; env PAYOUTS_USER_ID)' })
         .option('batch', { type: 'string', describe: 'Batch name the order_ids would be derived from (default: the file name)' })
         .option('expect-rows', { type: 'number', describe: 'Control total: the file must have exactly this many data rows' })
         .option('expect-total', { type: 'string', describe: 'Control total: its rows must add up to these rupees (e.g. 1,23,456.00)' })
@@ -257,9 +257,11 @@ const cli = yargs(hideBin(process.argv))
         .example('$0 validate payroll-nov.csv --expect-rows 300 --expect-total 1,90,58,324.00', 'Also check the control totals of the payroll sheet'),
     run(async (argv) => {
       const { validateCommand } = await import('./commands/validate.js');
-      return validateCommand(io(argv), {
+      const vio = io(argv);
+      const userId = (argv['userId'] as string | undefined) ?? vio.config.userId;
+      return validateCommand(vio, {
         csv: argv['csv'] as string,
-        ...(argv['userId'] ? { userId: argv['userId'] as string } : {}),
+        ...(userId ? { userId } : {}),
         ...(argv['batch'] ? { batch: argv['batch'] as string } : {}),
         ...(argv['expectRows'] !== undefined ? { expectRows: expectRows(argv['expectRows']) } : {}),
         ...(argv['expectTotal'] !== undefined ? { expectTotalPaise: expectTotal(argv['expectTotal'])! } : {}),

@@ -48,7 +48,7 @@ export function asOption<T>(y: Argv<T>) {
 export function runOptions<T>(y: Argv<T>) {
   return asOption(progressOption(dbOptions(apiOptions(y))))
     .option('yes', { type: 'boolean', describe: 'Pay without a question: the explicit yes an unattended run (cron, systemd, a pipe) needs', default: false })
-    .option('user-id', { type: 'string', describe: 'user_id for rows without one (the merchant id the API expects)' })
+    .option('user-id', { type: 'string', describe: 'user_id for rows without one (the merchant id the API expects; env PAYOUTS_USER_ID)' })
     .option('rate', { type: 'number', describe: 'API requests per second (payouts and status checks together)', default: 5 })
     .option('rate-margin', { type: 'string', describe: 'Added to the rate limit\'s second to absorb network jitter (R requests per 1 s + margin); raise it if the API answers 429 below its limit', default: '40ms' })
     .option('concurrency', { type: 'number', describe: 'API requests in flight at once', default: 4 })

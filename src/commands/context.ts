@@ -3,6 +3,9 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { AllianceClient } from '../alliance/client.js';
 import { requireApi, type Config } from '../config.js';
+
+/** Where the scheduled samples (samples/systemd) keep their embedded database. */
+export const SAMPLES_DATA_DIR = '/var/lib/payroll/data';
 import { openDb, type Db } from '../db/connect.js';
 import { createLogger } from '../log.js';
 import { jsonText } from '../cli/jsonStyle.js';
@@ -102,6 +105,21 @@ export function announceDb(io: CommandIO, db: Pick<Db, 'where' | 'kind'>): void 
   const line = `Database: ${db.where}${how}`;
   if (io.json) note(io, line);
   else io.out(line);
+  // Two embedded databases never see each other's batches: the duplicate guard, the repeats and the change
+  // plan of one are blind to the other. A person's default and the scheduled samples' directory are the
+  // likely pair: said loudly when the other one exists.
+  if (db.kind === 'pglite') {
+    const here = dataDirOf(io);
+    for (const other of [io.config.db.defaultDataDir, SAMPLES_DATA_DIR]) {
+      if (path.resolve(other) === here || !existsSync(path.join(other, 'pgdata'))) continue;
+      note(
+        io,
+        `WARNING: another embedded database exists at ${other}; this command uses ${here}. Their batches never meet: a payroll paid in one is not seen as a duplicate by the other. ` +
+          `Use one (--data-dir, PAYOUTS_DATA_DIR in the settings file the schedules use, or DATABASE_URL for PostgreSQL).`,
+        'warn',
+      );
+    }
+  }
   // Before the per-user default, the database lived in ./.payouts under the working directory.
   const legacy = path.join(io.cwd, '.payouts');
   if (db.kind === 'pglite' && from === 'default' && path.resolve(legacy) !== dataDirOf(io) && existsSync(path.join(legacy, 'pgdata'))) {
