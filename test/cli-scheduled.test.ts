@@ -77,7 +77,7 @@ describe('scheduled payroll through the command', () => {
     const r = await runCli(['watch', inbox, '--once', '--yes', '--stable', '0s', '--every', '100ms', '--data-dir', data, ...FAST], { env: env(), timeoutMs: 150_000 });
     expect(r.code, r.stderr).toBe(1);
     const line = r.stderr.split('\n').find((l) => l.includes('Inbox: bonus-jan.csv -> done/'));
-    expect(line, r.stderr).toMatch(/\(exit 1\): finished: 2 paid, 1 not paid \(1 invalid\); its reports: .*\/done\/bonus-jan\.reports$/);
+    expect(line, r.stderr).toMatch(/\(exit 1\): finished: 2 paid, 1 not paid \(1 invalid\)\. Next: `payouts report bonus-jan --fixable` writes the rows to correct, then run them with --revise; its reports: .*\/done\/bonus-jan\.reports$/);
     expect(line).not.toMatch(/processing/);
     expect(watchExitCode([])).toBe(0);
     expect(watchExitCode([0, 1, 0])).toBe(1);

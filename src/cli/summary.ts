@@ -39,9 +39,10 @@ function group(s: StatusTotalsLike, statuses: readonly ReportStatus[]): { rows: 
 }
 
 /** The table: every status, its rows, its rupees and what it means. */
-export function statusLines(s: StatusTotalsLike): string[] {
+export function statusLines(s: StatusTotalsLike, o: { onlyNonZero?: boolean } = {}): string[] {
   const lines = [`  ${'status'.padEnd(13)} ${'rows'.padStart(7)}  ${'rupees'.padStart(18)}  meaning`];
   for (const st of STATUS_ORDER) {
+    if (o.onlyNonZero && !(s.counts[st] ?? 0)) continue;
     lines.push(`  ${st.padEnd(13)} ${String(s.counts[st] ?? 0).padStart(7)}  ${formatRupeesIndian(paiseOf(s, st)).padStart(18)}  ${STATUS_LABELS[st]}`);
   }
   if (s.debited === undefined) {

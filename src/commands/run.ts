@@ -55,6 +55,8 @@ export interface RunCommandOptions {
   notifyUrl?: string | undefined;
   /** Run as this user (--as NAME, authenticated): the uploader of a new batch, named in the audit. */
   as?: string | undefined;
+  /** The reports are moved after the run (the inbox): say so instead of quoting paths that will be gone. */
+  reportsMovedAfter?: boolean | undefined;
   /** A last check before the first send (the inbox: the file is still what was claimed and read). */
   beforeSend?: RunOptions['beforeSend'];
   /** Receive webhooks while the batch runs (--webhook-port); the token from the configuration or generated. */
@@ -129,7 +131,7 @@ export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<n
         throw err;
       }
       await progress?.stop({ exitCode: res.exitCode, message: res.message, statuses: res.report?.summary });
-      printResult(io, res, db.where);
+      printResult(io, res, db.where, o.reportsMovedAfter ?? false);
       o.onResult?.({ exitCode: res.exitCode, message: res.message, awaitingApproval: res.awaitingApproval });
       if (!res.dryRun) await notify(io, o.notifyUrl, res.report?.summary ?? null, { batch, exitCode: res.exitCode, message: res.message });
       return res.exitCode;
@@ -211,7 +213,7 @@ async function confirm(
   return isYes(answer);
 }
 
-function printResult(io: CommandIO, res: RunResult, database: string): void {
+function printResult(io: CommandIO, res: RunResult, database: string, reportsMoved: boolean): void {
   const summary = res.report?.summary;
   if (io.json) {
     printJson(io, {
@@ -237,13 +239,14 @@ function printResult(io: CommandIO, res: RunResult, database: string): void {
   }
   if (summary) {
     io.out(`Batch ${res.batch}:`);
-    for (const l of statusLines(summary)) io.out(l);
+    // Refused before sending: a table of zeros says nothing; the rows that are there say what stays unsent.
+    for (const l of statusLines(summary, { onlyNonZero: res.exitCode === 3 })) io.out(l);
     for (const l of unfinishedLines(summary, res.batch, { refused: res.exitCode === 3 })) io.out(l);
   }
   // A run that could not do its work says why on stderr too, where scripts and people look for errors.
   if (res.exitCode >= 2) note(io, `payouts: ${res.message}`, 'error');
   else io.out(res.message);
-  if (res.report) io.out(`Report: ${res.report.csv}, ${res.report.json} and ${res.report.html}`);
+  if (res.report) io.out(reportsMoved ? 'Report: written; it moves with the file (the Inbox line below says where)' : `Report: ${res.report.csv}, ${res.report.json} and ${res.report.html}`);
 }
 
 /** The webhook receiver's settings: a token from the configuration, or one made for this run and printed. */
@@ -264,6 +267,8 @@ function webhookListen(io: CommandIO, w: { port: number; host?: string | undefin
 export async function notify(io: CommandIO, url: string | undefined, summary: BatchSummary | null, o: { batch: string; exitCode: number; message: string }): Promise<void> {
   if (!url) return;
   const { eventForExit, notifySummary, notifyTarget } = await import('../notify/webhook.js');
-  const r = await notifySummary(url, summary, { event: eventForExit(o.exitCode), batch: o.batch, exitCode: o.exitCode, message: o.message, signal: io.stopSignal });
+  // Not the stop signal: after a SIGTERM the "stopped" notification is the one that matters most, and it
+  // has its own timeout and retries (a second Ctrl-C still quits at once).
+  const r = await notifySummary(url, summary, { event: eventForExit(o.exitCode), batch: o.batch, exitCode: o.exitCode, message: o.message });
   if (!r.delivered) note(io, `payouts: the notification to ${notifyTarget(url)} was not delivered (${r.error ?? 'no answer'}); the batch's outcome is above and in the report`, 'warn');
 }

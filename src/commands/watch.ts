@@ -53,6 +53,7 @@ export async function watchCommand(io: CommandIO, o: WatchCommandOptions): Promi
         batch,
         reportDir,
         beforeSend,
+        reportsMovedAfter: true,
         onResult: (r) => {
           message = r.message;
           awaitingApproval = r.awaitingApproval === true;

@@ -1,3 +1,4 @@
+import { DEFAULT_TIME_ZONE, localTime } from '../time.js';
 import { closeSync, linkSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -62,7 +63,9 @@ const DATA_DIR: LockWords = {
 };
 
 function busy(dir: string, lock: string, h: LockHolder | undefined, verdict: Verdict | 'self' | 'unreadable', words: LockWords = DATA_DIR): BusyError {
-  const since = h?.since ? ` since ${h.since}` : '';
+  // The lock file records UTC; people read India time, as everywhere else (a --time-zone elsewhere is for reports).
+  const at = h?.since ? new Date(h.since) : undefined;
+  const since = h?.since ? ` since ${at && !Number.isNaN(at.getTime()) ? localTime(at, DEFAULT_TIME_ZONE) : h.since}` : '';
   const use = words.use;
   switch (verdict) {
     case 'self':

@@ -66,7 +66,11 @@ export function decideExit(e: RunEnd): { exitCode: ExitCode; message: string } {
       e.collisions > 0
         ? `. ${e.collisions} order_id${e.collisions > 1 ? 's' : ''} collided with payouts this batch never made: those rows were NOT paid (see the report's reason column)`
         : '';
-    return { exitCode: EXIT.unpaidRows, message: `finished: ${c.approved} paid, ${unpaid} not paid (${parts.join(', ')})${loud}` };
+    // What to do next, in the same line: cron mails it, a person reads it last.
+    const next: string[] = [];
+    if (c.invalid + c.rejected + c.failed > 0) next.push(`\`payouts report ${e.batch} --fixable\` writes the rows to correct, then run them with --revise`);
+    if (c.needs_review > 0) next.push(`check the rows needing review (the report says why), then \`payouts resume ${e.batch} --retry-review\``);
+    return { exitCode: EXIT.unpaidRows, message: `finished: ${c.approved} paid, ${unpaid} not paid (${parts.join(', ')})${loud}${next.length ? `. Next: ${next.join('; ')}` : ''}` };
   }
   return { exitCode: EXIT.ok, message: `finished: all ${c.approved} rows paid` };
 }

@@ -210,7 +210,7 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
     // Only rows no request of which can have executed: one that may have been sent stays ready, to be asked
     // about by the next run (or a cancel), never stranded as "skipped".
     await applyMove(db, MOVES.skip_short_balance, { batch: opts.batch }, { state: 'skipped', last_error: note });
-    return finishRun(runner, opts, base, pf, { exitCode: EXIT.refused, message: `refused before sending anything: ${note}` });
+    return finishRun(runner, opts, base, pf, { exitCode: EXIT.refused, message: `refused before sending anything: ${note}. Top up the wallet, then \`payouts resume ${opts.batch}\`` });
   }
 
   emit({ type: 'phase', phase: 'confirm' });

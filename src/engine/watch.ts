@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import { link, mkdir, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { DEFAULT_TIME_ZONE, localTime } from '../time.js';
 import path from 'node:path';
 import { EXIT } from '../errors.js';
 import { lockDataDir } from '../db/dataDirLock.js';
@@ -318,6 +319,7 @@ async function runOne(o: WatchOptions, dirs: Dirs, file: string, claimed: Claime
       await rename(reportDir, reportsDir).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
       });
+      if (to === 'done') await markResolved(dirs.failed, batch, file, storedAs);
     }
   } catch (err) {
     // The run's outcome stands (a finished batch is never paid again by a later round); the file stays
@@ -326,6 +328,21 @@ async function runOne(o: WatchOptions, dirs: Dirs, file: string, claimed: Claime
   }
   result.processed.push({ file, batch, exitCode, movedTo: to });
   o.onEvent?.({ type: 'finished', file, batch, exitCode, message, movedTo: to, storedAs, reportsDir });
+}
+
+/**
+ * A file of this name refused earlier (failed/<name>.reports/why.txt, or -2, -3…) and now paid: its why.txt
+ * says so, so nobody acts on a refusal that is resolved.
+ */
+async function markResolved(failedDir: string, batch: string, file: string, storedAs: string): Promise<void> {
+  const names = (await readdir(failedDir).catch(() => [] as string[])).filter((n) => n === `${batch}.reports` || new RegExp(`^${batch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-\\d+\\.reports$`).test(n));
+  for (const n of names) {
+    const why = path.join(failedDir, n, 'why.txt');
+    if (!(await exists(why))) continue;
+    const text = await readFile(why, 'utf8');
+    if (text.includes('RESOLVED:')) continue;
+    await writeFile(why, `RESOLVED: ${file} was paid later (done/${storedAs}, ${localTime(new Date(), DEFAULT_TIME_ZONE)}): the refusal below no longer stands.\n\n${text}`, { mode: 0o600 });
+  }
 }
 
 /** "" when none of the names exist in `dir`, else the first "-N" (N ≥ 2) for which none does. */
