@@ -242,12 +242,35 @@ describe('progress lines', () => {
     s.eta_s = 75;
     const line = plainLine(s, 61_000);
     expect(line).toBe(
-      'progress nov: awaiting the bank, 6/10 final; not sent 0 (₹0.00), in flight, outcome not known yet 0, sent, awaiting the bank 4 (₹400.00), paid 5 (₹500.00), rejected 1, refused by the API 0; 2.5/s, ETA 1m15s [1m01s]',
+      'progress nov: awaiting the bank, 6/10 final; not sent 0 (₹0.00), sending 0, sent, awaiting the bank 4 (₹400.00), paid 5 (₹500.00), rejected 1, refused by the API 0; 2.5/s, ETA 1m15s [1m01s]',
     );
     const block = terminalLines(s, 0, 120);
     expect(block[0]).toMatch(/Awaiting the bank\s+\[█+░+\]\s+60%\s+6\/10 final\s+2\.5\/s, ETA 1m15s/);
-    expect(block[1]).toMatch(/^  not sent 0 .* sent, awaiting the bank 4 \(₹400\.00\)$/);
-    expect(block[2]).toMatch(/^  paid 5 \(₹500\.00\) · rejected 1 · refused by the API 0$/);
+    expect(block[1]).toBe('  moved so far ₹900.00 (paid ₹500.00, at the bank ₹400.00, in flight ₹0.00)');
+    expect(block[2]).toMatch(/^  not sent 0 .* sent, awaiting the bank 4 \(₹400\.00\)$/);
+    expect(block[3]).toMatch(/^  paid 5 \(₹500\.00\) · rejected 1 · refused by the API 0$/);
+  });
+
+  it('at 80 columns words go before numbers: every line fits, no amount is cut', () => {
+    const s = newState('payroll-nov', 'run', 0);
+    applyEvent(s, { type: 'phase', phase: 'send' }, 1);
+    s.statuses = statuses({ not_sent: [120, '4010000.00'], sending: [8, '80000.00'], pending: [28, '980000.00'], approved: [148, '5430208.00'], rejected: [3, '3000.00'] });
+    applyEvent(s, { type: 'wire', claimed: 8, onWire: 0 }, 2);
+    applyEvent(s, { type: 'api_trouble', message: 'the API is answering 429 (too many requests): sending waits and slows down; nothing is lost or sent twice' }, 3);
+    s.rate = 0;
+    for (const width of [80, 60]) {
+      const block = terminalLines(s, 0, width);
+      for (const l of block) expect(l.length, `${width}: ${l}`).toBeLessThan(width);
+      const text = block.join('\n');
+      expect(text).toMatch(/moved (so far )?₹64,90,208\.00/);
+      expect(text).toMatch(/not sent 120( \(₹40,10,000\.00\))?/);
+      expect(text).toMatch(/8 waiting/);
+      expect(text).toMatch(/429/);
+    }
+    // And with room, the words: the 8 claimed rows are waiting for their turn, not "outcome not known".
+    const wide = terminalLines(s, 0, 200).join('\n');
+    expect(wide).toMatch(/sending 8: 0 on the wire, 8 waiting for their turn \(not sent yet\)/);
+    expect(wide).toMatch(/API trouble: the API is answering 429/);
   });
 });
 

@@ -182,7 +182,8 @@ describe('no payout without an explicit yes', { timeout: 120_000 }, () => {
     // Redrawn in place: cursor up and clear, a bar, counts with rupees.
     expect(out).toMatch(/\x1b\[\dA\r\x1b\[J/);
     expect(out).toMatch(/Sending\s+\[[█░]+\]\s+\d+%\s+\d+\/12 sent/);
-    expect(out).toMatch(/not sent \d+ \(₹[\d,]+\.\d\d\) · in flight, outcome not known yet \d+ · sent, awaiting the bank \d+/);
+    expect(out).toMatch(/not sent \d+ \(₹[\d,]+\.\d\d\) · sending \d+[^·\n]* · sent, awaiting the bank \d+/);
+    expect(out).toMatch(/moved so far ₹[\d,]+\.\d\d/);
     expect(out).toMatch(/paid \d+ \(₹[\d,.]+\) · rejected 0/);
     expect(out).not.toMatch(/^progress drawn:/m);
     // What the person sees at the end: every result line, and no progress block left behind.
@@ -231,7 +232,7 @@ describe('progress without a terminal', { timeout: 120_000 }, () => {
     const lines = r.stderr.split('\n').filter((l) => l.startsWith('progress plain:'));
     expect(lines.length, r.stderr).toBeGreaterThanOrEqual(3);
     expect(lines.some((l) => /reading the file/.test(l))).toBe(true);
-    expect(lines.some((l) => /sending, \d+\/12 sent; not sent \d+ \(₹[\d,.]+\), in flight, outcome not known yet \d+, sent, awaiting the bank \d+/.test(l))).toBe(true);
+    expect(lines.some((l) => /sending, \d+\/12 sent; not sent \d+ \(₹[\d,.]+\), sending \d+[^;]*?, sent, awaiting the bank \d+/.test(l))).toBe(true);
     expect(r.stdout).not.toMatch(/^progress/m);
     expect(r.stdout).toMatch(/finished: all 12 rows paid/);
   });
@@ -305,5 +306,36 @@ describe('warnings for people and for machines', { timeout: 120_000 }, () => {
       .filter((l) => l.trim() && !/^Database: |^Batch |^Balance |^\s|^finished|^Report: |^Sent: |^`payouts/.test(l));
     for (const l of stderrish) expect(() => JSON.parse(l), l).not.toThrow();
     expect(stderrish.some((l) => (JSON.parse(l) as { msg: string }).msg.startsWith('progress outage:'))).toBe(true);
+  });
+});
+
+describe('API trouble on screen (issue 20 point 1)', { timeout: 120_000 }, () => {
+  it('a 429 storm: a warning on a plain stderr, and the rows claimed are "waiting, not sent", never "outcome not known"', async () => {
+    const s = await sb({ faults: { burst429Rate: 1, onlyPaths: ['api/v1/payout/initiate'] } });
+    const d = scenario();
+    const csv = payroll(path.join(d.work, 'storm.csv'), 6);
+    setTimeout(() => s.setFaults({}), 4000);
+    const r = await runCli(['run', csv, ...d.dirs, ...QUICK, '--yes', '--progress-interval', '500ms'], { env: apiEnv(s), cwd: d.work });
+    expect([0, 4], show(r)).toContain(r.code);
+    expect(r.stderr).toMatch(/warning: the API is answering 429 \(too many requests\): sending waits and slows down; nothing is lost or sent twice/);
+    // While it lasted, the rows in hand were waiting for their turn: not sent yet.
+    expect(r.stderr).toMatch(/progress storm: sending[^\n]*sending \d+: 0 on the wire, \d+ waiting for their turn \(not sent yet\)[^\n]*API trouble: the API is answering 429/);
+  });
+
+  it('a 429 storm at a terminal of 80 columns: the trouble and "waiting" shown, every line within 80 columns, the money whole', async () => {
+    const s = await sb({ faults: { burst429Rate: 1, onlyPaths: ['api/v1/payout/initiate'] } });
+    const d = scenario();
+    const csv = payroll(path.join(d.work, 'storm80.csv'), 6);
+    const t = ptyCli(['run', csv, ...d.dirs, ...QUICK, '--yes'], { env: apiEnv(s), cwd: d.work, cols: 80 });
+    await t.waitFor(/API: the API is answering 429|API trouble: the API is answering 429/, 30_000);
+    await t.waitFor(/waiting/, 30_000);
+    const during = (await rendered(t.output(), 80)).join('\n');
+    s.setFaults({});
+    const { exitCode } = await t.exited;
+    expect([0, 4], t.output()).toContain(exitCode);
+    expect(during).toMatch(/moved so far ₹[\d,]+\.\d\d/);
+    expect(during).toMatch(/not sent \d+/);
+    // Nothing cut mid-amount at the right edge (the terminal would show "₹40,10,0").
+    for (const l of during.split('\n')) expect(l.trimEnd(), l).not.toMatch(/₹[\d,]*\.?\d?$/);
   });
 });

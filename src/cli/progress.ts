@@ -38,6 +38,9 @@ export interface ProgressState {
   /** Payouts an earlier run left unfinished, taken over by this one (asked about before anything is sent). */
   recovering: number;
   api_trouble: string | null;
+  /** This run's rows being sent (claimed), and of them those whose request is on the wire; the rest are not sent yet. */
+  claimed: number;
+  on_wire: number;
   /** Per second, over the last ~15 s; null until it can be measured. */
   rate: number | null;
   eta_s: number | null;
@@ -81,6 +84,8 @@ export function newState(batch: string, command: string, now: number): ProgressS
     check_total: null,
     recovering: 0,
     api_trouble: null,
+    claimed: 0,
+    on_wire: 0,
     rate: null,
     eta_s: null,
     done: false,
@@ -118,6 +123,13 @@ export function applyEvent(s: ProgressState, e: RunEvent, now: number): boolean 
       return false;
     case 'api_trouble':
       s.api_trouble = e.message;
+      return false;
+    case 'api_ok':
+      s.api_trouble = null;
+      return false;
+    case 'wire':
+      s.claimed = e.claimed;
+      s.on_wire = e.onWire;
       return false;
     case 'stopping':
       s.api_trouble = e.reason;
@@ -162,21 +174,72 @@ export function measure(s: ProgressState): { done: number; total: number | null;
   }
 }
 
-/** The counts in the order a payout moves: not sent, in flight, awaiting the bank, then final. */
-function countsParts(st: StatusTotalsLike): { open: string[]; final: string[] } {
-  const r = (k: keyof StatusTotalsLike['counts']) => formatRupeesIndian(paiseOf(st, k));
-  const c = st.counts;
-  const open = [`not sent ${c.not_sent} (${r('not_sent')})`, `in flight, outcome not known yet ${c.sending}`, `sent, awaiting the bank ${c.pending} (${r('pending')})`];
-  const final = [`paid ${c.approved} (${r('approved')})`, `rejected ${c.rejected}`, `refused by the API ${c.failed}`];
-  if (c.needs_review) final.push(`needs review ${c.needs_review}`);
-  if (c.invalid) final.push(`invalid ${c.invalid}`);
-  if (c.cancelled) final.push(`cancelled ${c.cancelled}`);
-  return { open, final };
+/**
+ * The counts in the order a payout moves, each in three lengths (words, short, numbers only), so a narrow
+ * terminal drops words before it drops money. "Sending" is told honestly: of the rows this run claimed,
+ * those whose request is on the wire, and those still waiting for their turn (not sent yet); a 429 storm
+ * shows as waiting, never as money that may have moved.
+ */
+type Part = [long: string, short: string, tiny: string];
+
+function sendingPart(s: ProgressState, c: StatusTotalsLike['counts']): Part {
+  const waiting = Math.max(0, Math.min(c.sending, s.claimed - s.on_wire));
+  const onWire = Math.max(0, c.sending - waiting);
+  if (c.sending === 0) return ['sending 0', 'sending 0', 'sending 0'];
+  if (waiting === 0) return [`sending ${c.sending} (on the wire, outcome not known yet)`, `sending ${c.sending}`, `sending ${c.sending}`];
+  return [
+    `sending ${c.sending}: ${onWire} on the wire, ${waiting} waiting for their turn (not sent yet)`,
+    `sending ${onWire}, ${waiting} waiting (not sent)`,
+    `sending ${onWire}+${waiting} waiting`,
+  ];
 }
 
-function countsText(st: StatusTotalsLike, sep: string): string {
-  const p = countsParts(st);
-  return [...p.open, ...p.final].join(sep);
+function countsParts(s: ProgressState, st: StatusTotalsLike): { money: Part; open: Part[]; final: Part[] } {
+  const r = (k: keyof StatusTotalsLike['counts']) => formatRupeesIndian(paiseOf(st, k));
+  const c = st.counts;
+  const moved = paiseOf(st, 'approved') + paiseOf(st, 'pending') + paiseOf(st, 'sending');
+  const money: Part = [
+    `moved so far ${formatRupeesIndian(moved)} (paid ${r('approved')}, at the bank ${r('pending')}, in flight ${r('sending')})`,
+    `moved so far ${formatRupeesIndian(moved)}`,
+    `moved ${formatRupeesIndian(moved)}`,
+  ];
+  const open: Part[] = [
+    [`not sent ${c.not_sent} (${r('not_sent')})`, `not sent ${c.not_sent} (${r('not_sent')})`, `not sent ${c.not_sent}`],
+    sendingPart(s, c),
+    [`sent, awaiting the bank ${c.pending} (${r('pending')})`, `at the bank ${c.pending} (${r('pending')})`, `bank ${c.pending}`],
+  ];
+  const final: Part[] = [
+    [`paid ${c.approved} (${r('approved')})`, `paid ${c.approved} (${r('approved')})`, `paid ${c.approved}`],
+    [`rejected ${c.rejected}`, `rejected ${c.rejected}`, `rej ${c.rejected}`],
+    [`refused by the API ${c.failed}`, `refused ${c.failed}`, `ref ${c.failed}`],
+  ];
+  if (c.needs_review) final.push([`needs review ${c.needs_review}`, `review ${c.needs_review}`, `rev ${c.needs_review}`]);
+  if (c.invalid) final.push([`invalid ${c.invalid}`, `invalid ${c.invalid}`, `inv ${c.invalid}`]);
+  if (c.cancelled) final.push([`cancelled ${c.cancelled}`, `cancelled ${c.cancelled}`, `canc ${c.cancelled}`]);
+  return { money, open, final };
+}
+
+/**
+ * The parts joined, each as long as the width allows: the longest part is shortened first, one step at a
+ * time, until the line fits (the shortest forms if nothing fits: the screen cuts the line).
+ */
+function fit(prefix: string, parts: Part[], sep: string, width: number): string {
+  const level = parts.map(() => 0);
+  const text = () => prefix + parts.map((p, i) => p[level[i]!]).join(sep);
+  while (text().length > width) {
+    let best = -1;
+    for (let i = 0; i < parts.length; i++) {
+      if (level[i]! < 2 && (best < 0 || parts[i]![level[i]!].length > parts[best]![level[best]!].length)) best = i;
+    }
+    if (best < 0) break;
+    level[best]!++;
+  }
+  return text();
+}
+
+function countsText(s: ProgressState, st: StatusTotalsLike, sep: string): string {
+  const p = countsParts(s, st);
+  return [...p.open, ...p.final].map((x) => x[0]).join(sep);
 }
 
 export function durationText(seconds: number): string {
@@ -196,28 +259,37 @@ function rateText(s: ProgressState): string {
 
 const SPIN = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
-/** The terminal's status block. */
+/**
+ * The terminal's status block, every line fitted to `width` columns: words go before numbers (money last of
+ * all), so nothing is cut mid-amount at 80 columns.
+ */
 export function terminalLines(s: ProgressState, now: number, width: number): string[] {
+  const w = Math.max(20, width - 1);
   const m = measure(s);
   const spin = SPIN[Math.floor(now / 100) % SPIN.length];
-  let head = `${spin} ${m.label}`;
+  const rt = rateText(s);
+  const heads: string[] = [];
   if (m.total !== null && m.total > 0) {
     const frac = Math.min(1, Math.max(0, m.done / m.total));
-    const barWidth = Math.max(10, Math.min(30, width - 70));
-    const full = Math.round(frac * barWidth);
-    head += `  [${'█'.repeat(full)}${'░'.repeat(barWidth - full)}] ${String(Math.floor(frac * 100)).padStart(3)}%  ${m.done}/${m.total} ${m.unit}`;
-  } else if (m.unit) {
-    head += `  ${m.done} ${m.unit}`;
+    const pct = `${String(Math.floor(frac * 100)).padStart(3)}%`;
+    const count = `${m.done}/${m.total} ${m.unit}`;
+    for (const barWidth of [Math.max(10, Math.min(30, w - 60)), 10, 0]) {
+      const full = Math.round(frac * barWidth);
+      const bar = barWidth ? `  [${'█'.repeat(full)}${'░'.repeat(barWidth - full)}]` : '';
+      heads.push(`${spin} ${m.label}${bar} ${pct}  ${count}${rt ? `  ${rt}` : ''}`);
+    }
+    heads.push(`${spin} ${m.label} ${pct} ${m.done}/${m.total}`);
+  } else {
+    heads.push(`${spin} ${m.label}${m.unit ? `  ${m.done} ${m.unit}` : ''}${rt ? `  ${rt}` : ''}`);
   }
-  const rt = rateText(s);
-  if (rt) head += `  ${rt}`;
-  const lines = [head];
+  const lines = [heads.find((h) => h.length <= w) ?? heads[heads.length - 1]!];
+  if (s.api_trouble) lines.push(fit('  ', [[`API trouble: ${s.api_trouble}`, `API: ${s.api_trouble}`, `API: ${s.api_trouble.split(':')[0]}`]], '', w));
   if (s.statuses && s.phase !== 'ingest') {
-    const p = countsParts(s.statuses);
-    lines.push(`  ${p.open.join(' · ')}`, `  ${p.final.join(' · ')}`);
+    const p = countsParts(s, s.statuses);
+    if (s.phase !== 'report' && s.phase !== 'done') lines.push(fit('  ', [p.money], '', w));
+    lines.push(fit('  ', p.open, ' · ', w), fit('  ', p.final, ' · ', w));
   }
-  if (s.recovering) lines.push(`  asking about ${s.recovering} payouts an earlier run left unfinished before anything else`);
-  if (s.api_trouble) lines.push(`  API trouble: ${s.api_trouble}`);
+  if (s.recovering) lines.push(fit('  ', [[`asking about ${s.recovering} payouts an earlier run left unfinished before anything else`, `asking about ${s.recovering} unfinished payouts first`, `asking ${s.recovering} first`]], '', w));
   return lines;
 }
 
@@ -227,7 +299,7 @@ export function plainLine(s: ProgressState, now: number): string {
   const elapsed = durationText((now - s.started_at) / 1000);
   let text = `progress ${s.batch}: ${m.label.charAt(0).toLowerCase()}${m.label.slice(1)}`;
   if (m.unit) text += m.total !== null ? `, ${m.done}/${m.total} ${m.unit}` : `, ${m.done} ${m.unit}`;
-  if (s.statuses && s.phase !== 'ingest') text += `; ${countsText(s.statuses, ', ')}`;
+  if (s.statuses && s.phase !== 'ingest') text += `; ${countsText(s, s.statuses, ', ')}`;
   const rt = rateText(s);
   if (rt) text += `; ${rt}`;
   if (s.api_trouble) text += `; API trouble: ${s.api_trouble}`;
@@ -274,8 +346,12 @@ export class Progress {
   event(e: RunEvent): void {
     const now = this.now();
     const before = this.state.phase;
+    const trouble = this.state.api_trouble;
     const changed = applyEvent(this.state, e, now);
     this.dirty = true;
+    // Without a terminal the block is never drawn: trouble with the API gets a line of its own, at once.
+    if (!this.o.screen.tty && e.type === 'api_trouble' && e.message !== trouble) this.o.screen.line(`warning: ${e.message}`, 'warn');
+    if (!this.o.screen.tty && e.type === 'api_ok' && trouble) this.o.screen.line('the API answers again', 'info');
     if (e.type === 'recovering' && this.state.recovering === e.rows) {
       this.o.screen.line(`Asking about payouts an earlier run left unfinished before anything else (status first, never sent blindly)`);
     }

@@ -48,7 +48,9 @@ export class Screen {
       this.raw(JSON.stringify({ level: PINO_LEVEL[level], time: (this.o.now ?? Date.now)(), msg: text, ...fields }) + '\n');
       return;
     }
-    this.raw(text.endsWith('\n') ? text : text + '\n');
+    const body = text.endsWith('\n') ? text.slice(0, -1) : text;
+    // On a terminal a long line is broken between words (the terminal would break it mid-word, mid-amount).
+    this.raw((this.o.tty ? wrapWords(body, this.columns() - 1) : body) + '\n');
   }
 
   /** Text written as is (a log formatter's output, already one or more whole lines). */
@@ -106,17 +108,30 @@ export class Screen {
     this.clearStatus();
   }
 
+  private drawnLines: string[] = [];
   private draw(): string {
     this.drawn = this.block.length;
+    this.drawnLines = [...this.block];
     return this.block.length ? this.block.join('\n') + '\n' : '';
   }
 
-  /** Cursor up over the block, then clear to the end of the screen. */
+  /**
+   * Cursor up over the block, then clear to the end of the screen. The rows it takes are counted at the
+   * terminal's width now: after a resize to fewer columns each line of the block wraps onto more rows, and
+   * moving up only one row a line would leave a stale copy of the block on the screen.
+   */
   private erase(): string {
-    const n = this.drawn;
+    const cols = Math.max(1, this.o.columns?.() ?? 100);
+    const n = this.drawnLines.reduce((rows, l) => rows + Math.max(1, Math.ceil(visibleLength(l) / cols)), 0);
     this.drawn = 0;
+    this.drawnLines = [];
     return n > 0 ? `\x1b[${n}A\r\x1b[J` : '';
   }
+}
+
+/** Characters a line shows (ANSI colour codes do not count). */
+export function visibleLength(line: string): number {
+  return line.replace(/\x1b\[[0-9;]*m/g, '').length;
 }
 
 /** Cuts a line to `width` visible characters (ANSI colour codes do not count). */
@@ -139,4 +154,30 @@ export function cut(line: string, width: number): string {
     visible++;
   }
   return out;
+}
+
+/**
+ * Breaks each line longer than `width` between words; the lines it continues onto are indented by two
+ * spaces. A word longer than the width stays whole (the terminal wraps it; cutting would lose characters).
+ */
+export function wrapWords(text: string, width: number): string {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    if (visibleLength(line) <= width) {
+      out.push(line);
+      continue;
+    }
+    const indent = /^\s*/.exec(line)![0];
+    const words = line.slice(indent.length).split(' ');
+    let cur = indent + words[0]!;
+    for (const word of words.slice(1)) {
+      if (visibleLength(cur) + 1 + visibleLength(word) <= width) cur += ` ${word}`;
+      else {
+        out.push(cur);
+        cur = `${indent}  ${word}`;
+      }
+    }
+    out.push(cur);
+  }
+  return out.join('\n');
 }

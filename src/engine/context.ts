@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import PQueue from 'p-queue';
 import type { AllianceClient, CallOptions } from '../alliance/client.js';
+import { AllianceError, MalformedResponseError, NetworkError, RateLimitError, ServerError, TimeoutError } from '../alliance/errors.js';
 import type { RateGate } from '../alliance/gate.js';
 import { gateFor } from './budget.js';
 import type { BackoffOptions } from '../alliance/retry.js';
@@ -61,6 +62,15 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
 };
 
 /** What the engine needs from outside; a CLI, a watcher, a webhook receiver or a web console passes these. */
+/** What a failure says about the API, in words a person watching understands; undefined for a definite answer. */
+function troubleOf(err: unknown): string | undefined {
+  if (err instanceof RateLimitError) return 'the API is answering 429 (too many requests): sending waits and slows down; nothing is lost or sent twice';
+  if (err instanceof ServerError) return `the API answered ${err.statusCode ?? '5xx'}: retrying (an initiate is asked about before it is ever sent again)`;
+  if (err instanceof TimeoutError) return 'the API did not answer in time: retrying (an initiate is asked about before it is ever sent again)';
+  if (err instanceof NetworkError || err instanceof MalformedResponseError) return `the API cannot be reached properly (${err.message.slice(0, 80)}): retrying`;
+  return undefined;
+}
+
 export interface EngineDeps {
   db: Knex;
   client: AllianceClient;
@@ -133,6 +143,47 @@ export class Runner {
     this.deps.onEvent?.(e);
   }
 
+  private trouble: string | undefined;
+  /** An answer from the API (any that is not a failure to reach it or a 429/5xx): trouble is over. */
+  private apiAnswered(): void {
+    if (this.trouble === undefined) return;
+    this.trouble = undefined;
+    this.emit({ type: 'api_ok' });
+  }
+  /** A failure worth showing: 429s, 5xx, no answer. Said once per kind of trouble, not once per request. */
+  private apiFailed(err: unknown): void {
+    const msg = troubleOf(err);
+    if (msg === undefined) {
+      // A definite answer (a refusal, a 404): the API is there.
+      if (err instanceof AllianceError) this.apiAnswered();
+      return;
+    }
+    if (msg === this.trouble) return;
+    this.trouble = msg;
+    this.emit({ type: 'api_trouble', message: msg });
+  }
+
+  private claimedNow = 0;
+  private onWireNow = 0;
+  /** A claimed row started (or ended) its work here: for the honest "sending" count of a watcher. */
+  claimStarted(): void {
+    this.claimedNow++;
+    this.emit({ type: 'wire', claimed: this.claimedNow, onWire: this.onWireNow });
+  }
+  claimEnded(): void {
+    this.claimedNow--;
+    this.emit({ type: 'wire', claimed: this.claimedNow, onWire: this.onWireNow });
+  }
+  /** A request of a claimed row was handed to the connection (and later answered, or given up). */
+  wireStarted(): void {
+    this.onWireNow++;
+    this.emit({ type: 'wire', claimed: this.claimedNow, onWire: this.onWireNow });
+  }
+  wireEnded(): void {
+    this.onWireNow--;
+    this.emit({ type: 'wire', claimed: this.claimedNow, onWire: this.onWireNow });
+  }
+
   private wakers = new Set<() => void>();
   /** Something changed outside the poll schedule (a webhook's status check finished a row): look again. */
   wake(): void {
@@ -186,13 +237,20 @@ export class Runner {
     if (this.dead.signal.aborted) throw this.dead.signal.reason as Error;
   }
 
-  /** Runs one API call in the shared rate-limited queue. */
+  /** Runs one API call in the shared rate-limited queue; trouble with the API is told to whoever watches. */
   api<T>(fn: () => Promise<T>): Promise<T> {
     this.assertAlive();
     return this.queue.add(
       async () => {
         this.assertAlive();
-        return fn();
+        try {
+          const v = await fn();
+          this.apiAnswered();
+          return v;
+        } catch (err) {
+          this.apiFailed(err);
+          throw err;
+        }
       },
       { signal: this.dead.signal },
     ) as Promise<T>;

@@ -32,4 +32,11 @@ export type RunEvent =
   | { type: 'checked'; checked: number }
   /** The API is refusing or unreachable: sending pauses or stops. */
   | { type: 'api_trouble'; message: string }
+  /** The API answered again after trouble. */
+  | { type: 'api_ok' }
+  /**
+   * This runner's rows being sent: `claimed` (each committed as sending before any request) and of them
+   * `onWire`, whose request is written and unanswered. The rest wait for their turn: not sent yet.
+   */
+  | { type: 'wire'; claimed: number; onWire: number }
   | { type: 'stopping'; reason: string };

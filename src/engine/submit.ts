@@ -165,6 +165,7 @@ export async function processRow(runner: Runner, row: Claimed, claimStartedAt = 
   const orderId = row.order_id!;
   let phase: Phase = start(mem);
   if (!mayHaveSent(mem)) runner.checkpoint('intent_committed', orderId);
+  runner.claimStarted();
   try {
     while (phase.kind !== 'done') {
       const event = await perform(runner, row, phase, mem, lease, policy);
@@ -172,13 +173,18 @@ export async function processRow(runner: Runner, row: Claimed, claimStartedAt = 
       ({ phase, mem } = next(phase, event, mem, row, Date.now()));
     }
   } catch (err) {
+    runner.claimEnded();
     if (err instanceof LeaseLostError) {
       runner.logger.warn({ orderId }, 'lost the claim on a row: another runner resolves it');
       return undefined;
     }
     throw err;
   }
-  await finish(runner, row, phase.end);
+  try {
+    await finish(runner, row, phase.end);
+  } finally {
+    runner.claimEnded();
+  }
   return phase.end;
 }
 
@@ -265,7 +271,12 @@ async function sendOnce(runner: Runner, lease: Lease, prepared: PreparedRequest,
             throw new StoppedBeforeSend();
           }
           // The slot is already taken; a 429 still tells the gate to back off.
+          runner.wireStarted();
           const p = runner.client.initiatePayout(prepared, { signal: runner.signal, gate: ticketTaken(ticket, runner.gate) });
+          void p.then(
+            () => runner.wireEnded(),
+            () => runner.wireEnded(),
+          );
           // A crash right here abandons the request: it dies with the runner, as in a killed process.
           p.catch(() => {});
           runner.checkpoint('request_sent', orderId);
