@@ -144,12 +144,19 @@ async function openPglite(dir: string, tuning: PgliteTuning = {}, templateDir: s
     if (root && dataDir) {
       if (isNewDataDir(dataDir)) {
         const made = await newDataDirFromTemplate(PGlite, options, root, dataDir, templateDir);
-        await collectGarbage();
+        // Only after a staging instance ran (an absent template starts none).
+        if (made === true || !made.absent) await collectGarbage();
         origin = made === true ? 'template' : 'initdb';
         if (made !== true) {
           templateSkipped = made;
           // For PGlite's initdb, as before: only this user may read the payroll's data.
-          mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+          try {
+            mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+          } catch (err) {
+            throw new DatabaseError(`cannot create the data directory ${dataDir}: ${(err as Error).message}. Choose another with --data-dir (or PAYOUTS_DATA_DIR).`, {
+              cause: err,
+            });
+          }
         }
       } else {
         origin = 'existing';
@@ -237,17 +244,21 @@ async function newDataDirFromTemplate(
   const template = await readTemplate(templateDir);
   if (!template.ok) return { absent: template.absent, reason: template.reason };
   const staging = path.join(root, 'pgdata.template-load');
-  rmSync(staging, { recursive: true, force: true });
+  try {
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging, { mode: 0o700 });
+  } catch (err) {
+    return { absent: false, reason: `its staging directory ${staging} could not be made: ${(err as Error).message}` };
+  }
   let pg: PGlite | undefined;
   try {
-    mkdirSync(staging, { mode: 0o700 });
     // The checked tar, uncompressed: PGlite must not gunzip it (see checkTar in template.ts).
     pg = new PGlite(staging, { ...options, loadDataDir: tarBlob(template.tar) });
     await pg.waitReady;
     await pg.close();
   } catch (err) {
     if (pg?.ready && !pg.closed) await pg.close().catch(() => {});
-    rmSync(staging, { recursive: true, force: true });
+    discard(staging);
     return { absent: false, reason: `PGlite could not start on it: ${(err as Error).message}` };
   }
   try {
@@ -255,10 +266,19 @@ async function newDataDirFromTemplate(
     if (existsSync(dataDir)) rmdirSync(dataDir);
     renameSync(staging, dataDir);
   } catch (err) {
-    rmSync(staging, { recursive: true, force: true });
+    discard(staging);
     return { absent: false, reason: `it could not be moved into place: ${(err as Error).message}` };
   }
   return true;
+}
+
+/** Removes a staging directory that will not be used; one left behind is removed by the next open anyway. */
+function discard(staging: string): void {
+  try {
+    rmSync(staging, { recursive: true, force: true });
+  } catch {
+    /* the next open of this data directory removes it */
+  }
 }
 
 /**
