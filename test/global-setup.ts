@@ -14,4 +14,8 @@ export default function setup(): void {
     cwd: root,
     stdio: 'inherit',
   });
+  // The rest of `npm run build`: the database template new data directories start from (a checksum when it is
+  // up to date). Tests then open new databases the way an installed copy does; test/db-template.test.ts
+  // checks that they do.
+  execFileSync(process.execPath, [path.join(root, 'dist/src/db/makeTemplate.js')], { cwd: root, stdio: 'inherit' });
 }

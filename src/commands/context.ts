@@ -99,7 +99,7 @@ export function note(io: CommandIO, line: string, level: 'info' | 'warn' | 'erro
  * Which database a command uses, printed by every command that opens one (a run from another directory or
  * another user must never silently use another database): stdout with the results, stderr in --json mode.
  */
-export function announceDb(io: CommandIO, db: Pick<Db, 'where' | 'kind'>): void {
+export function announceDb(io: CommandIO, db: Pick<Db, 'where' | 'kind' | 'templateSkipped'>): void {
   const from = io.config.db.dataDirFrom;
   const how = db.kind === 'postgres' ? ' (DATABASE_URL)' : from === 'default' ? ' (the default; --data-dir or PAYOUTS_DATA_DIR to change)' : from === 'env' ? ' (PAYOUTS_DATA_DIR)' : '';
   const line = `Database: ${db.where}${how}`;
@@ -119,6 +119,11 @@ export function announceDb(io: CommandIO, db: Pick<Db, 'where' | 'kind'>): void 
         'warn',
       );
     }
+  }
+  // A template that is there but unusable is an install problem worth one line (the database itself is
+  // fine, made by initdb); none at all (not built) is the old way of making a database and says nothing.
+  if (db.templateSkipped && !db.templateSkipped.absent) {
+    note(io, `note: the new database was made by initdb, not from the prebuilt template: ${db.templateSkipped.reason}. \`npm run build\` makes a new template.`, 'warn');
   }
   // Before the per-user default, the database lived in ./.payouts under the working directory.
   const legacy = path.join(io.cwd, '.payouts');

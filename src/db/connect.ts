@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
 import type { PGlite, PGliteOptions } from '@electric-sql/pglite';
@@ -6,6 +6,7 @@ import { DatabaseError, ProgramError } from '../errors.js';
 import { maskUrl } from '../log.js';
 import { lockDataDir } from './dataDirLock.js';
 import { migrateLatest, migrateLatestLocked } from './migrate.js';
+import { defaultTemplateDir, readTemplate, tarBlob } from './template.js';
 
 export { isAlive } from '../proc.js';
 
@@ -18,6 +19,11 @@ export interface DbOptions {
   poolMax?: number;
   /** PGlite's memory settings; the defaults are what BENCHMARKS.md "Footprint" measured. */
   pglite?: PgliteTuning;
+  /**
+   * The directory of the database template a new PGlite database is made from (src/db/template.ts).
+   * Default: the one `npm run build` makes (dist/pglite-template). Tests point it elsewhere.
+   */
+  templateDir?: string | undefined;
 }
 
 export interface PgliteTuning {
@@ -40,6 +46,13 @@ export interface Db {
   kind: 'postgres' | 'pglite';
   /** Where the data lives, safe to print (no password). */
   where: string;
+  /**
+   * PGlite only: how this open came by its database: one that was there ('existing'), or a new one made from
+   * the build's template ('template') or by PGlite's initdb ('initdb').
+   */
+  origin?: 'existing' | 'template' | 'initdb';
+  /** PGlite, a new database made by initdb: why not from the template; `absent` when the build made none. */
+  templateSkipped?: { absent: boolean; reason: string };
   close(): Promise<void>;
 }
 
@@ -62,7 +75,9 @@ const CONNECT_TIMEOUT_MS = 30_000;
  * (exit 2) when the database cannot be reached, opened or migrated, with what to check.
  */
 export async function openDb(opts: DbOptions = {}): Promise<Db> {
-  return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts.poolMax ?? 10) : openPglite(opts.dataDir ?? '.payouts', opts.pglite);
+  return opts.databaseUrl
+    ? openPostgres(opts.databaseUrl, opts.poolMax ?? 10)
+    : openPglite(opts.dataDir ?? '.payouts', opts.pglite, 'templateDir' in opts ? opts.templateDir : defaultTemplateDir());
 }
 
 async function openPostgres(url: string, poolMax: number): Promise<Db> {
@@ -88,35 +103,72 @@ async function openPostgres(url: string, poolMax: number): Promise<Db> {
   return { knex, kind: 'postgres', where, close: () => knex.destroy() };
 }
 
-async function openPglite(dir: string, tuning: PgliteTuning = {}): Promise<Db> {
+async function openPglite(dir: string, tuning: PgliteTuning = {}, templateDir: string | undefined): Promise<Db> {
   const t = { ...DEFAULT_PGLITE_TUNING, ...tuning };
   let release = () => {};
+  let root: string | undefined;
   let dataDir: string | undefined;
   let where: string;
   if (dir === ':memory:') {
     where = 'PGlite in memory';
   } else {
-    const root = path.resolve(dir);
+    root = path.resolve(dir);
     dataDir = path.join(root, 'pgdata');
     where = `PGlite at ${dataDir}`;
+    // Only the directory holding the lock is made here: whether pgdata is new can be judged only under the
+    // lock, and a new one is put in place whole (from the template) or made by PGlite.
     try {
-      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      mkdirSync(root, { recursive: true, mode: 0o700 });
     } catch (err) {
       throw new DatabaseError(`cannot create the data directory ${dataDir}: ${(err as Error).message}. Choose another with --data-dir (or PAYOUTS_DATA_DIR).`, {
         cause: err,
       });
     }
-    release = await lockDataDir(root);
+    try {
+      release = await lockDataDir(root);
+    } catch (err) {
+      if (err instanceof ProgramError) throw err;
+      throw new DatabaseError(`cannot use the data directory ${root}: ${(err as Error).message}. Choose another with --data-dir (or PAYOUTS_DATA_DIR).`, {
+        cause: err,
+      });
+    }
   }
   let pglite: PGlite | undefined;
   let knex: Knex | undefined;
+  let origin: Db['origin'];
+  let templateSkipped: Db['templateSkipped'];
   try {
     if (t.baselineWasm) (await import('node:v8')).setFlagsFromString('--liftoff-only');
     const { PGlite } = await import('@electric-sql/pglite');
     const options: PGliteOptions = { startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${t.sharedBuffers}`] };
+    if (root && dataDir) {
+      if (isNewDataDir(dataDir)) {
+        const made = await newDataDirFromTemplate(PGlite, options, root, dataDir, templateDir);
+        // Only after a staging instance ran (an absent template starts none).
+        if (made === true || !made.absent) await collectGarbage();
+        origin = made === true ? 'template' : 'initdb';
+        if (made !== true) {
+          templateSkipped = made;
+          // For PGlite's initdb, as before: only this user may read the payroll's data.
+          try {
+            mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+          } catch (err) {
+            throw new DatabaseError(`cannot create the data directory ${dataDir}: ${(err as Error).message}. Choose another with --data-dir (or PAYOUTS_DATA_DIR).`, {
+              cause: err,
+            });
+          }
+        }
+      } else {
+        origin = 'existing';
+      }
+    }
     try {
-      pglite = new PGlite(dataDir, options);
-      await pglite.waitReady;
+      if (dataDir) {
+        pglite = new PGlite(dataDir, options);
+        await pglite.waitReady;
+      } else {
+        ({ pglite, origin, templateSkipped } = await newMemoryDb(PGlite, options, templateDir));
+      }
     } catch (err) {
       throw new DatabaseError(
         `cannot open the embedded database ${where}: ${(err as Error).message}. ` +
@@ -129,6 +181,7 @@ async function openPglite(dir: string, tuning: PgliteTuning = {}): Promise<Db> {
     // The instance is passed in (not a file name) so PGlite gets our options and its errors are ours to word.
     knex = knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: { pglite } } as unknown as Knex.Config);
     try {
+      // A database new from the template is as empty as one from initdb: every migration applies here.
       await migrateLatest(knex);
     } catch (err) {
       throw asProgramError(err, `migrating the database ${where} failed`);
@@ -145,6 +198,8 @@ async function openPglite(dir: string, tuning: PgliteTuning = {}): Promise<Db> {
     knex: k,
     kind: 'pglite',
     where,
+    origin,
+    ...(templateSkipped ? { templateSkipped } : {}),
     close: async () => {
       try {
         await k.destroy();
@@ -155,6 +210,117 @@ async function openPglite(dir: string, tuning: PgliteTuning = {}): Promise<Db> {
       }
     },
   };
+}
+
+type PGliteClass = typeof import('@electric-sql/pglite').PGlite;
+
+/**
+ * pgdata does not exist, or is an empty directory (an earlier version made it before running initdb, and
+ * was stopped before initdb wrote anything): there is nothing in it to lose. Anything else is an existing
+ * database (or something a person must look at) and is opened as it is, never replaced.
+ */
+function isNewDataDir(dataDir: string): boolean {
+  try {
+    return statSync(dataDir).isDirectory() && readdirSync(dataDir).length === 0;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+/**
+ * Makes the new data directory from the template: loaded (PGlite's loadDataDir) into `<root>/pgdata.template-load`,
+ * started once there (which is what proves the template fits this PGlite) and closed, then renamed to pgdata.
+ * So pgdata appears whole or not at all: a process killed during the load leaves only the staging directory,
+ * which the next open (holding the lock, so nobody else can be loading) removes. Returns true, or why not.
+ * The caller holds the data directory's lock.
+ */
+async function newDataDirFromTemplate(
+  PGlite: PGliteClass,
+  options: PGliteOptions,
+  root: string,
+  dataDir: string,
+  templateDir: string | undefined,
+): Promise<true | { absent: boolean; reason: string }> {
+  const template = await readTemplate(templateDir);
+  if (!template.ok) return { absent: template.absent, reason: template.reason };
+  const staging = path.join(root, 'pgdata.template-load');
+  try {
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging, { mode: 0o700 });
+  } catch (err) {
+    return { absent: false, reason: `its staging directory ${staging} could not be made: ${(err as Error).message}` };
+  }
+  let pg: PGlite | undefined;
+  try {
+    // The checked tar, uncompressed: PGlite must not gunzip it (see checkTar in template.ts).
+    pg = new PGlite(staging, { ...options, loadDataDir: tarBlob(template.tar) });
+    await pg.waitReady;
+    await pg.close();
+  } catch (err) {
+    if (pg?.ready && !pg.closed) await pg.close().catch(() => {});
+    discard(staging);
+    return { absent: false, reason: `PGlite could not start on it: ${(err as Error).message}` };
+  }
+  try {
+    // rmdir removes only an empty directory: what isNewDataDir found, never a database.
+    if (existsSync(dataDir)) rmdirSync(dataDir);
+    renameSync(staging, dataDir);
+  } catch (err) {
+    discard(staging);
+    return { absent: false, reason: `it could not be moved into place: ${(err as Error).message}` };
+  }
+  return true;
+}
+
+/** Removes a staging directory that will not be used; one left behind is removed by the next open anyway. */
+function discard(staging: string): void {
+  try {
+    rmSync(staging, { recursive: true, force: true });
+  } catch {
+    /* the next open of this data directory removes it */
+  }
+}
+
+/**
+ * One full garbage collection, once, after the template's staging instance. Measured (BENCHMARKS.md): that
+ * closed instance's WASM memory and the tar's buffers (~100 MB) stay resident until V8 happens to collect
+ * them, which on the first `payouts demo` was after the run had grown, so both counted at the peak (~290
+ * against ~250 MiB). `gc` is not exposed to programs; the flag set at run time gives it to a new context.
+ * Best effort: without it, only the peak is higher.
+ */
+async function collectGarbage(): Promise<void> {
+  try {
+    (await import('node:v8')).setFlagsFromString('--expose-gc');
+    const gc = (await import('node:vm')).runInNewContext('gc') as (() => void) | undefined;
+    // After a turn of the event loop: PGlite lets go of the closed instance only once its close has settled.
+    await new Promise((r) => setImmediate(r));
+    gc?.();
+  } catch {
+    /* not available: the memory is freed at V8's next collection instead */
+  }
+}
+
+/** A database in memory: from the template when there is a usable one (half the time of initdb), else initdb. */
+async function newMemoryDb(
+  PGlite: PGliteClass,
+  options: PGliteOptions,
+  templateDir: string | undefined,
+): Promise<{ pglite: PGlite; origin: 'template' | 'initdb'; templateSkipped?: { absent: boolean; reason: string } }> {
+  const template = await readTemplate(templateDir);
+  let skipped: { absent: boolean; reason: string } = template.ok ? { absent: false, reason: '' } : { absent: template.absent, reason: template.reason };
+  if (template.ok) {
+    const pg = new PGlite({ ...options, loadDataDir: tarBlob(template.tar) });
+    try {
+      await pg.waitReady;
+      return { pglite: pg, origin: 'template' };
+    } catch (err) {
+      if (pg.ready && !pg.closed) await pg.close().catch(() => {});
+      skipped = { absent: false, reason: `PGlite could not start on it: ${(err as Error).message}` };
+    }
+  }
+  const pg = new PGlite(options);
+  await pg.waitReady;
+  return { pglite: pg, origin: 'initdb', templateSkipped: skipped };
 }
 
 /** A PostgreSQL connection failure in words a person can act on. */
