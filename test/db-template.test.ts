@@ -216,7 +216,7 @@ describe('without a usable template: initdb, as before, and no error', { timeout
   it('the command says so when the template is unusable, and carries on', async () => {
     const { announceDb } = await import('../src/commands/context.js');
     const lines: string[] = [];
-    const io = { config: { db: { dataDirFrom: 'flag', dataDir: '/x' } }, cwd: '/', out: (l: string) => lines.push(l), err: (l: string) => lines.push(l) };
+    const io = { config: { db: { dataDirFrom: 'flag', dataDir: '/x', defaultDataDir: '/nonexistent-default' } }, cwd: '/', out: (l: string) => lines.push(l), err: (l: string) => lines.push(l) };
     announceDb(io as never, { where: 'PGlite at /x/pgdata', kind: 'pglite', templateSkipped: { absent: false, reason: 'it was made by PGlite 0.0.1, this is PGlite 0.5.16' } });
     expect(lines.join('\n')).toMatch(/made by initdb, not from the prebuilt template: it was made by PGlite 0\.0\.1.*npm run build/);
     lines.length = 0;
