@@ -361,3 +361,19 @@ describe('results on stdout while the block is drawn on the same terminal', () =
     expect(out).toBe('\x1b[1A\r\x1b[J⠙ Checking the balance\n');
   });
 });
+
+describe('the expected duration before the yes (issue 20 point 7)', () => {
+  it('two requests per payout at --rate: 3,000 payouts at 5/s take about 20 minutes', async () => {
+    const { expectedDuration, confirmLines } = await import('../src/cli/confirm.js');
+    expect(expectedDuration(3000, 5)).toBe('about 20 min');
+    expect(expectedDuration(40, 5)).toBe('about 16 s');
+    expect(expectedDuration(100_000, 5)).toBe('about 11 h 7 min');
+    const lines = confirmLines({
+      batch: { name: 'nov', revision: 1 },
+      preflight: { toSend: 3000, amountPaise: 100n, feesPaise: 0n, needPaise: 100n, balancePaise: 1000n, shortfallPaise: 0n, byMethod: [{ method: 'IMPS', count: 3000, amountPaise: 100n }] },
+      baseUrl: 'https://api.example.com',
+      rate: 5,
+    });
+    expect(lines.join('\n')).toContain('sending takes about 20 min at --rate 5 (an initiate and a status check per payout share it), then the bank settles');
+  });
+});

@@ -25,6 +25,19 @@ export interface ConfirmFacts {
   control?: { rows?: number | undefined; totalPaise?: Paise | undefined } | undefined;
   /** What changed since the previous batch (the file's, or the stored batch's on resume). */
   plan?: ChangePlan | undefined;
+  /** The run's --rate: what the expected duration is worked out from. */
+  rate?: number | undefined;
+}
+
+/**
+ * How long sending takes at least: every payout needs its initiate and at least one status check, and both
+ * share the one rate budget (--rate), so about two requests per payout; the bank's settling comes on top.
+ */
+export function expectedDuration(toSend: number, rate: number): string {
+  const seconds = Math.ceil((toSend * 2) / Math.max(0.1, rate));
+  if (seconds < 90) return `about ${seconds} s`;
+  const minutes = Math.round(seconds / 60);
+  return minutes < 90 ? `about ${minutes} min` : `about ${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
 export interface ApiTarget {
@@ -81,6 +94,9 @@ export function confirmLines(f: ConfirmFacts): string[] {
   for (const m of pf.byMethod) lines.push(`  ${m.method.padEnd(width)} ${String(m.count).padStart(7)} payouts  ${r(m.amountPaise).padStart(18)}`);
   lines.push(`  ${'total'.padEnd(width)} ${String(pf.toSend).padStart(7)} payouts  ${r(pf.amountPaise).padStart(18)}`);
   lines.push(`  fees (estimate, --fee-per-payout): ${r(pf.feesPaise)}; needed ${r(pf.needPaise)}`);
+  if (f.rate !== undefined && pf.toSend > 0) {
+    lines.push(`  sending takes ${expectedDuration(pf.toSend, f.rate)} at --rate ${f.rate} (an initiate and a status check per payout share it), then the bank settles`);
+  }
   if (pf.balancePaise !== null) lines.push(`  wallet balance ${r(pf.balancePaise)} now, about ${r(pf.balancePaise - pf.needPaise)} after`);
 
   // What will not be sent, and why.

@@ -188,7 +188,7 @@ async function confirm(
   pf: Preflight,
   ingest: IngestResult | undefined,
   statuses: StatusTotalsLike,
-  control: { expectRows?: number | undefined; expectTotalPaise?: Paise | undefined },
+  control: { expectRows?: number | undefined; expectTotalPaise?: Paise | undefined; rate?: number | undefined },
   plan: ChangePlan,
 ): Promise<boolean> {
   io.screen?.clearStatus();
@@ -200,6 +200,7 @@ async function confirm(
     statuses,
     control: { rows: control.expectRows, totalPaise: control.expectTotalPaise },
     plan,
+    rate: control.rate,
   });
   if (rec.decision === 'declined') lines.unshift(`This batch was declined at a prompt earlier${rec.decided_at ? ` (${localTime(rec.decided_at, DEFAULT_TIME_ZONE)})` : ''}; answering y now approves it.`);
   for (const l of lines) note(io, l);
