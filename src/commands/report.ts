@@ -38,14 +38,23 @@ export async function reportCommand(io: CommandIO, o: ReportCommandOptions): Pro
       return 0;
     }
     if (o.format && o.format !== 'all') {
-      const r = await writeReport(db.knex, o.batch, dir, o.format, { timeZone });
+      const r = await writeReport(db.knex, o.batch, dir, o.format, { timeZone, apiHost: apiHostOf(io.config.api.baseUrl) });
       if (io.json) printJson(io, { batch: o.batch, files: { [o.format]: r.file }, summary: r.summary });
       else io.out(`Report: ${r.file}`);
       return 0;
     }
-    const r = await writeReports(db.knex, o.batch, dir, { timeZone });
+    const r = await writeReports(db.knex, o.batch, dir, { timeZone, apiHost: apiHostOf(io.config.api.baseUrl) });
     if (io.json) printJson(io, { batch: o.batch, files: { csv: r.csv, json: r.json, html: r.html }, summary: r.summary });
     else io.out(`Report: ${r.csv}, ${r.json} and ${r.html}`);
     return 0;
   });
+}
+
+function apiHostOf(baseUrl: string | undefined): string | undefined {
+  if (!baseUrl) return undefined;
+  try {
+    return new URL(baseUrl).host;
+  } catch {
+    return undefined;
+  }
 }

@@ -119,3 +119,9 @@ export async function rowsInStates(db: Knex, batch: string, states: readonly Row
     .orderBy('id')
     .limit(limit);
 }
+
+/** The user_ids (merchant ids) the batch's rows are paid under: a few, for the report's header. */
+export async function userIdsOf(db: Knex, batch: string, limit = 5): Promise<string[]> {
+  const rows = (await db('payout_rows').where({ batch }).whereNotNull('user_id').distinct('user_id').orderBy('user_id').limit(limit)) as { user_id: string }[];
+  return rows.map((r) => r.user_id);
+}

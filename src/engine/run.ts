@@ -288,6 +288,15 @@ async function sendAndPoll(
   return finishRun(runner, opts, base, pf, undefined, stopped, collisions());
 }
 
+/** The API's host for the reports (never a password or a path). */
+function hostOf(baseUrl: string): string | undefined {
+  try {
+    return new URL(baseUrl).host;
+  } catch {
+    return undefined;
+  }
+}
+
 function actorOf(opts: RunOptions): Actor {
   return opts.actor ?? { name: 'cli', from: 'cli' };
 }
@@ -397,7 +406,7 @@ async function finishRun(
   let report: ReportPaths | undefined;
   let reportError: string | undefined;
   try {
-    report = await writeReports(db, opts.batch, opts.reportDir ?? 'reports', { timeZone: opts.reportTimeZone });
+    report = await writeReports(db, opts.batch, opts.reportDir ?? 'reports', { timeZone: opts.reportTimeZone, apiHost: hostOf(runner.client.baseUrl) });
   } catch (err) {
     // Money may have moved: a report that cannot be written never turns into "rows not paid".
     reportError = (err as Error).message;

@@ -3,6 +3,7 @@ import { formatRupeesIndian, parseRupees } from '../money.js';
 import { REPORT_STATUSES, STATUS_LABELS, type ReportStatus } from '../states.js';
 import type { BatchSummary, GroupSummary, Totals } from './summary.js';
 import type { ReportRow } from './rows.js';
+import { localTime } from './time.js';
 
 /**
  * The HTML report: one self-contained file (inline CSS, an inline SVG chart, no script, no external
@@ -106,7 +107,11 @@ function moneyTile(key: string, label: string, amount: string, note: string): st
   );
 }
 
-/** Two stacked bars, rows and rupees by status, with counts in their titles (hover) and a legend. */
+/**
+ * Two stacked bars, rows and rupees by status, with counts in their titles (hover) and a legend. Every
+ * segment is labelled: inside when it is wide enough, otherwise under the bar in its own colour (a thin
+ * "rejected" segment must not go unnamed).
+ */
 function chartSvg(s: BatchSummary): string {
   const W = 1000;
   const left = 90;
@@ -118,6 +123,7 @@ function chartSvg(s: BatchSummary): string {
     let x = left;
     let out = `<text x="0" y="${y + 22}" font-size="14" fill="#333">${esc(label)}</text>`;
     if (total === 0n) return out + `<rect x="${left}" y="${y}" width="${barW}" height="34" fill="#eee"/>`;
+    let below = 0;
     present.forEach((st, i) => {
       // Widths in thousandths of the bar, from exact integers; no float sums of money.
       const w = Number((values[i]! * BigInt(barW) * 1000n) / total) / 1000;
@@ -126,17 +132,25 @@ function chartSvg(s: BatchSummary): string {
       out +=
         `<rect x="${x.toFixed(2)}" y="${y}" width="${w.toFixed(2)}" height="34" fill="${COLORS[st]}" data-status="${st}" data-kind="${kind}" ` +
         `data-value="${esc(kind === 'rows' ? s.counts[st] : s.totals[st].amount)}"><title>${esc(`${STATUS_LABELS[st]}: ${shown}`)}</title></rect>`;
-      if (w > 60) {
-        out += `<text x="${(x + w / 2).toFixed(2)}" y="${y + 22}" font-size="13" fill="#fff" text-anchor="middle">${esc(kind === 'rows' ? s.counts[st] : '')}</text>`;
+      const text = kind === 'rows' ? String(s.counts[st]) : rupeesText(s.totals[st].amount);
+      const inside = text.length * 8 + 8 < w;
+      if (inside) {
+        out += `<text x="${(x + w / 2).toFixed(2)}" y="${y + 22}" font-size="13" fill="#fff" text-anchor="middle" data-label="${st}">${esc(text)}</text>`;
+      } else {
+        // Under the bar, left to right, so neighbouring small segments do not print over each other.
+        const lx = Math.max(x + w / 2, left + below);
+        const name = `${STATUS_LABELS[st]} ${text}`;
+        out += `<text x="${lx.toFixed(2)}" y="${y + 48}" font-size="11" fill="${COLORS[st]}" data-label="${st}">${esc(name)}</text>`;
+        below = lx - left + name.length * 6.2 + 10;
       }
       x += w;
     });
     return out;
   };
   const svg =
-    `<svg class="chart" role="img" aria-label="Rows and rupees by status" viewBox="0 0 ${W} 100" xmlns="http://www.w3.org/2000/svg">` +
+    `<svg class="chart" role="img" aria-label="Rows and rupees by status" viewBox="0 0 ${W} 132" xmlns="http://www.w3.org/2000/svg">` +
     bar(4, 'Rows', 'rows') +
-    bar(56, 'Rupees', 'amount') +
+    bar(72, 'Rupees', 'amount') +
     `</svg>`;
   const legend =
     `<ul class="legend">` +
@@ -166,8 +180,27 @@ export interface HtmlInput {
   notPaid: ReportRow[];
   /** How many rows not paid there are in all (more than notPaid.length when the list was cut). */
   notPaidTotal: number;
+  /** Rows paid, in row order, with their UTRs; at most a page of them (the CSV has every one). */
+  paid?: ReportRow[];
   /** Names of the sibling files (CSV, JSON) to point at. */
   csvName?: string;
+}
+
+function paidTable(input: HtmlInput, s: BatchSummary): string {
+  const paid = input.paid ?? [];
+  if (paid.length === 0) return '<p class="sub">No row paid yet.</p>';
+  return (
+    `<table data-table="paid"><thead><tr><th class="n">Row</th><th>${esc(s.reference_column ?? 'Reference')}</th><th>Beneficiary</th><th>Account</th><th class="n">Amount</th><th>UTR</th><th>Paid at</th></tr></thead><tbody>` +
+    paid
+      .map(
+        (r) =>
+          `<tr data-row="${esc(r.row)}"><td class="n">${esc(r.row)}</td><td>${esc(r.reference ?? '')}</td><td>${esc(r.beneficiary_name ?? '')}</td><td>${esc(r.account)}</td>` +
+          `<td class="n">${esc(rupeesText(r.amount))}</td><td data-utr>${esc(r.utr ?? '')}</td><td>${esc(r.final_at ? localTime(r.final_at, s.time_zone) : '—')}</td></tr>`,
+      )
+      .join('') +
+    `</tbody></table>` +
+    (s.counts.approved > paid.length ? `<p class="sub">Showing the first ${esc(paid.length)} of ${esc(s.counts.approved)} rows paid; the CSV report${input.csvName ? ` (${esc(input.csvName)})` : ''} lists every row with its UTR.</p>` : '')
+  );
 }
 
 export function renderHtml(input: HtmlInput): string {
@@ -232,6 +265,7 @@ export function renderHtml(input: HtmlInput): string {
 <h1>Payout report: ${esc(s.batch)}</h1>
 <p class="sub">${s.source_file ? `File ${esc(path.basename(s.source_file))}` : 'No file recorded'}${s.revision && s.revision > 1 ? `, revision ${esc(s.revision)}` : ''} · ${esc(s.rows)} rows totalling ${esc(rupeesText(s.amount))} ·
 <span class="state ${finished ? 'done' : 'open'}" data-finished="${finished}">${finished ? 'finished' : unfinished ? `not finished: ${esc(unfinished)} rows not final` : 'open'}</span></p>
+<p class="sub" data-api>${s.api_host ? `Paid through the API at ${esc(s.api_host)}` : 'API not recorded'}${s.user_ids.length ? ` · merchant user_id ${s.user_ids.map(esc).join(', ')}` : ''}</p>
 ${s.decision === 'declined' ? `<div class="warn">This batch was declined at the confirmation prompt: its rows are not sent until a run is confirmed again.</div>` : ''}
 ${s.possibly_debited.count > 0 ? `<div class="warn">${esc(s.possibly_debited.count)} payouts (${esc(rupeesText(s.possibly_debited.amount))}) may have been paid but their outcome is not known yet. Do not pay them by hand: <code>payouts resume ${esc(s.batch)}</code> asks the API first.</div>` : ''}
 <section>
@@ -258,6 +292,18 @@ ${s.by_bank.map((g) => `<tr data-bank="${esc(g.bank_code ?? '')}"><td>${esc(g.ba
 <section>
 <h2>Rows not paid (${esc(input.notPaidTotal)})</h2>
 ${rowsTable}
+</section>
+<section>
+<h2>Rows paid (${esc(s.counts.approved)})</h2>
+${paidTable(input, s)}
+</section>
+<section>
+<h2>Approvals</h2>
+${s.approvals.length
+    ? `<table data-table="approvals"><thead><tr><th class="n">Revision</th><th>Decision</th><th>By</th><th>When</th><th>File sha256</th><th>Note</th></tr></thead><tbody>` +
+      s.approvals.map((a) => `<tr><td class="n">${esc(a.revision)}</td><td>${esc(a.decision)}</td><td>${esc(a.by)}</td><td>${esc(timeText(a.at))}</td><td><code>${esc(a.file_sha256.slice(0, 12))}…</code></td><td>${esc(a.note ?? '')}</td></tr>`).join('') +
+      `</tbody></table>`
+    : '<p class="sub">No recorded approval (a yes at the terminal or --yes is the yes of that run only).</p>'}
 </section>
 <section>
 <h2>Timings (${esc(s.time_zone)})</h2>

@@ -22,8 +22,10 @@ export interface ReportOptions {
   timeZone?: string | undefined;
   /** The generation time (tests). Default now. */
   now?: Date | undefined;
-  /** At most this many rows not paid are listed in the HTML report (the CSV has them all). Default 1000. */
+  /** At most this many rows not paid (and paid) are listed in the HTML report (the CSV has them all). Default 1000. */
   htmlRowLimit?: number | undefined;
+  /** The API's host, named in the reports. */
+  apiHost?: string | undefined;
 }
 
 export interface ReportPaths {
@@ -95,10 +97,12 @@ const NOT_PAID_STATES: RowState[] = ALL_ROW_STATES.filter((s) => s !== 'approved
 async function htmlText(db: Knex, batch: string, l: Loaded, summary: BatchSummary, opts: ReportOptions, csvName: string): Promise<string> {
   const limit = opts.htmlRowLimit ?? 1000;
   const rows = await rowsInStates(db, batch, NOT_PAID_STATES, limit);
+  const paid = await rowsInStates(db, batch, ['approved'], limit);
   return renderHtml({
     summary,
     notPaid: rows.map((r) => reportRow(r, l.ctx)),
     notPaidTotal: summary.rows - summary.counts.approved,
+    paid: paid.map((r) => reportRow(r, l.ctx)),
     csvName,
   });
 }
@@ -115,7 +119,7 @@ export async function writeReport(
   opts: ReportOptions = {},
 ): Promise<{ file: string; summary: BatchSummary }> {
   const l = await load(db, batch, opts);
-  const summary = await summarize(db, batch, { timeZone: l.tz, now: opts.now });
+  const summary = await summarize(db, batch, { timeZone: l.tz, now: opts.now, apiHost: opts.apiHost });
   const file = reportPath(dir, batch, format);
   if (format === 'csv') await writeFileAtomic(file, csvChunks(db, batch, l));
   else if (format === 'json') await writeFileAtomic(file, jsonChunks(db, batch, l, summary));
@@ -130,7 +134,7 @@ export async function writeReport(
  */
 export async function writeReports(db: Knex, batch: string, dir: string, opts: ReportOptions = {}): Promise<ReportPaths> {
   const l = await load(db, batch, opts);
-  const summary = await summarize(db, batch, { timeZone: l.tz, now: opts.now });
+  const summary = await summarize(db, batch, { timeZone: l.tz, now: opts.now, apiHost: opts.apiHost });
   const csv = reportPath(dir, batch, 'csv');
   const json = reportPath(dir, batch, 'json');
   const html = reportPath(dir, batch, 'html');

@@ -63,9 +63,15 @@ const DIGIT_RUN = /(?<![\p{L}\d.,₹])\d(?:[ -]?\d){8,}(?![\p{L}\d]|[.,]\d|\s*pa
  * Personal data stays masked in reports: the row's account and mobile wherever a message quotes them,
  * and any other account-like digit run (a value quoted with spaces, another row's number), last 4 kept.
  */
-export function safeMessage(row: Pick<PayoutRow, 'account_no' | 'mobile'>, message: string): string {
+export function safeMessage(row: Pick<PayoutRow, 'account_no' | 'mobile'>, message: string, o: { showMobile?: boolean } = {}): string {
   let m = message;
   if (row.account_no && row.account_no.length >= 5) m = m.split(row.account_no).join(maskAccount(row.account_no));
+  // The error about the mobile itself shows it whole: it is not a number anyone can be reached on, and a
+  // person cannot fix "XXXXXXX2100 has 11 digits" without seeing which digit is extra.
+  if (o.showMobile && row.mobile) {
+    const [before, ...after] = m.split(row.mobile);
+    return [before, ...after].map((part) => part.replace(DIGIT_RUN, (run) => maskAccount(run.replace(/[ -]/g, '')))).join(row.mobile);
+  }
   if (row.mobile && row.mobile.length >= 6) m = m.split(row.mobile).join(maskAccount(row.mobile));
   return m.replace(DIGIT_RUN, (run) => maskAccount(run.replace(/[ -]/g, '')));
 }
@@ -96,7 +102,7 @@ export function reasonOf(row: ReportSourceRow, ctx: ReasonContext): string {
       reason = '';
       break;
     case 'invalid': {
-      const errs = issueList(row.errors).map((i) => msg(i.message));
+      const errs = issueList(row.errors).map((i) => (i.field === 'beneficiary_mobile_no' && i.code === 'mobile_format' ? safeMessage(row, i.message, { showMobile: true }) : msg(i.message)));
       reason = `Invalid, not sent: ${errs.length ? errs.join('; ') : 'the row could not be read'}.`;
       if (!ctx.forCorrections) reason += ` Fix it in the corrections file (payouts report ${b} --fixable) and run it with --revise.`;
       break;

@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
 import { formatRupees, parseRupees } from '../money.js';
 import { bankNameForCode } from '../batch/ifscData.js';
-import { batchForReport, reportGroups, sendTimes, type ReportGroup } from '../db/reports.js';
+import { batchForReport, reportGroups, sendTimes, userIdsOf, type ReportGroup } from '../db/reports.js';
+import { approvalsOf } from '../db/batches.js';
 import { REPORT_STATUSES, reportStatus, type ReportStatus } from '../states.js';
 import { DEFAULT_TIME_ZONE, isoLocalTime } from './time.js';
 
@@ -80,11 +81,19 @@ export interface BatchSummary extends GroupSummary {
   last_sent_at: string | null;
   last_outcome_at: string | null;
   generated_at: string;
+  /** The API the batch was paid through (its host), when the writer knows it. */
+  api_host: string | null;
+  /** The merchant user_ids its rows are paid under (at most 5). */
+  user_ids: string[];
+  /** Every approval or rejection of a revision (maker-checker, `payouts approve`), oldest first. */
+  approvals: { revision: number; decision: string; by: string; at: string | null; note: string | null; file_sha256: string }[];
 }
 
 export interface SummaryOptions {
   /** IANA time zone for the times. Default Asia/Kolkata. */
   timeZone?: string | undefined;
+  /** The API's host, for the report's header. */
+  apiHost?: string | undefined;
   /** The report's generation time (tests). Default now. */
   now?: Date | undefined;
 }
@@ -209,5 +218,8 @@ export async function summarize(db: Knex, batch: string, opts: SummaryOptions = 
     last_sent_at: iso(times.last_sent_at),
     last_outcome_at: iso(times.last_outcome_at),
     generated_at: iso(opts.now ?? new Date())!,
+    api_host: opts.apiHost ?? null,
+    user_ids: await userIdsOf(db, batch),
+    approvals: (await approvalsOf(db, batch)).map((a) => ({ revision: a.revision, decision: a.decision, by: a.by_user, at: iso(a.created_at), note: a.note, file_sha256: a.file_sha256 })),
   };
 }
