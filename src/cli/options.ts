@@ -53,6 +53,7 @@ export function runOptions<T>(y: Argv<T>) {
     .option('webhook-port', { type: 'number', describe: "Receive Alliance's webhooks on this port while the batch runs: each hint leads to one status check (never trusted itself); blind polling becomes the fallback" })
     .option('webhook-host', { type: 'string', describe: 'Address for --webhook-port (0.0.0.0 for all)', default: '127.0.0.1' })
     .option('webhook-token', { type: 'string', describe: 'Secret path segment of the webhook URL, 16+ URL-safe characters (env PAYOUTS_WEBHOOK_TOKEN; default: generated and printed)' })
+    .option('webhook-max-connections', { type: 'number', describe: 'With --webhook-port: connections open at once; more are closed as they arrive', default: 256 })
     .option('poll-timeout', { type: 'string', describe: 'After the last send, follow pending payouts this long (e.g. 10m); rows still pending exit 4', default: '10m' })
     .option('fee-per-payout', { type: 'string', describe: 'Estimated API charge per payout in rupees (e.g. 5.90), added in the balance check', default: '0' })
     .option('lease', { type: 'string', describe: 'How long a runner holds a claimed row before another may take it over', default: '2m' })

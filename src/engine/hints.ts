@@ -1,3 +1,4 @@
+import type { RateGate } from '../alliance/gate.js';
 import { sleep } from '../alliance/retry.js';
 import { rowByOrderId } from '../db/rows.js';
 import type { Runner } from './context.js';
@@ -21,8 +22,14 @@ export interface PayoutHint {
  * A webhook can overtake the answer to our own initiate (the row is still `submitting`): the check waits a
  * little for the row to become pending, then leaves it to the polling fallback.
  */
-export function payoutHintHandler(runner: Runner, opts: { submittingWaitMs?: number } = {}): (hint: PayoutHint) => Promise<PayoutHintOutcome> {
+export function payoutHintHandler(
+  runner: Runner,
+  opts: { submittingWaitMs?: number; gate?: RateGate | undefined } = {},
+): (hint: PayoutHint) => Promise<PayoutHintOutcome> {
   const waitFor = opts.submittingWaitMs ?? 3_000;
+  // In a run, a hint's check of one of its pending payouts is that payout's poll, brought forward: it goes
+  // with the polls. `payouts webhooks` sends no payouts and passes the hint lane.
+  const gate = opts.gate ?? runner.gate;
   // A duplicate delivery while that payout's check is under way adds nothing: one check answers both.
   const checking = new Set<string>();
   return async (hint) => {
@@ -41,7 +48,7 @@ export function payoutHintHandler(runner: Runner, opts: { submittingWaitMs?: num
       const row = await rowByOrderId(runner.db, hint.orderId);
       if (!row) return 'unknown_order';
       if (row.state === 'pending') {
-        await refreshRow(runner, row);
+        await refreshRow(runner, row, gate);
         runner.wake();
         return 'refreshed';
       }

@@ -1,4 +1,5 @@
 import { NotFoundError } from '../alliance/errors.js';
+import type { RateGate } from '../alliance/gate.js';
 import { withRetry } from '../alliance/retry.js';
 import { advance } from '../db/claims.js';
 import { claimDuePolls, countPending, nextPollInMs, schedulePoll } from '../db/polls.js';
@@ -13,11 +14,12 @@ const POLLABLE: RowState[] = ['pending'];
 /**
  * Fetches one payout's status and applies it if it moves the row forward. Also what a webhook hint leads
  * to: the webhook body itself is never trusted. Returns the row's state afterwards as far as this call knows.
+ * `gate`: the lane of the rate budget the request takes (a poll's by default).
  */
-export async function refreshRow(runner: Runner, row: PayoutRow): Promise<RowState> {
+export async function refreshRow(runner: Runner, row: PayoutRow, gate: RateGate = runner.gate): Promise<RowState> {
   const orderId = row.order_id!;
   try {
-    const info = await withRetry(() => runner.api(() => runner.client.payoutStatus(orderId, runner.call)), {
+    const info = await withRetry(() => runner.api(() => runner.client.payoutStatus(orderId, { ...runner.call, gate })), {
       ...runner.options.retry,
       retries: 2,
       signal: runner.signal,
