@@ -128,6 +128,7 @@ function batchArgs(argv: Args, config: Config) {
       leaseMs: parseDuration(argv['lease'] as string, '--lease', 120_000),
       ambiguousGraceMs: parseDuration(argv['grace'] as string, '--grace', 60_000),
       pollIntervalMs: parseDuration(argv['pollInterval'] as string, '--poll-interval', 2_000),
+      webhookWaitMs: parseDuration(argv['webhookWait'] as string, '--webhook-wait', 30_000),
       rateMarginMs: rateMargin(argv['rateMargin']),
       requestTimeoutMs: config.api.timeoutMs,
     },

@@ -38,6 +38,19 @@ const FAST: Partial<RunOptions> = {
   pollTimeoutMs: 8_000,
 };
 
+/** A sandbox that counts the payout status checks it receives (where the requests are paid for). */
+async function countingSandbox(over: Parameters<typeof sandbox>[0]) {
+  let status = 0;
+  const sb = await sandbox({
+    ...over,
+    logger: (line) => {
+      const l = line as { method?: string; path?: string };
+      if (l.method === 'GET' && l.path?.startsWith('api/v1/payout/') && l.path.endsWith('/status')) status++;
+    },
+  });
+  return Object.assign(sb, { statusRequests: () => status });
+}
+
 describe.each(BACKENDS)('webhooks during a run on %s', (kind) => {
   let db: TestDb;
   let dir: string;
@@ -72,6 +85,65 @@ describe.each(BACKENDS)('webhooks during a run on %s', (kind) => {
       // One initiate and one status check per payout, one balance check; duplicates dedupe to nothing more
       // than a check of a row already final (which costs none: the row is no longer pending).
       expect(sb.requestCount()).toBeLessThanOrEqual(12 * 2 + 1);
+    } finally {
+      await client.close();
+      await sb.close();
+    }
+  });
+
+  it('with webhooks, a pending payout is asked about when its webhook comes, not every poll interval (issue 20)', async () => {
+    const port = await freePort();
+    const sb = await countingSandbox({ settleMs: 1500, webhookUrl: `http://127.0.0.1:${port}/alliance/webhook/${TOKEN}` });
+    const client = clientFor(sb);
+    try {
+      const file = csv('schedule', Array.from({ length: 8 }, (_, i) => `${4100000 + i}1`));
+      const res = await runBatch(
+        {
+          batch: `${kind}-schedule`,
+          csvPath: file,
+          defaultUserId: 'M1',
+          reportDir: path.join(dir, 'r'),
+          ...FAST,
+          // A short poll interval: without webhooks each payout would be asked about 6 times before it settles.
+          pollIntervalMs: 100,
+          pollMaxIntervalMs: 400,
+          webhookWaitMs: 10_000,
+          webhooks: { port, token: TOKEN },
+        },
+        { db: db.knex, client, logger: quietLogger },
+      );
+      expect(res.exitCode, res.message).toBe(0);
+      expect(sb.statusRequests()).toBe(8);
+    } finally {
+      await client.close();
+      await sb.close();
+    }
+  });
+
+  it('a webhook that never comes: the fallback check comes after --webhook-wait and finishes the payout', async () => {
+    const port = await freePort();
+    // The sandbox posts its webhooks where nobody listens: all are lost.
+    const sb = await countingSandbox({ settleMs: 300, webhookUrl: `http://127.0.0.1:${await freePort()}/alliance/webhook/${TOKEN}`, webhookAttempts: 1 });
+    const client = clientFor(sb);
+    try {
+      const file = csv('lost', Array.from({ length: 6 }, (_, i) => `${4200000 + i}1`));
+      const res = await runBatch(
+        {
+          batch: `${kind}-lost`,
+          csvPath: file,
+          defaultUserId: 'M1',
+          reportDir: path.join(dir, 'r'),
+          ...FAST,
+          pollIntervalMs: 100,
+          pollMaxIntervalMs: 400,
+          webhookWaitMs: 1500,
+          webhooks: { port, token: TOKEN },
+        },
+        { db: db.knex, client, logger: quietLogger },
+      );
+      expect(res.exitCode, res.message).toBe(0);
+      // One check each, at the fallback: settled by then.
+      expect(sb.statusRequests()).toBe(6);
     } finally {
       await client.close();
       await sb.close();

@@ -9,6 +9,7 @@ import type { BackoffOptions } from '../alliance/retry.js';
 import { CrashError, type CrashHook, type CrashPoint } from './crash.js';
 import type { RunEvent } from './events.js';
 import { newOwner } from './owner.js';
+import { PollSchedule } from './schedule.js';
 
 /** Knobs of the engine. Every default is what an unattended payroll run should do. */
 export interface EngineOptions {
@@ -43,6 +44,11 @@ export interface EngineOptions {
   /** Default 60000. */
   pollMaxIntervalMs: number;
   /**
+   * With webhooks: how long a pending payout waits for its webhook before the first status check, until
+   * the run has seen enough webhooks to learn how long its payouts take (engine/schedule.ts). Default 30000.
+   */
+  webhookWaitMs: number;
+  /**
    * Fraction of the rate that lookups prompted by webhooks (payin hints; every lookup of `payouts
    * webhooks`) may take while payouts and polls want slots (alliance/gate.ts splitLanes). Default 0.2.
    */
@@ -62,6 +68,7 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   maxSendsPerRow: 3,
   pollIntervalMs: 2_000,
   pollMaxIntervalMs: 60_000,
+  webhookWaitMs: 30_000,
   hintShare: 0.2,
   retry: { retries: 5, baseMs: 500, maxMs: 30_000 },
 };
@@ -87,6 +94,8 @@ export class Runner {
   readonly gate: RateGate;
   /** The same budget's lane for lookups prompted by webhooks: a share of the rate while `gate` is busy. */
   readonly hintGate: RateGate;
+  /** When pending payouts are asked about (webhooks make polling the fallback). */
+  readonly schedule: PollSchedule;
   readonly options: EngineOptions;
   /** False for a cancelled batch: rows in flight are resolved, nothing new is sent. */
   mayInitiate = true;
@@ -130,6 +139,7 @@ export class Runner {
     });
     this.gate = lanes.main;
     this.hintGate = lanes.hints;
+    this.schedule = new PollSchedule(this.options);
   }
 
   /** Options for every API call of this runner: its kill switch and its rate gate. */

@@ -11,6 +11,7 @@ export interface PayoutHint {
   orderId: string;
   /** The event as sent ("payout.succeeded"): a claim, never acted on. */
   event: string;
+  receivedAt?: Date;
 }
 
 /**
@@ -48,7 +49,11 @@ export function payoutHintHandler(
       const row = await rowByOrderId(runner.db, hint.orderId);
       if (!row) return 'unknown_order';
       if (row.state === 'pending') {
-        await refreshRow(runner, row, gate);
+        const state = await refreshRow(runner, row, gate);
+        // How long payouts take to their webhook sets when the fallback poll comes (engine/schedule.ts).
+        if (state !== 'pending' && row.first_sent_at && hint.receivedAt) {
+          runner.schedule.observeWebhook(hint.receivedAt.getTime() - new Date(row.first_sent_at).getTime());
+        }
         runner.wake();
         return 'refreshed';
       }

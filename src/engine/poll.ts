@@ -27,7 +27,7 @@ export async function refreshRow(runner: Runner, row: PayoutRow, gate: RateGate 
     runner.assertAlive();
     const o = outcomeOf(row, info);
     if (o.state === 'pending') {
-      await schedulePoll(runner.db, row.id, nextDelay(runner, row.poll_count));
+      await schedulePoll(runner.db, row.id, runner.schedule.afterCheckMs(row.poll_count));
       return 'pending';
     }
     const moved = await advance(runner.db, row.id, POLLABLE, o);
@@ -43,14 +43,9 @@ export async function refreshRow(runner: Runner, row: PayoutRow, gate: RateGate 
         ? `status says order_id ${orderId} does not exist though it was accepted: \`payouts reconcile\` flags it`
         : `status check failed: ${(err as Error).message}`;
     runner.logger.warn({ orderId, err: (err as Error).message }, 'poll failed; will retry');
-    await schedulePoll(runner.db, row.id, nextDelay(runner, row.poll_count), msg);
+    await schedulePoll(runner.db, row.id, runner.schedule.afterCheckMs(row.poll_count), msg);
     return row.state;
   }
-}
-
-function nextDelay(runner: Runner, pollCount: number): number {
-  const { pollIntervalMs, pollMaxIntervalMs } = runner.options;
-  return Math.min(pollMaxIntervalMs, pollIntervalMs * 1.5 ** pollCount);
 }
 
 export interface PollLoopOptions {

@@ -225,6 +225,7 @@ async function listen(runner: Runner, w: WebhookListenOptions, stop: AbortSignal
     onPayoutHint: (h) => onPayout(h),
     onPayinHint: (h) => onPayin(h),
   });
+  runner.schedule.useWebhooks();
   if (stop) {
     if (stop.aborted) void rx.close();
     else stop.addEventListener('abort', () => void rx.close(), { once: true });
