@@ -54,7 +54,7 @@ export async function webhooksCommand(io: CommandIO, o: WebhooksCommandOptions):
       logger,
       onPayinHint: (h: WebhookHint) => onPayinHint(h),
       // A payout hint schedules one authenticated status check; only the API's answer moves the row.
-      onPayoutHint: (h: WebhookHint) => onPayoutHint(h),
+      onPayoutHint: (h: WebhookHint, stopping: AbortSignal) => onPayoutHint(h, stopping),
     });
     const shown = given ? rx.url.replace(`${WEBHOOK_PATH}${token}`, `${WEBHOOK_PATH}<your --webhook-token>`) : rx.url;
     // --json: one line when listening, one when stopped (a supervisor can read them as they come).

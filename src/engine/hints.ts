@@ -26,24 +26,24 @@ export interface PayoutHint {
 export function payoutHintHandler(
   runner: Runner,
   opts: { submittingWaitMs?: number; gate?: RateGate | undefined } = {},
-): (hint: PayoutHint) => Promise<PayoutHintOutcome> {
+): (hint: PayoutHint, stopping?: AbortSignal) => Promise<PayoutHintOutcome> {
   const waitFor = opts.submittingWaitMs ?? 3_000;
   // In a run, a hint's check of one of its pending payouts is that payout's poll, brought forward: it goes
   // with the polls. `payouts webhooks` sends no payouts and passes the hint lane.
   const gate = opts.gate ?? runner.gate;
   // A duplicate delivery while that payout's check is under way adds nothing: one check answers both.
   const checking = new Set<string>();
-  return async (hint) => {
+  return async (hint, stopping) => {
     if (checking.has(hint.orderId)) return 'in_progress';
     checking.add(hint.orderId);
     try {
-      return await check(hint);
+      return await check(hint, stopping);
     } finally {
       checking.delete(hint.orderId);
     }
   };
 
-  async function check(hint: PayoutHint): Promise<PayoutHintOutcome> {
+  async function check(hint: PayoutHint, stopping: AbortSignal | undefined): Promise<PayoutHintOutcome> {
     const until = Date.now() + waitFor;
     for (;;) {
       const row = await rowByOrderId(runner.db, hint.orderId);
@@ -57,7 +57,8 @@ export function payoutHintHandler(
         runner.wake();
         return 'refreshed';
       }
-      if (row.state !== 'submitting' || Date.now() >= until) return row.state === 'submitting' ? 'not_pending' : 'already_final';
+      // A stop does not wait out a row still submitting: the polls (a later run's) see to it.
+      if (row.state !== 'submitting' || Date.now() >= until || stopping?.aborted) return row.state === 'submitting' ? 'not_pending' : 'already_final';
       await sleep(200, runner.signal);
     }
   }

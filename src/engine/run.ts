@@ -18,7 +18,7 @@ import { sendAll } from './send.js';
 import { StopSending } from './submit.js';
 import { payoutHintHandler } from './hints.js';
 import { payinHintHandler } from './payins.js';
-import { startWebhookReceiver, type WebhookReceiver } from '../webhooks/receiver.js';
+import { startWebhookReceiver, type ReceiverStats, type WebhookReceiver } from '../webhooks/receiver.js';
 
 export type { Preflight, RunEvent } from './events.js';
 
@@ -86,6 +86,8 @@ export interface WebhookListenOptions {
   maxQueuedHints?: number | undefined;
   /** Called once listening, with the URL to give Alliance. */
   onListening?: (url: string) => void;
+  /** Called once the receiver has closed, with what it received, looked up and shed. */
+  onClosed?: (stats: ReceiverStats) => void;
 }
 
 export interface RunResult {
@@ -200,7 +202,10 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
   try {
     return await sendAndPoll(runner, opts, base, pf, () => collisions);
   } finally {
-    await receiver?.close();
+    if (receiver) {
+      await receiver.close();
+      opts.webhooks?.onClosed?.(receiver.stats());
+    }
   }
 }
 
@@ -222,7 +227,7 @@ async function listen(runner: Runner, w: WebhookListenOptions, stop: AbortSignal
     ...(w.maxConnections !== undefined ? { maxConnections: w.maxConnections } : {}),
     ...(w.maxQueuedHints !== undefined ? { maxQueuedHints: w.maxQueuedHints } : {}),
     logger: runner.logger,
-    onPayoutHint: (h) => onPayout(h),
+    onPayoutHint: (h, stopping) => onPayout(h, stopping),
     onPayinHint: (h) => onPayin(h),
   });
   runner.schedule.useWebhooks();

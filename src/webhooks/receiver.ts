@@ -34,8 +34,11 @@ export interface WebhookHint {
   receivedAt: Date;
 }
 
-/** Returns a short outcome to count (e.g. 'stored', 'unknown_order'), or nothing. */
-export type HintHandler = (hint: WebhookHint) => Promise<string | void> | string | void;
+/**
+ * Returns a short outcome to count (e.g. 'stored', 'unknown_order'), or nothing. `stopping` aborts when
+ * the receiver closes: a handler waiting on something (not a request already sent) should give up then.
+ */
+export type HintHandler = (hint: WebhookHint, stopping: AbortSignal) => Promise<string | void> | string | void;
 
 export interface ReceiverOptions {
   /** The secret path segment; at least 16 characters. */
@@ -91,7 +94,7 @@ export interface ReceiverStats {
   maxQueued: number;
   /** Connections open now. */
   connections: number;
-  /** Connections closed for being idle. */
+  /** Connections closed for sending nothing (or their headers too slowly) for too long. */
   idleClosed: number;
   /** Connections closed as they arrived: maxConnections were open. */
   refusedConnections: number;
@@ -203,6 +206,7 @@ export async function startWebhookReceiver(o: ReceiverOptions): Promise<WebhookR
   };
   const seen = new Map<string, number>();
   let closing: Promise<void> | undefined;
+  const stopping = new AbortController();
   let running = 0;
   let waiters: Array<() => void> = [];
 
@@ -249,7 +253,7 @@ export async function startWebhookReceiver(o: ReceiverOptions): Promise<WebhookR
   const lookup = (handler: HintHandler) => async (hint: WebhookHint): Promise<void> => {
     stats.hints++;
     try {
-      const outcome = await handler(hint);
+      const outcome = await handler(hint, stopping.signal);
       if (typeof outcome === 'string') stats.outcomes[outcome] = (stats.outcomes[outcome] ?? 0) + 1;
     } catch (err) {
       stats.handlerErrors++;
@@ -308,7 +312,9 @@ export async function startWebhookReceiver(o: ReceiverOptions): Promise<WebhookR
     dispatch({ kind: p.hint.kind, orderId: p.hint.orderId, event: p.hint.event, receivedAt });
   };
 
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  // Node checks its headers and request timeouts on an interval (30 s by default): once a second, so
+  // they hold to about a second.
+  const server: Server = createServer({ connectionsCheckingInterval: 1000 }, (req: IncomingMessage, res: ServerResponse) => {
     stats.received++;
     const pathname = (req.url ?? '/').split('?')[0] ?? '/';
     if (allow && !allow.has(normalizeIp(req.socket.remoteAddress))) {
@@ -369,16 +375,26 @@ export async function startWebhookReceiver(o: ReceiverOptions): Promise<WebhookR
       /* a sender that hangs up mid-body: nothing to do */
     });
   });
-  // A sender trickling bytes must not hold a connection forever.
+  // A connection that sends nothing, or trickles its headers, is closed by node's headers timeout (it
+  // counts from the connection, checked every second); one idle between keep-alive requests by the
+  // keep-alive timeout; any other silence by the socket's inactivity timeout. (Issue 18: 19,990 idle
+  // connections took a run to its open-file limit.)
   server.headersTimeout = Math.min(10_000, limits.idleTimeoutMs);
   server.requestTimeout = Math.max(30_000, limits.idleTimeoutMs);
-  // headersTimeout only starts with a request's first byte: a connection that sends nothing, or sits idle
-  // between keep-alive requests, is closed by the socket's own inactivity timeout (issue 18: 19,990 such
-  // connections took a run to its open-file limit).
   server.timeout = limits.idleTimeoutMs;
   server.keepAliveTimeout = Math.min(5_000, limits.idleTimeoutMs);
   server.on('timeout', (socket: Socket) => {
     stats.idleClosed++;
+    socket.destroy();
+  });
+  // What node would do by itself (a 408 or 400, then close), counted.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    if (timedOut) stats.idleClosed++;
+    else stats.malformed++;
+    if (socket.writable && socket.bytesWritten === 0) {
+      socket.end(timedOut ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    }
     socket.destroy();
   });
   // Beyond the cap node closes a new connection as it is accepted: its file descriptor is freed at once.
@@ -416,6 +432,7 @@ export async function startWebhookReceiver(o: ReceiverOptions): Promise<WebhookR
         server.closeAllConnections();
         // What waits is dropped now; a stop never waits for a backlog of lookups (issue 18).
         for (const q of allQueues()) stats.droppedOnStop += q.stop();
+        stopping.abort();
         await closed;
         await Promise.all(allQueues().map((q) => q.idle()));
       })();
