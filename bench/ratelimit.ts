@@ -17,6 +17,8 @@
  *   rate-1000           one runner, PostgreSQL, polling, settle 300 ms
  *   two-runners         two runners with --rate R each on one PostgreSQL batch (R = 100)
  *   webhooks            one runner, R = 200, payouts settle 30 s after creation, webhooks on, polling fallback 120 s
+ *   webhooks-20s        one runner, R = 50, payouts settle 20 s after creation, webhooks on, the default poll
+ *                       settings (--poll-interval 2s, --webhook-wait 30s): issue 20 point 7, at most 2.3 requests per payout
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -88,6 +90,8 @@ interface Scenario {
   runners: number;
   concurrency: number;
   webhooks: boolean;
+  /** The engine's default poll settings instead of the scenario's. */
+  defaultPolls?: boolean;
 }
 
 const SCENARIOS: Scenario[] = [
@@ -96,6 +100,7 @@ const SCENARIOS: Scenario[] = [
   { name: 'rate-1000', rate: 1000, payouts: 8000, settleMs: 300, backend: 'postgres', runners: 1, concurrency: 48, webhooks: false },
   { name: 'two-runners', rate: 100, payouts: 1000, settleMs: 300, backend: 'postgres', runners: 2, concurrency: 8, webhooks: false },
   { name: 'webhooks', rate: 200, payouts: 3000, settleMs: 30_000, backend: 'pglite', runners: 1, concurrency: 16, webhooks: true },
+  { name: 'webhooks-20s', rate: 50, payouts: 1000, settleMs: 20_000, backend: 'pglite', runners: 1, concurrency: 8, webhooks: true, defaultPolls: true },
 ];
 
 /** Starts the sandbox, enforcing the limit and timestamping arrivals, in its own process (far-side.ts). */
@@ -141,8 +146,7 @@ async function run(s: Scenario, dir: string): Promise<Record<string, unknown>> {
       rate: s.rate,
       concurrency: s.concurrency,
       reportDir: path.join(dir, 'reports'),
-      pollIntervalMs: s.webhooks ? 120_000 : 1000,
-      pollMaxIntervalMs: s.webhooks ? 300_000 : 5000,
+      ...(s.defaultPolls ? {} : { pollIntervalMs: s.webhooks ? 120_000 : 1000, pollMaxIntervalMs: s.webhooks ? 300_000 : 5000 }),
       pollTimeoutMs: 600_000,
       ...(s.webhooks ? { webhooks: { port, token } } : {}),
     };

@@ -118,11 +118,21 @@ function batchArgs(argv: Args, config: Config) {
     yes: Boolean(argv['yes']),
     as: argv['as'] as string | undefined,
     notifyUrl: config.notifyUrl,
-    ...(argv['webhookPort'] !== undefined ? { webhooks: { port: argv['webhookPort'] as number, host: argv['webhookHost'] as string | undefined, token: config.webhookToken } } : {}),
+    ...(argv['webhookPort'] !== undefined
+      ? {
+          webhooks: {
+            port: argv['webhookPort'] as number,
+            host: argv['webhookHost'] as string | undefined,
+            token: config.webhookToken,
+            maxConnections: argv['webhookMaxConnections'] as number | undefined,
+          },
+        }
+      : {}),
     engine: {
       leaseMs: parseDuration(argv['lease'] as string, '--lease', 120_000),
       ambiguousGraceMs: parseDuration(argv['grace'] as string, '--grace', 60_000),
       pollIntervalMs: parseDuration(argv['pollInterval'] as string, '--poll-interval', 2_000),
+      webhookWaitMs: parseDuration(argv['webhookWait'] as string, '--webhook-wait', 30_000),
       rateMarginMs: rateMargin(argv['rateMargin']),
       requestTimeoutMs: config.api.timeoutMs,
     },
@@ -580,7 +590,10 @@ const cli = yargs(hideBin(process.argv))
         .option('webhook-token', { type: 'string', describe: 'Secret path segment, 16+ URL-safe characters (env PAYOUTS_WEBHOOK_TOKEN; default: generated)' })
         .option('allow-ip', { type: 'array', string: true, describe: 'Only these addresses may post (repeatable)' })
         .option('max-body', { type: 'number', describe: 'Largest body in bytes', default: 65536 })
-        .option('rate', { type: 'number', default: 5, describe: 'API requests per second for the status checks hints lead to (shared with batch runs on PostgreSQL)' })
+        .option('rate', { type: 'number', default: 5, describe: 'API requests per second for the status checks hints lead to (shared with batch runs on PostgreSQL, where these checks keep to a fifth of it)' })
+        .option('idle-timeout', { type: 'string', default: '30s', describe: 'Close a connection that sends nothing for this long' })
+        .option('max-connections', { type: 'number', default: 256, describe: 'Connections open at once; more are closed as they arrive' })
+        .option('max-queued', { type: 'number', default: 1000, describe: 'Hints waiting for their check, per kind (payout, payin); more are dropped and counted' })
         .example('PAYOUTS_WEBHOOK_TOKEN=… $0 webhooks --port 4020 --host 0.0.0.0', 'Give Alliance http://<host>:4020/alliance/webhook/<token>'),
     run(
       async (argv) => {
@@ -591,9 +604,12 @@ const cli = yargs(hideBin(process.argv))
           allowIps: argv['allowIp'] as string[] | undefined,
           maxBodyBytes: argv['maxBody'] as number | undefined,
           rate: argv['rate'] as number,
+          idleTimeoutMs: parseDuration(argv['idleTimeout'] as string, '--idle-timeout', 30_000),
+          maxConnections: argv['maxConnections'] as number,
+          maxQueuedHints: argv['maxQueued'] as number,
         });
       },
-      { stopping: 'no new webhooks are taken; the checks in flight finish' },
+      { stopping: 'no new webhooks are taken; hints waiting are dropped; the checks in flight finish' },
     ),
   )
 

@@ -11,7 +11,7 @@ import { BACKENDS, freshDb, type TestDb } from './helpers/db.js';
 import { clientFor, quietLogger, sandbox, tmpDir } from './helpers/env.js';
 import { maxInWindow } from '../bench/meter.js';
 import { startMeterProcess } from './helpers/meter.js';
-import { LocalGate } from '../src/alliance/gate.js';
+import { LocalGate, splitLanes, type RateGate } from '../src/alliance/gate.js';
 import { runBatch, type RunOptions } from '../src/engine/run.js';
 import { openDb } from '../src/db/connect.js';
 import { ingestFile } from '../src/engine/ingest.js';
@@ -83,6 +83,62 @@ describe('the rate gate on its own', () => {
     const p = gate.take(stop.signal);
     stop.abort(new Error('stop'));
     await expect(p).rejects.toThrow('stop');
+  });
+});
+
+describe('the hint lane (webhook lookups never starve the payouts)', () => {
+  /** Takes `n` tickets on `lane`, each sent at once; returns the grant times. */
+  function flood(lane: RateGate, n: number, signal?: AbortSignal): { times: number[]; done: Promise<unknown> } {
+    const times: number[] = [];
+    const done = Promise.allSettled(
+      Array.from({ length: n }, async () => {
+        const t = await lane.take(signal);
+        times.push(performance.now());
+        t.sent();
+      }),
+    );
+    return { times, done };
+  }
+
+  it('while payouts want slots, hints get at most their share of the rate; once payouts are done, all of it', async () => {
+    const lanes = splitLanes(new LocalGate({ rate: 50 }), { rate: 50, share: 0.2 });
+    const main = flood(lanes.main, 100);
+    const hints = flood(lanes.hints, 60);
+    await main.done;
+    const mainEnd = Math.max(...main.times);
+    const during = hints.times.filter((t) => t <= mainEnd);
+    // 100 payouts at 50/s take 2 s: hints had a fifth of each window (10 of 50), never more.
+    expect(maxInWindow(during, 1040)).toBeLessThanOrEqual(10);
+    expect(during.length).toBeGreaterThan(0);
+    expect(during.length).toBeLessThanOrEqual(Math.ceil(((mainEnd - Math.min(...main.times)) / 1040 + 1) * 10));
+    await hints.done;
+    // After the payouts, the rest went at the gate's own pace: more than 10 in some window.
+    expect(maxInWindow(hints.times.filter((t) => t > mainEnd + 1040), 1040)).toBeGreaterThan(10);
+  });
+
+  it('on a budget shared with unseen processes (PostgreSQL), hints keep to their share even alone', async () => {
+    const lanes = splitLanes(new LocalGate({ rate: 50 }), { rate: 50, share: 0.2, alwaysCap: true });
+    const t0 = performance.now();
+    const hints = flood(lanes.hints, 25);
+    await hints.done;
+    expect(maxInWindow(hints.times, 1040)).toBeLessThanOrEqual(10);
+    // 25 at 10 per window: two full windows at least.
+    expect(performance.now() - t0).toBeGreaterThan(2 * 1040 - 50);
+  });
+
+  it('a hint given up while waiting (a stop) rejects at once and takes no slot', async () => {
+    const lanes = splitLanes(new LocalGate({ rate: 5 }), { rate: 5, share: 0.2, alwaysCap: true });
+    (await lanes.hints.take()).sent();
+    const stop = new AbortController();
+    const waiting = flood(lanes.hints, 20, stop.signal);
+    stop.abort(new Error('stop'));
+    const results = (await waiting.done) as PromiseSettledResult<unknown>[];
+    expect(results.every((r) => r.status === 'rejected')).toBe(true);
+    expect(waiting.times).toHaveLength(0);
+    // The payouts' lane is not held up by what the hints left behind.
+    const t0 = performance.now();
+    (await lanes.main.take()).sent();
+    expect(performance.now() - t0).toBeLessThan(1040);
   });
 });
 

@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { webhooksCommand } from '../src/commands/webhooks.js';
@@ -47,6 +48,37 @@ async function post(url: string, body: string | object, headers: Record<string, 
   });
   const text = await res.text();
   return { status: res.status, ms: Date.now() - t, json: text ? JSON.parse(text) : undefined };
+}
+
+/** A raw TCP connection to the receiver, with what it was sent back. */
+async function openSocket(port: number): Promise<{ socket: Socket; closed: Promise<void>; received: () => string }> {
+  const socket = connect(port, '127.0.0.1');
+  let data = '';
+  socket.on('data', (d: Buffer) => (data += d.toString()));
+  socket.on('error', () => {});
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve());
+    socket.once('error', reject);
+  });
+  return { socket, closed, received: () => data };
+}
+
+/** True when the server closed the connection within `ms` (a generous bound: the point is closed, not fast). */
+async function closedWithin(s: { closed: Promise<void>; socket: Socket }, ms: number): Promise<boolean> {
+  let t: NodeJS.Timeout | undefined;
+  const r = await Promise.race([s.closed.then(() => true), new Promise<boolean>((res) => (t = setTimeout(() => res(false), ms)))]);
+  clearTimeout(t);
+  if (!r) s.socket.destroy();
+  return r;
+}
+
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 const payinEvent = (orderId: string, event = 'payin.succeeded', over: Record<string, unknown> = {}) => ({
@@ -177,6 +209,96 @@ describe('the receiver', () => {
     expect(calls).toBe(5);
     // Still serving.
     expect((await post(rx.url, payinEvent('AFTER'))).status).toBe(200);
+  });
+
+  it('closes a connection that sends nothing, and an idle keep-alive, within the idle timeout (default 30 s)', async () => {
+    const { rx, hints } = await receiver({ idleTimeoutMs: 300 });
+    const { port } = new URL(rx.url);
+    // Never a byte.
+    const silent = await openSocket(Number(port));
+    // One request on a kept-alive connection, then nothing.
+    const kept = await openSocket(Number(port));
+    const body = JSON.stringify(payinEvent('KEPT'));
+    kept.socket.write(`POST ${new URL(rx.url).pathname} HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    // Far longer than the timeout, far shorter than a stuck connection: closed, not merely slow.
+    expect(await closedWithin(silent, 5_000)).toBe(true);
+    expect(await closedWithin(kept, 5_000)).toBe(true);
+    expect(kept.received()).toMatch(/^HTTP\/1\.1 200/);
+    await rx.idle();
+    expect(hints.map((h) => h.orderId)).toEqual(['KEPT']);
+    await until(() => rx.stats().connections === 0);
+    expect(rx.stats().idleClosed).toBe(2);
+    // The default a real receiver gets.
+    expect((await receiver()).rx.limits).toMatchObject({ idleTimeoutMs: 30_000, maxConnections: 256, maxQueuedHints: 1000 });
+  });
+
+  it('caps open connections: one more is closed as it arrives, and the receiver serves again once some go', async () => {
+    const { rx } = await receiver({ maxConnections: 3 });
+    const port = Number(new URL(rx.url).port);
+    const held = [await openSocket(port), await openSocket(port), await openSocket(port)];
+    await until(() => rx.stats().connections === 3);
+    const extra = await openSocket(port);
+    expect(await closedWithin(extra, 5_000)).toBe(true);
+    expect(rx.stats()).toMatchObject({ refusedConnections: 1, connections: 3 });
+    for (const h of held) h.socket.destroy();
+    await until(() => rx.stats().connections === 0);
+    expect((await post(rx.url, payinEvent('AFTER-CAP'))).status).toBe(200);
+  });
+
+  it('a flood of distinct hints: at most maxQueuedHints wait, the rest are dropped and counted; one waits per order_id; no body is kept', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const got: WebhookHint[] = [];
+    let running = 0;
+    let mostRunning = 0;
+    const { rx } = await receiver({
+      maxQueuedHints: 50,
+      concurrency: { payin: 2 },
+      onPayinHint: async (h) => {
+        got.push(h);
+        mostRunning = Math.max(mostRunning, ++running);
+        await gate;
+        running--;
+        return 'looked_up';
+      },
+    });
+    // 60 KB bodies, as in the reviewer's flood (issue 18), each for its own order_id.
+    const pad = 'x'.repeat(60_000);
+    for (let i = 0; i < 300; i++) expect((await post(rx.url, payinEvent(`FLOOD-${i}`, 'payin.succeeded', { pad }))).status).toBe(200);
+    // Again for order_ids already waiting: folded into the waiting hint.
+    for (let i = 10; i < 30; i++) expect((await post(rx.url, payinEvent(`FLOOD-${i}`, 'payin.failed'))).status).toBe(200);
+    await until(() => rx.stats().received === 320 && rx.stats().queued === 50);
+    expect(rx.stats()).toMatchObject({ queued: 50, maxQueued: 50, dropped: 300 - 2 - 50, deduplicated: 20, hints: 2 });
+    expect(got).toHaveLength(2);
+    release();
+    await rx.idle();
+    expect(mostRunning).toBe(2);
+    expect(got).toHaveLength(52);
+    expect(rx.stats()).toMatchObject({ queued: 0, hints: 52, outcomes: { looked_up: 52 } });
+    // What a handler is given (and so all that waited): three short fields and a time, never the body.
+    for (const h of got) expect(Object.keys(h).sort()).toEqual(['event', 'kind', 'orderId', 'receivedAt']);
+    // The later hint for a waiting order_id replaced the earlier one.
+    expect(got.find((h) => h.orderId === 'FLOOD-12')!.event).toBe('payin.failed');
+  });
+
+  it('close() drops the hints waiting at once and waits only for the lookups already running', async () => {
+    let calls = 0;
+    const { rx } = await receiver({
+      concurrency: { payin: 2 },
+      onPayinHint: async () => {
+        calls++;
+        await new Promise((r) => setTimeout(r, 300));
+        return 'ok';
+      },
+    });
+    for (let i = 0; i < 60; i++) expect((await post(rx.url, payinEvent(`STOP-${i}`))).status).toBe(200);
+    await until(() => rx.stats().queued === 58);
+    await rx.close();
+    await rx.idle();
+    // Nothing starts after the stop (before this, every hint was looked up however long it took).
+    await new Promise((r) => setTimeout(r, 400));
+    expect(calls).toBeLessThanOrEqual(2);
+    expect(rx.stats()).toMatchObject({ droppedOnStop: 58, queued: 0 });
   });
 
   it('parseWebhookBody keeps only kind, order_id and event', () => {

@@ -23,10 +23,15 @@ export interface Ticket {
 }
 
 export interface RateGate {
-  /** Resolves when one request may go on the wire; the caller sends at once and calls `sent()` (or `cancel()`). */
-  take(signal?: AbortSignal): Promise<Ticket>;
+  /**
+   * Resolves when one request may go on the wire; the caller sends at once and calls `sent()` (or `cancel()`).
+   * `first`: ahead of those already waiting (the hint lane, which rations itself: splitLanes).
+   */
+  take(signal?: AbortSignal, opts?: { first?: boolean }): Promise<Ticket>;
   /** The server answered 429: back off (Retry-After, when given, is honoured by everyone sharing the gate). */
   rateLimited(retryAfterMs: number | undefined): void;
+  /** Requests per second the gate grants now (the rate after any 429 backoff), when it knows. */
+  limitNow?(): number;
 }
 
 export interface GateOptions {
@@ -73,7 +78,7 @@ export class WaitQueue {
   get length(): number {
     return this.items.length;
   }
-  add(signal: AbortSignal | undefined): Promise<Ticket> {
+  add(signal: AbortSignal | undefined, first = false): Promise<Ticket> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<Ticket>((resolve, reject) => {
       const w: Waiter = { resolve, reject, signal };
@@ -85,7 +90,8 @@ export class WaitQueue {
         };
         signal.addEventListener('abort', w.onAbort, { once: true });
       }
-      this.items.push(w);
+      if (first) this.items.unshift(w);
+      else this.items.push(w);
       this.onChange();
     });
   }
@@ -124,8 +130,12 @@ export class LocalGate implements RateGate {
     return Math.max(1, this.o.rate * this.backoff.current());
   }
 
-  take(signal?: AbortSignal): Promise<Ticket> {
-    return this.waiters.add(signal);
+  limitNow(): number {
+    return this.limit();
+  }
+
+  take(signal?: AbortSignal, opts?: { first?: boolean }): Promise<Ticket> {
+    return this.waiters.add(signal, opts?.first);
   }
 
   rateLimited(retryAfterMs: number | undefined): void {
@@ -175,4 +185,125 @@ export class LocalGate implements RateGate {
 /** A gate for a request whose ticket was taken already (it only passes the ticket and a 429 on). */
 export function ticketTaken(ticket: Ticket, gate: RateGate): RateGate {
   return { take: () => Promise.resolve(ticket), rateLimited: (ms) => gate.rateLimited(ms) };
+}
+
+export interface LaneOptions {
+  /** The gate's rate (requests per second), used when the gate cannot tell its current one. */
+  rate: number;
+  /** The window the share is counted over, as the gate's. Default 40 (1,040 ms). */
+  marginMs?: number;
+  /** Fraction of the rate the hint lane may take while the main lane wants slots. Default 0.2. */
+  share?: number;
+  /**
+   * The budget is shared with processes whose demand cannot be seen from here (the PostgreSQL budget):
+   * the hint lane keeps to its share even when this process has nothing else to send.
+   */
+  alwaysCap?: boolean;
+  now?: () => number;
+}
+
+export interface Lanes {
+  /** Payouts, polls, the balance check: what a batch needs. */
+  main: RateGate;
+  /** Work nobody is waiting on (lookups prompted by webhooks): at most its share while the main lane is busy. */
+  hints: RateGate;
+}
+
+/**
+ * Two lanes over one gate, so that lookups prompted by webhooks never starve the payouts. Anyone who has
+ * the webhook URL can make us look things up (the document defines no webhook signature), and before this
+ * a flood of payin hints queued 800 s of lookups at the account's whole rate ahead of the payouts.
+ *
+ * The hint lane sends one request at a time into the gate, and only while it took fewer than
+ * share × rate tickets in the last window — whenever the main lane is busy (waiting for a ticket, or
+ * granted one within the last window) or the budget is shared with processes this one cannot see. With
+ * the main lane idle on a local gate, hints use the whole rate: nothing else wants it. A hint that may go
+ * goes to the head of the gate's queue (else it would wait behind every payout and get no share at all);
+ * the main lane's requests go straight to the gate, behind at most that one hint.
+ */
+export function splitLanes(gate: RateGate, o: LaneOptions): Lanes {
+  const split = new LaneSplit(gate, o);
+  const limitNow = () => gate.limitNow?.() ?? o.rate;
+  return {
+    main: { take: (signal) => split.takeMain(signal), rateLimited: (ms) => gate.rateLimited(ms), limitNow },
+    hints: { take: (signal) => split.takeHint(signal), rateLimited: (ms) => gate.rateLimited(ms), limitNow },
+  };
+}
+
+class LaneSplit {
+  private readonly now: () => number;
+  private readonly windowMs: number;
+  private readonly share: number;
+  private mainWaiting = 0;
+  private lastMainGrant = -Infinity;
+  /** When the hint lane's tickets of the last window were granted. */
+  private hintGrants: number[] = [];
+  private readonly hintWaiters = new WaitQueue(() => this.pump());
+  /** A hint request is waiting in the gate itself. */
+  private atGate = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly gate: RateGate,
+    private readonly o: LaneOptions,
+  ) {
+    this.now = o.now ?? (() => performance.now());
+    this.windowMs = 1000 + (o.marginMs ?? 40);
+    this.share = o.share ?? 0.2;
+    if (!(this.share > 0 && this.share <= 1)) throw new RangeError('the hint share must be above 0 and at most 1');
+  }
+
+  async takeMain(signal?: AbortSignal): Promise<Ticket> {
+    this.mainWaiting++;
+    try {
+      const t = await this.gate.take(signal);
+      this.lastMainGrant = this.now();
+      return t;
+    } finally {
+      this.mainWaiting--;
+      // The main lane going quiet lifts the cap after a window: have a timer for that.
+      if (this.mainWaiting === 0) this.pump();
+    }
+  }
+
+  takeHint(signal?: AbortSignal): Promise<Ticket> {
+    return this.hintWaiters.add(signal);
+  }
+
+  /** Hint tickets allowed in one window now. */
+  private cap(t: number): number {
+    const mainBusy = this.mainWaiting > 0 || t - this.lastMainGrant < this.windowMs;
+    if (!mainBusy && !this.o.alwaysCap) return Infinity;
+    return Math.max(1, Math.floor(this.share * (this.gate.limitNow?.() ?? this.o.rate) + 1e-9));
+  }
+
+  private pump(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.hintWaiters.length === 0 || this.atGate) return;
+    const t = this.now();
+    this.hintGrants = this.hintGrants.filter((g) => g > t - this.windowMs);
+    if (this.hintGrants.length >= this.cap(t)) {
+      // Look again when the oldest hint ticket leaves the window, or when the main lane has been quiet a window.
+      let at = this.hintGrants[0]! + this.windowMs;
+      if (!this.o.alwaysCap && this.mainWaiting === 0) at = Math.min(at, this.lastMainGrant + this.windowMs);
+      this.timer = setTimeout(() => this.pump(), Math.max(1, Math.ceil(at - t)));
+      return;
+    }
+    this.atGate = true;
+    this.gate.take(undefined, { first: true }).then(
+      (ticket) => {
+        this.atGate = false;
+        this.hintGrants.push(this.now());
+        // Its caller may have given up while it waited in the gate: the next one takes it, or it goes back.
+        if (this.hintWaiters.length > 0) this.hintWaiters.grant(ticket);
+        else ticket.cancel();
+        this.pump();
+      },
+      () => {
+        this.atGate = false;
+        this.pump();
+      },
+    );
+  }
 }

@@ -58,6 +58,8 @@ export function runOptions<T>(y: Argv<T>) {
     .option('webhook-port', { type: 'number', describe: "Receive Alliance's webhooks on this port while the batch runs: each hint leads to one status check (never trusted itself); blind polling becomes the fallback" })
     .option('webhook-host', { type: 'string', describe: 'Address for --webhook-port (0.0.0.0 for all)', default: '127.0.0.1' })
     .option('webhook-token', { type: 'string', describe: 'Secret path segment of the webhook URL, 16+ URL-safe characters (env PAYOUTS_WEBHOOK_TOKEN; default: generated and printed)' })
+    .option('webhook-wait', { type: 'string', describe: 'With --webhook-port: how long a pending payout waits for its webhook before the first status check, until the run has learned how long payouts take (1.5x what the webhooks show)', default: '30s' })
+    .option('webhook-max-connections', { type: 'number', describe: 'With --webhook-port: connections open at once; more are closed as they arrive', default: 256 })
     .option('poll-timeout', { type: 'string', describe: 'After the last send, follow pending payouts this long (e.g. 10m); rows still pending exit 4', default: '10m' })
     .option('fee-per-payout', { type: 'string', describe: 'Estimated API charge per payout in rupees (e.g. 5.90), added in the balance check', default: '0' })
     .option('lease', { type: 'string', describe: 'How long a runner holds a claimed row before another may take it over', default: '2m' })
@@ -67,7 +69,7 @@ export function runOptions<T>(y: Argv<T>) {
       describe: 'After a request that may have been sent, how long before a "not found" status is trusted; keep it well above how long the API can take to execute a request it received (exactly-once also needs the API to refuse a repeated order_id: README)',
       default: '60s',
     })
-    .option('poll-interval', { type: 'string', describe: 'First wait before checking a pending payout (grows 1.5x per check)', default: '2s' });
+    .option('poll-interval', { type: 'string', describe: 'First wait before checking a pending payout (grows 1.5x per check); with --webhook-port the checks wait for the webhook (--webhook-wait), never less than this', default: '2s' });
 }
 
 /** The exit codes, for the epilogue of `--help` (README "Exit codes" says the same). */

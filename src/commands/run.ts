@@ -60,7 +60,7 @@ export interface RunCommandOptions {
   /** A last check before the first send (the inbox: the file is still what was claimed and read). */
   beforeSend?: RunOptions['beforeSend'];
   /** Receive webhooks while the batch runs (--webhook-port); the token from the configuration or generated. */
-  webhooks?: { port: number; host?: string | undefined; token?: string | undefined } | undefined;
+  webhooks?: { port: number; host?: string | undefined; token?: string | undefined; maxConnections?: number | undefined } | undefined;
 }
 
 /** Invalid rows listed after reading a file; the report and `payouts validate` list every one. */
@@ -251,12 +251,13 @@ function printResult(io: CommandIO, res: RunResult, database: string, reportsMov
 }
 
 /** The webhook receiver's settings: a token from the configuration, or one made for this run and printed. */
-function webhookListen(io: CommandIO, w: { port: number; host?: string | undefined; token?: string | undefined }) {
+function webhookListen(io: CommandIO, w: { port: number; host?: string | undefined; token?: string | undefined; maxConnections?: number | undefined }) {
   const token = w.token ?? randomBytes(24).toString('base64url');
   return {
     port: w.port,
     host: w.host,
     token,
+    maxConnections: w.maxConnections,
     onListening: (url: string) => {
       const shown = w.token ? url.replace(token, '<your --webhook-token>') : url;
       note(io, `Receiving Alliance's webhooks on ${shown}${w.token ? '' : ' (token made for this run: pass --webhook-token or PAYOUTS_WEBHOOK_TOKEN to keep the URL)'}`);

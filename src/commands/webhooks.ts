@@ -15,6 +15,10 @@ export interface WebhooksCommandOptions {
   onListening?: (url: string) => void;
   /** API requests per second for the status checks hints lead to. Default 5. */
   rate?: number | undefined;
+  /** The receiver's bounds (webhooks/receiver.ts). */
+  idleTimeoutMs?: number | undefined;
+  maxConnections?: number | undefined;
+  maxQueuedHints?: number | undefined;
 }
 
 /**
@@ -33,19 +37,24 @@ export async function webhooksCommand(io: CommandIO, o: WebhooksCommandOptions):
   const db = await dbOf(io);
   try {
     // Status checks go through a runner: the API account's rate budget (shared with batch runs on PostgreSQL).
+    // Every lookup here is prompted by a webhook: all take the hint lane, which on PostgreSQL keeps to its
+    // share of the account's rate so that batch runs elsewhere on the database keep theirs.
     const runner = new Runner({ db: db.knex, client, logger }, { rate: o.rate ?? 5 });
-    const onPayinHint = payinHintHandler({ client, db: db.knex, logger, gate: runner.gate });
-    const onPayoutHint = payoutHintHandler(runner);
+    const onPayinHint = payinHintHandler({ client, db: db.knex, logger, gate: runner.hintGate });
+    const onPayoutHint = payoutHintHandler(runner, { gate: runner.hintGate });
     const rx = await startWebhookReceiver({
       token,
       port: o.port,
       host: o.host,
       allowIps: o.allowIps,
       ...(o.maxBodyBytes ? { maxBodyBytes: o.maxBodyBytes } : {}),
+      ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
+      ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),
+      ...(o.maxQueuedHints !== undefined ? { maxQueuedHints: o.maxQueuedHints } : {}),
       logger,
       onPayinHint: (h: WebhookHint) => onPayinHint(h),
       // A payout hint schedules one authenticated status check; only the API's answer moves the row.
-      onPayoutHint: (h: WebhookHint) => onPayoutHint(h),
+      onPayoutHint: (h: WebhookHint, stopping: AbortSignal) => onPayoutHint(h, stopping),
     });
     const shown = given ? rx.url.replace(`${WEBHOOK_PATH}${token}`, `${WEBHOOK_PATH}<your --webhook-token>`) : rx.url;
     // --json: one line when listening, one when stopped (a supervisor can read them as they come).
@@ -64,7 +73,16 @@ export async function webhooksCommand(io: CommandIO, o: WebhooksCommandOptions):
     await rx.idle();
     const stats: ReceiverStats = rx.stats();
     if (io.json) io.out(JSON.stringify({ stopped: true, stats }));
-    else io.out(`Stopped: ${stats.received} received, ${stats.hints} hints (${Object.entries(stats.outcomes).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}), ${stats.duplicates} duplicates, ${stats.malformed} malformed, ${stats.badToken} with a wrong token`);
+    else {
+      // One line, what was shed included only when something was (a flood, a stop with hints waiting).
+      const shed = stats.deduplicated + stats.dropped + stats.droppedOnStop + stats.refusedConnections + stats.idleClosed;
+      io.out(
+        `Stopped: ${stats.received} received, ${stats.hints} hints (${Object.entries(stats.outcomes).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}), ${stats.duplicates} duplicates, ${stats.malformed} malformed, ${stats.badToken} with a wrong token` +
+          (shed > 0
+            ? `; ${stats.deduplicated} hints folded into one for the same order_id, ${stats.dropped} dropped (queue full), ${stats.droppedOnStop} dropped at the stop, ${stats.refusedConnections} connections refused (over the cap), ${stats.idleClosed} closed idle`
+            : ''),
+      );
+    }
     return 0;
   } finally {
     await client.close();

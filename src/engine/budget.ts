@@ -9,8 +9,12 @@ import { budgetRateLimited, reserveSlots } from '../db/budget.js';
  * has one process, so its gate is local.
  */
 export function gateFor(db: Knex, account: string, rate: number, logger?: Logger, marginMs = 40): RateGate {
-  const client = (db.client as { config?: { client?: unknown } }).config?.client;
-  return client === 'pg' ? new SharedGate(db, account, { rate, marginMs, ...(logger ? { logger } : {}) }) : new LocalGate({ rate, marginMs });
+  return budgetIsShared(db) ? new SharedGate(db, account, { rate, marginMs, ...(logger ? { logger } : {}) }) : new LocalGate({ rate, marginMs });
+}
+
+/** PostgreSQL: other processes draw on the same budget, and what they want cannot be seen from here. */
+export function budgetIsShared(db: Knex): boolean {
+  return (db.client as { config?: { client?: unknown } }).config?.client === 'pg';
 }
 
 export interface SharedGateOptions {
@@ -46,6 +50,8 @@ export class SharedGate implements RateGate {
   /** Database clock minus ours (ms), with the round trip it was measured over. */
   private readonly offsets: { rtt: number; offset: number }[] = [];
   private timer: NodeJS.Timeout | undefined;
+  /** The shared budget's factor (after 429s) at the last reservation. */
+  private factor = 1;
 
   constructor(
     private readonly db: Knex,
@@ -58,8 +64,12 @@ export class SharedGate implements RateGate {
     this.baseIntervalMs = (1000 + this.marginMs) / o.rate;
   }
 
-  take(signal?: AbortSignal): Promise<Ticket> {
-    return this.waiters.add(signal);
+  take(signal?: AbortSignal, opts?: { first?: boolean }): Promise<Ticket> {
+    return this.waiters.add(signal, opts?.first);
+  }
+
+  limitNow(): number {
+    return this.o.rate * this.factor;
   }
 
   rateLimited(retryAfterMs: number | undefined): void {
@@ -106,6 +116,7 @@ export class SharedGate implements RateGate {
         if (this.offsets.length > 20) this.offsets.shift();
         const best = this.offsets.reduce((a, b) => (b.rtt < a.rtt ? b : a));
         const first = r.first.getTime() - best.offset;
+        this.factor = Math.min(1, this.baseIntervalMs / r.intervalMs);
         for (let k = 0; k < n; k++) this.slots.push(first + k * r.intervalMs);
       })
       .catch((err: unknown) => {

@@ -4,12 +4,13 @@ import type { Logger } from 'pino';
 import PQueue from 'p-queue';
 import type { AllianceClient, CallOptions } from '../alliance/client.js';
 import { AllianceError, MalformedResponseError, NetworkError, RateLimitError, ServerError, TimeoutError } from '../alliance/errors.js';
-import type { RateGate } from '../alliance/gate.js';
-import { gateFor } from './budget.js';
+import { splitLanes, type RateGate } from '../alliance/gate.js';
+import { budgetIsShared, gateFor } from './budget.js';
 import type { BackoffOptions } from '../alliance/retry.js';
 import { CrashError, type CrashHook, type CrashPoint } from './crash.js';
 import type { RunEvent } from './events.js';
 import { newOwner } from './owner.js';
+import { PollSchedule } from './schedule.js';
 
 /** Knobs of the engine. Every default is what an unattended payroll run should do. */
 export interface EngineOptions {
@@ -43,6 +44,16 @@ export interface EngineOptions {
   pollIntervalMs: number;
   /** Default 60000. */
   pollMaxIntervalMs: number;
+  /**
+   * With webhooks: how long a pending payout waits for its webhook before the first status check, until
+   * the run has seen enough webhooks to learn how long its payouts take (engine/schedule.ts). Default 30000.
+   */
+  webhookWaitMs: number;
+  /**
+   * Fraction of the rate that lookups prompted by webhooks (payin hints; every lookup of `payouts
+   * webhooks`) may take while payouts and polls want slots (alliance/gate.ts splitLanes). Default 0.2.
+   */
+  hintShare: number;
   /** Backoff for retryable, unambiguous errors. */
   retry: BackoffOptions;
 }
@@ -58,6 +69,8 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   maxSendsPerRow: 3,
   pollIntervalMs: 2_000,
   pollMaxIntervalMs: 60_000,
+  webhookWaitMs: 30_000,
+  hintShare: 0.2,
   retry: { retries: 5, baseMs: 500, maxMs: 30_000 },
 };
 
@@ -87,7 +100,12 @@ export interface EngineDeps {
 export class Runner {
   readonly owner: string;
   readonly queue: PQueue;
+  /** The rate gate of payouts, polls and the balance check. */
   readonly gate: RateGate;
+  /** The same budget's lane for lookups prompted by webhooks: a share of the rate while `gate` is busy. */
+  readonly hintGate: RateGate;
+  /** When pending payouts are asked about (webhooks make polling the fallback). */
+  readonly schedule: PollSchedule;
   readonly options: EngineOptions;
   /** False for a cancelled batch: rows in flight are resolved, nothing new is sent. */
   mayInitiate = true;
@@ -122,7 +140,18 @@ export class Runner {
     // account, shared through PostgreSQL by every runner on it).
     this.queue = new PQueue({ concurrency: this.options.concurrency });
     if (!(this.options.rateMarginMs >= 0 && this.options.rateMarginMs <= 1000)) throw new RangeError('the rate margin must be 0 to 1000 ms');
-    this.gate = deps.gate ?? gateFor(deps.db, deps.client.accountKey(), this.options.rate, deps.logger, this.options.rateMarginMs);
+    const gate = deps.gate ?? gateFor(deps.db, deps.client.accountKey(), this.options.rate, deps.logger, this.options.rateMarginMs);
+    // A gate given from outside is shared with other runners, and a PostgreSQL budget with other processes:
+    // what they want is not visible here, so the hint lane keeps to its share even when this runner is idle.
+    const lanes = splitLanes(gate, {
+      rate: this.options.rate,
+      marginMs: this.options.rateMarginMs,
+      share: this.options.hintShare,
+      alwaysCap: deps.gate !== undefined || budgetIsShared(deps.db),
+    });
+    this.gate = lanes.main;
+    this.hintGate = lanes.hints;
+    this.schedule = new PollSchedule(this.options);
   }
 
   /** Options for every API call of this runner: its kill switch and its rate gate. */

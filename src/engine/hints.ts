@@ -1,3 +1,4 @@
+import type { RateGate } from '../alliance/gate.js';
 import { sleep } from '../alliance/retry.js';
 import { rowByOrderId } from '../db/rows.js';
 import type { Runner } from './context.js';
@@ -10,6 +11,7 @@ export interface PayoutHint {
   orderId: string;
   /** The event as sent ("payout.succeeded"): a claim, never acted on. */
   event: string;
+  receivedAt?: Date;
 }
 
 /**
@@ -21,31 +23,42 @@ export interface PayoutHint {
  * A webhook can overtake the answer to our own initiate (the row is still `submitting`): the check waits a
  * little for the row to become pending, then leaves it to the polling fallback.
  */
-export function payoutHintHandler(runner: Runner, opts: { submittingWaitMs?: number } = {}): (hint: PayoutHint) => Promise<PayoutHintOutcome> {
+export function payoutHintHandler(
+  runner: Runner,
+  opts: { submittingWaitMs?: number; gate?: RateGate | undefined } = {},
+): (hint: PayoutHint, stopping?: AbortSignal) => Promise<PayoutHintOutcome> {
   const waitFor = opts.submittingWaitMs ?? 3_000;
+  // In a run, a hint's check of one of its pending payouts is that payout's poll, brought forward: it goes
+  // with the polls. `payouts webhooks` sends no payouts and passes the hint lane.
+  const gate = opts.gate ?? runner.gate;
   // A duplicate delivery while that payout's check is under way adds nothing: one check answers both.
   const checking = new Set<string>();
-  return async (hint) => {
+  return async (hint, stopping) => {
     if (checking.has(hint.orderId)) return 'in_progress';
     checking.add(hint.orderId);
     try {
-      return await check(hint);
+      return await check(hint, stopping);
     } finally {
       checking.delete(hint.orderId);
     }
   };
 
-  async function check(hint: PayoutHint): Promise<PayoutHintOutcome> {
+  async function check(hint: PayoutHint, stopping: AbortSignal | undefined): Promise<PayoutHintOutcome> {
     const until = Date.now() + waitFor;
     for (;;) {
       const row = await rowByOrderId(runner.db, hint.orderId);
       if (!row) return 'unknown_order';
       if (row.state === 'pending') {
-        await refreshRow(runner, row);
+        const state = await refreshRow(runner, row, gate);
+        // How long payouts take to their webhook sets when the fallback poll comes (engine/schedule.ts).
+        if (state !== 'pending' && row.first_sent_at && hint.receivedAt) {
+          runner.schedule.observeWebhook(hint.receivedAt.getTime() - new Date(row.first_sent_at).getTime());
+        }
         runner.wake();
         return 'refreshed';
       }
-      if (row.state !== 'submitting' || Date.now() >= until) return row.state === 'submitting' ? 'not_pending' : 'already_final';
+      // A stop does not wait out a row still submitting: the polls (a later run's) see to it.
+      if (row.state !== 'submitting' || Date.now() >= until || stopping?.aborted) return row.state === 'submitting' ? 'not_pending' : 'already_final';
       await sleep(200, runner.signal);
     }
   }

@@ -1,4 +1,5 @@
 import { NotFoundError } from '../alliance/errors.js';
+import type { RateGate } from '../alliance/gate.js';
 import { withRetry } from '../alliance/retry.js';
 import { advance } from '../db/claims.js';
 import { claimDuePolls, countPending, nextPollInMs, schedulePoll } from '../db/polls.js';
@@ -12,11 +13,12 @@ import { MOVES } from './machine.js';
 /**
  * Fetches one payout's status and applies it if it moves the row forward. Also what a webhook hint leads
  * to: the webhook body itself is never trusted. Returns the row's state afterwards as far as this call knows.
+ * `gate`: the lane of the rate budget the request takes (a poll's by default).
  */
-export async function refreshRow(runner: Runner, row: PayoutRow): Promise<RowState> {
+export async function refreshRow(runner: Runner, row: PayoutRow, gate: RateGate = runner.gate): Promise<RowState> {
   const orderId = row.order_id!;
   try {
-    const info = await withRetry(() => runner.api(() => runner.client.payoutStatus(orderId, runner.call)), {
+    const info = await withRetry(() => runner.api(() => runner.client.payoutStatus(orderId, { ...runner.call, gate })), {
       ...runner.options.retry,
       retries: 2,
       signal: runner.signal,
@@ -24,7 +26,7 @@ export async function refreshRow(runner: Runner, row: PayoutRow): Promise<RowSta
     runner.assertAlive();
     const o = outcomeOf(row, info);
     if (o.state === 'pending') {
-      await schedulePoll(runner.db, row.id, nextDelay(runner, row.poll_count));
+      await schedulePoll(runner.db, row.id, runner.schedule.afterCheckMs(row.poll_count));
       return 'pending';
     }
     const moved = await advance(runner.db, MOVES.poll, row.id, o);
@@ -40,14 +42,9 @@ export async function refreshRow(runner: Runner, row: PayoutRow): Promise<RowSta
         ? `status says order_id ${orderId} does not exist though it was accepted: \`payouts reconcile\` flags it`
         : `status check failed: ${(err as Error).message}`;
     runner.logger.warn({ orderId, err: (err as Error).message }, 'poll failed; will retry');
-    await schedulePoll(runner.db, row.id, nextDelay(runner, row.poll_count), msg);
+    await schedulePoll(runner.db, row.id, runner.schedule.afterCheckMs(row.poll_count), msg);
     return row.state;
   }
-}
-
-function nextDelay(runner: Runner, pollCount: number): number {
-  const { pollIntervalMs, pollMaxIntervalMs } = runner.options;
-  return Math.min(pollMaxIntervalMs, pollIntervalMs * 1.5 ** pollCount);
 }
 
 export interface PollLoopOptions {

@@ -21,7 +21,7 @@ import { sendAll } from './send.js';
 import { StopSending } from './submit.js';
 import { payoutHintHandler } from './hints.js';
 import { payinHintHandler } from './payins.js';
-import { startWebhookReceiver, type WebhookReceiver } from '../webhooks/receiver.js';
+import { startWebhookReceiver, type ReceiverStats, type WebhookReceiver } from '../webhooks/receiver.js';
 
 export type { Preflight, RunEvent } from './events.js';
 
@@ -90,8 +90,14 @@ export interface WebhookListenOptions {
   /** The secret path segment (at least 16 URL-safe characters). */
   token: string;
   allowIps?: string[] | undefined;
+  /** The receiver's bounds (webhooks/receiver.ts); defaults 30 s idle, 256 connections, 1,000 hints waiting per kind. */
+  idleTimeoutMs?: number | undefined;
+  maxConnections?: number | undefined;
+  maxQueuedHints?: number | undefined;
   /** Called once listening, with the URL to give Alliance. */
   onListening?: (url: string) => void;
+  /** Called once the receiver has closed, with what it received, looked up and shed. */
+  onClosed?: (stats: ReceiverStats) => void;
 }
 
 export interface RunResult {
@@ -223,26 +229,43 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
 
   await markStarted(db, opts.batch);
   await audit(db, actorOf(opts), ingest ? 'run' : 'resume', { batch: opts.batch, revision: batch.revision, detail: { to_send: pf.toSend, amount_paise: pf.amountPaise.toString() } });
-  const receiver = opts.webhooks ? await listen(runner, opts.webhooks) : undefined;
+  const receiver = opts.webhooks ? await listen(runner, opts.webhooks, opts.stopSignal) : undefined;
   try {
     return await sendAndPoll(runner, opts, base, pf, () => collisions);
   } finally {
-    await receiver?.close();
+    if (receiver) {
+      await receiver.close();
+      opts.webhooks?.onClosed?.(receiver.stats());
+    }
   }
 }
 
-async function listen(runner: Runner, w: WebhookListenOptions): Promise<WebhookReceiver> {
+/**
+ * The run's webhook receiver. A payout hint's check of a pending payout of the batch is that payout's poll
+ * brought forward (the main lane); a payin hint is nobody's work in this run, so its lookup takes the hint
+ * lane (a share of the rate while payouts want it). Polling becomes the fallback (engine/schedule.ts).
+ * A stop (Ctrl-C, SIGTERM) closes the receiver at once: the hints waiting are dropped, not looked up.
+ */
+async function listen(runner: Runner, w: WebhookListenOptions, stop: AbortSignal | undefined): Promise<WebhookReceiver> {
   const onPayout = payoutHintHandler(runner);
-  const onPayin = payinHintHandler({ client: runner.client, db: runner.db, logger: runner.logger, gate: runner.gate });
+  const onPayin = payinHintHandler({ client: runner.client, db: runner.db, logger: runner.logger, gate: runner.hintGate });
   const rx = await startWebhookReceiver({
     token: w.token,
     port: w.port,
     ...(w.host ? { host: w.host } : {}),
     allowIps: w.allowIps,
+    ...(w.idleTimeoutMs !== undefined ? { idleTimeoutMs: w.idleTimeoutMs } : {}),
+    ...(w.maxConnections !== undefined ? { maxConnections: w.maxConnections } : {}),
+    ...(w.maxQueuedHints !== undefined ? { maxQueuedHints: w.maxQueuedHints } : {}),
     logger: runner.logger,
-    onPayoutHint: (h) => onPayout(h),
+    onPayoutHint: (h, stopping) => onPayout(h, stopping),
     onPayinHint: (h) => onPayin(h),
   });
+  runner.schedule.useWebhooks();
+  if (stop) {
+    if (stop.aborted) void rx.close();
+    else stop.addEventListener('abort', () => void rx.close(), { once: true });
+  }
   w.onListening?.(rx.url);
   return rx;
 }

@@ -192,9 +192,9 @@ async function finish(runner: Runner, row: Claimed, end: End): Promise<void> {
   const orderId = row.order_id!;
   runner.assertAlive();
   if (end.kind === 'commit') {
-    // An accepted payout is first asked about after the poll interval (with webhooks, the fallback's): the
-    // answer to the initiate was Pending a moment ago.
-    const outcome = end.outcome.state === 'pending' ? { ...end.outcome, nextPollInMs: runner.options.pollIntervalMs } : end.outcome;
+    // An accepted payout is first asked about after the poll interval (with webhooks, after the time its
+    // webhook should have come: engine/schedule.ts): the answer to the initiate was Pending a moment ago.
+    const outcome = end.outcome.state === 'pending' ? { ...end.outcome, nextPollInMs: runner.schedule.firstWaitMs() } : end.outcome;
     const ok = await commitOutcome(runner.db, row.id, row.fence, outcome);
     if (!ok) runner.logger.warn({ orderId }, 'outcome not committed: the claim was lost (another runner will resolve it)');
     else runner.checkpoint('outcome_committed', orderId);

@@ -1,7 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { HintQueue } from './queue.js';
 
 /**
  * Receives Alliance's webhooks at POST /alliance/webhook/<token> (plain node:http).
@@ -15,6 +16,12 @@ import type { Logger } from 'pino';
  *
  * The token in the path is the only thing keeping strangers' hints out (they would only cost status
  * calls); an IP allowlist can narrow it further.
+ *
+ * Bounded whatever a sender does (issue 18): a connection idle for `idleTimeoutMs` (no bytes at all, or a
+ * keep-alive between requests) is closed; beyond `maxConnections` a new connection is closed at once; a
+ * body is read up to `maxBodyBytes` and dropped once its hint is taken; hints wait in a queue per kind
+ * of at most `maxQueuedHints`, one per order_id (queue.ts), excess dropped and counted; `close()` drops
+ * what waits and waits only for the few lookups already running.
  */
 
 export type HintKind = 'payout' | 'payin';
@@ -27,8 +34,11 @@ export interface WebhookHint {
   receivedAt: Date;
 }
 
-/** Returns a short outcome to count (e.g. 'stored', 'unknown_order'), or nothing. */
-export type HintHandler = (hint: WebhookHint) => Promise<string | void> | string | void;
+/**
+ * Returns a short outcome to count (e.g. 'stored', 'unknown_order'), or nothing. `stopping` aborts when
+ * the receiver closes: a handler waiting on something (not a request already sent) should give up then.
+ */
+export type HintHandler = (hint: WebhookHint, stopping: AbortSignal) => Promise<string | void> | string | void;
 
 export interface ReceiverOptions {
   /** The secret path segment; at least 16 characters. */
@@ -41,6 +51,14 @@ export interface ReceiverOptions {
   allowIps?: string[] | undefined;
   /** Largest body accepted; above it 413. Default 64 KiB (the documented bodies are under 2 KB). */
   maxBodyBytes?: number;
+  /** A connection with no bytes for this long (before a request, or kept alive after one) is closed. Default 30000. */
+  idleTimeoutMs?: number;
+  /** Connections open at once; one more is closed as it arrives. Default 256. */
+  maxConnections?: number;
+  /** Hints waiting for a lookup, per kind; more are dropped (counted). Default 1000. */
+  maxQueuedHints?: number;
+  /** Lookups at once, per kind. Default 4 for payouts (mostly a database read), 2 for payins. */
+  concurrency?: Partial<Record<HintKind, number>>;
   onPayoutHint?: HintHandler;
   onPayinHint?: HintHandler;
   /** Never receives a body (payout webhooks carry account numbers and contact details). */
@@ -65,15 +83,43 @@ export interface ReceiverStats {
   handlerErrors: number;
   /** What the handlers returned, counted. */
   outcomes: Record<string, number>;
+  /** Hints folded into one for the same order_id already waiting (one lookup answers both). */
+  deduplicated: number;
+  /** Hints dropped because the queue was full. */
+  dropped: number;
+  /** Hints that were waiting when the receiver stopped, dropped. */
+  droppedOnStop: number;
+  /** Hints waiting now, and the most that ever waited at once (both kinds). */
+  queued: number;
+  maxQueued: number;
+  /** Connections open now. */
+  connections: number;
+  /** Connections closed for sending nothing (or their headers too slowly) for too long. */
+  idleClosed: number;
+  /** Connections closed as they arrived: maxConnections were open. */
+  refusedConnections: number;
+}
+
+export interface ReceiverLimits {
+  idleTimeoutMs: number;
+  maxConnections: number;
+  maxQueuedHints: number;
+  maxBodyBytes: number;
 }
 
 export interface WebhookReceiver {
   /** The full URL to give Alliance, token included. */
   url: string;
   port: number;
+  /** The bounds in force (defaults filled in). */
+  limits: ReceiverLimits;
   stats(): ReceiverStats;
-  /** Resolves when every acknowledged body has been processed (its handler finished). */
+  /** Resolves when every acknowledged body has been processed (its hint looked up, dropped or ignored). */
   idle(): Promise<void>;
+  /**
+   * Stops: no new connection, open ones closed, waiting hints dropped (counted in droppedOnStop); resolves
+   * once the lookups already running (at most the concurrency) have finished.
+   */
   close(): Promise<void>;
 }
 
@@ -82,6 +128,11 @@ export const WEBHOOK_PATH = '/alliance/webhook/';
 const KNOWN_EVENTS = new Set(['payout.succeeded', 'payout.failed', 'payin.initiated', 'payin.succeeded', 'payin.failed']);
 const DUPLICATE_WINDOW_MS = 10 * 60_000;
 const DUPLICATE_MEMORY = 10_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_CONNECTIONS = 256;
+export const DEFAULT_MAX_QUEUED_HINTS = 1000;
+/** A warning about dropped hints at most this often (a flood would otherwise flood the log). */
+const DROP_WARN_EVERY_MS = 10_000;
 
 function sha256(s: string | Buffer): Buffer {
   return createHash('sha256').update(s).digest();
@@ -122,6 +173,13 @@ export async function startWebhookReceiver(o: ReceiverOptions): Promise<WebhookR
   }
   const tokenHash = sha256(o.token);
   const maxBody = o.maxBodyBytes ?? 64 * 1024;
+  const limits: ReceiverLimits = {
+    idleTimeoutMs: o.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    maxConnections: o.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    maxQueuedHints: o.maxQueuedHints ?? DEFAULT_MAX_QUEUED_HINTS,
+    maxBodyBytes: maxBody,
+  };
+  for (const [k, v] of Object.entries(limits)) if (!(Number.isInteger(v) && v >= 1)) throw new RangeError(`webhook receiver: ${k} must be a positive integer`);
   const allow = o.allowIps?.length ? new Set(o.allowIps.map(normalizeIp)) : undefined;
   const log = o.logger;
   const stats: ReceiverStats = {
@@ -137,8 +195,18 @@ export async function startWebhookReceiver(o: ReceiverOptions): Promise<WebhookR
     methodNotAllowed: 0,
     handlerErrors: 0,
     outcomes: {},
+    deduplicated: 0,
+    dropped: 0,
+    droppedOnStop: 0,
+    queued: 0,
+    maxQueued: 0,
+    connections: 0,
+    idleClosed: 0,
+    refusedConnections: 0,
   };
   const seen = new Map<string, number>();
+  let closing: Promise<void> | undefined;
+  const stopping = new AbortController();
   let running = 0;
   let waiters: Array<() => void> = [];
 
@@ -182,25 +250,49 @@ export async function startWebhookReceiver(o: ReceiverOptions): Promise<WebhookR
     }
   };
 
-  const dispatch = async (hint: WebhookHint): Promise<void> => {
-    const handler = hint.kind === 'payout' ? o.onPayoutHint : o.onPayinHint;
-    if (!handler) {
-      stats.unhandled++;
-      log?.warn({ kind: hint.kind, event: hint.event, orderId: hint.orderId }, 'webhook of a kind nobody handles: acknowledged, ignored');
-      return;
-    }
+  const lookup = (handler: HintHandler) => async (hint: WebhookHint): Promise<void> => {
     stats.hints++;
     try {
-      const outcome = await handler(hint);
+      const outcome = await handler(hint, stopping.signal);
       if (typeof outcome === 'string') stats.outcomes[outcome] = (stats.outcomes[outcome] ?? 0) + 1;
     } catch (err) {
       stats.handlerErrors++;
       log?.error({ kind: hint.kind, event: hint.event, orderId: hint.orderId, err: (err as Error).message }, 'webhook handler failed');
     }
   };
+  const queues: Partial<Record<HintKind, HintQueue<WebhookHint>>> = {};
+  const concurrency = { payout: 4, payin: 2, ...o.concurrency };
+  if (o.onPayoutHint) queues.payout = new HintQueue({ max: limits.maxQueuedHints, concurrency: concurrency.payout, run: lookup(o.onPayoutHint) });
+  if (o.onPayinHint) queues.payin = new HintQueue({ max: limits.maxQueuedHints, concurrency: concurrency.payin, run: lookup(o.onPayinHint) });
+  const allQueues = () => Object.values(queues);
 
-  /** Runs after the answer went out; resolves when the handler is done. */
-  const handleBody = async (body: Buffer, receivedAt: Date): Promise<void> => {
+  let lastDropWarning = -Infinity;
+  const dispatch = (hint: WebhookHint): void => {
+    const queue = queues[hint.kind];
+    if (!queue) {
+      stats.unhandled++;
+      log?.warn({ kind: hint.kind, event: hint.event, orderId: hint.orderId }, 'webhook of a kind nobody handles: acknowledged, ignored');
+      return;
+    }
+    const offered = queue.offer(hint);
+    if (offered === 'deduplicated') stats.deduplicated++;
+    else if (offered === 'dropped') {
+      stats.dropped++;
+      log?.debug({ kind: hint.kind, event: hint.event, orderId: hint.orderId }, 'webhook hint dropped: the queue is full');
+      const now = Date.now();
+      if (now - lastDropWarning >= DROP_WARN_EVERY_MS) {
+        lastDropWarning = now;
+        log?.warn(
+          { dropped: stats.dropped, maxQueuedHints: limits.maxQueuedHints },
+          'webhook hints dropped: more are waiting than the queue holds (a flood?); pending payouts are still polled, a payin can be asked with `payouts payin-status`',
+        );
+      }
+    }
+    stats.maxQueued = Math.max(stats.maxQueued, allQueues().reduce((n, q) => n + q.length, 0));
+  };
+
+  /** Runs after the answer went out: takes the hint from the body and queues it. */
+  const handleBody = (body: Buffer, receivedAt: Date): void => {
     const dup = isDuplicate(body, receivedAt.getTime());
     if (dup) stats.duplicates++;
     const p = parseWebhookBody(body);
@@ -216,10 +308,13 @@ export async function startWebhookReceiver(o: ReceiverOptions): Promise<WebhookR
       log?.warn({ event: p.hint.event, orderId: p.hint.orderId }, 'unknown webhook event: treated as a hint to check');
     }
     log?.info({ kind: p.hint.kind, event: p.hint.event, orderId: p.hint.orderId, duplicate: dup }, 'webhook hint');
-    await dispatch({ ...p.hint, receivedAt });
+    // Only the three fields and the time go on: the body is garbage from here.
+    dispatch({ kind: p.hint.kind, orderId: p.hint.orderId, event: p.hint.event, receivedAt });
   };
 
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  // Node checks its headers and request timeouts on an interval (30 s by default): once a second, so
+  // they hold to about a second.
+  const server: Server = createServer({ connectionsCheckingInterval: 1000 }, (req: IncomingMessage, res: ServerResponse) => {
     stats.received++;
     const pathname = (req.url ?? '/').split('?')[0] ?? '/';
     if (allow && !allow.has(normalizeIp(req.socket.remoteAddress))) {
@@ -265,21 +360,52 @@ export async function startWebhookReceiver(o: ReceiverOptions): Promise<WebhookR
       const body = Buffer.concat(chunks, size);
       running++;
       setImmediate(() => {
-        handleBody(body, receivedAt)
-          .catch((err: unknown) => {
-            stats.handlerErrors++;
-            log?.error({ err: (err as Error).message }, 'webhook processing failed');
-          })
-          .finally(done);
+        try {
+          if (!closing) handleBody(body, receivedAt);
+          else stats.droppedOnStop++;
+        } catch (err) {
+          stats.handlerErrors++;
+          log?.error({ err: (err as Error).message }, 'webhook processing failed');
+        } finally {
+          done();
+        }
       });
     });
     req.on('error', () => {
       /* a sender that hangs up mid-body: nothing to do */
     });
   });
-  // A sender trickling bytes must not hold a connection forever.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  // A connection that sends nothing, or trickles its headers, is closed by node's headers timeout (it
+  // counts from the connection, checked every second); one idle between keep-alive requests by the
+  // keep-alive timeout; any other silence by the socket's inactivity timeout. (Issue 18: 19,990 idle
+  // connections took a run to its open-file limit.)
+  server.headersTimeout = Math.min(10_000, limits.idleTimeoutMs);
+  server.requestTimeout = Math.max(30_000, limits.idleTimeoutMs);
+  server.timeout = limits.idleTimeoutMs;
+  server.keepAliveTimeout = Math.min(5_000, limits.idleTimeoutMs);
+  server.on('timeout', (socket: Socket) => {
+    stats.idleClosed++;
+    socket.destroy();
+  });
+  // What node would do by itself (a 408 or 400, then close), counted.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    if (timedOut) stats.idleClosed++;
+    else stats.malformed++;
+    if (socket.writable && socket.bytesWritten === 0) {
+      socket.end(timedOut ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    }
+    socket.destroy();
+  });
+  // Beyond the cap node closes a new connection as it is accepted: its file descriptor is freed at once.
+  server.maxConnections = limits.maxConnections;
+  server.on('drop', () => {
+    stats.refusedConnections++;
+  });
+  server.on('connection', (socket: Socket) => {
+    stats.connections++;
+    socket.once('close', () => stats.connections--);
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -291,17 +417,25 @@ export async function startWebhookReceiver(o: ReceiverOptions): Promise<WebhookR
   const addr = server.address() as AddressInfo;
   const host = o.host ?? '127.0.0.1';
   const urlHost = host.includes(':') ? `[${host}]` : host;
-  let closing: Promise<void> | undefined;
   return {
     url: `http://${urlHost}:${addr.port}${WEBHOOK_PATH}${o.token}`,
     port: addr.port,
-    stats: () => ({ ...stats, outcomes: { ...stats.outcomes } }),
-    idle: () => (running === 0 ? Promise.resolve() : new Promise((r) => waiters.push(r))),
+    limits,
+    stats: () => ({ ...stats, outcomes: { ...stats.outcomes }, queued: allQueues().reduce((n, q) => n + q.length, 0) }),
+    idle: async () => {
+      if (running > 0) await new Promise<void>((r) => waiters.push(r));
+      await Promise.all(allQueues().map((q) => q.idle()));
+    },
     close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
-      });
+        // What waits is dropped now; a stop never waits for a backlog of lookups (issue 18).
+        for (const q of allQueues()) stats.droppedOnStop += q.stop();
+        stopping.abort();
+        await closed;
+        await Promise.all(allQueues().map((q) => q.idle()));
+      })();
       return closing;
     },
   };
