@@ -39,11 +39,13 @@ export abstract class AllianceError extends Error {
 export class AuthenticationError extends AllianceError {
   readonly type = 'authentication';
   readonly retryable = false;
+  override readonly ambiguous: boolean;
   /** Server Date minus local clock, when the server sent a Date header. */
   readonly clockSkewMs: number | undefined;
-  constructor(message: string, details: ErrorDetails & { clockSkewMs?: number } = {}) {
+  constructor(message: string, details: ErrorDetails & { clockSkewMs?: number; ambiguous?: boolean } = {}) {
     super(message, details);
     this.clockSkewMs = details.clockSkewMs;
+    this.ambiguous = details.ambiguous ?? false;
   }
 }
 
@@ -178,10 +180,33 @@ export class ResponseTooLargeError extends AllianceError {
   }
 }
 
-/** Other 4xx the document does not list. */
+/** An answer the document does not list (a redirect, 405, 409, a 404 to an initiate…). */
 export class UnexpectedStatusError extends AllianceError {
   readonly type = 'unexpected_status';
   readonly retryable = false;
+  override readonly ambiguous: boolean;
+  constructor(message: string, details: ErrorDetails & { ambiguous?: boolean } = {}) {
+    super(message, details);
+    this.ambiguous = details.ambiguous ?? false;
+  }
+}
+
+/** Requests that create something at the API: an answer the document does not define for them may mean it was. */
+const WRITE_PATHS = ['api/v1/payout/initiate'];
+
+/**
+ * Whether an HTTP answer to this request leaves it possibly executed. The document defines, for a payout
+ * initiate, 201 (created), 400 (bad request), 401 (unauthorized), 422 (validation; "already taken") and
+ * 500; a 429 is a refusal before any work. Anything else it does not define — a redirect from a proxy, a
+ * 403 from a firewall in front, a 404 or 405 from a misrouted gateway, a 409 — says nothing about whether
+ * the payout was made: ambiguous, so its status is asked before anything else, never recorded as refused.
+ * Requests that only read (balance, status lookups) are never ambiguous.
+ */
+export function writeAnswerAmbiguous(f: { statusCode: number; method: string; path: string }): boolean {
+  const writes = f.method.toUpperCase() !== 'GET' && WRITE_PATHS.some((p) => f.path.replace(/^\//, '').startsWith(p));
+  if (!writes) return false;
+  const s = f.statusCode;
+  return !(s === 400 || s === 401 || s === 422 || s === 429 || (s >= 200 && s < 300));
 }
 
 /** `"error": ""`, null, false, [] and {} mean no error (the document's successful responses carry `"error": ""`). */
@@ -287,7 +312,11 @@ export function errorFromResponse(f: ResponseFacts): AllianceError {
     return new AuthenticationError(`${where}: ${s} ${s === 401 ? 'Unauthorized' : 'Forbidden'}${msg ? ` (${msg})` : ''}: ${hint}`, {
       ...d,
       ...(skew === undefined ? {} : { clockSkewMs: skew }),
+      ambiguous: writeAnswerAmbiguous(f),
     });
+  }
+  if (s === 404 && writeAnswerAmbiguous(f)) {
+    return new UnexpectedStatusError(`${where}: 404 to a payout initiate, which the document does not define (a proxy or a misrouted gateway?): the payout may exist; its status is asked first`, { ...d, ambiguous: true });
   }
   if (s === 404) return new NotFoundError(`${where}: 404 not found${msg ? ` (${msg})` : ''}`, d);
   if (s === 400) return new BadRequestError(`${where}: 400 bad request${msg ? ` (${msg})` : ''}`, d);
@@ -306,5 +335,6 @@ export function errorFromResponse(f: ResponseFacts): AllianceError {
     });
   }
   if (s >= 500) return new ServerError(`${where}: ${s} server error${msg ? ` (${msg})` : ''}`, d);
-  return new UnexpectedStatusError(`${where}: unexpected HTTP ${s}${msg ? ` (${msg})` : ''}`, d);
+  const ambiguous = writeAnswerAmbiguous(f);
+  return new UnexpectedStatusError(`${where}: unexpected HTTP ${s}${msg ? ` (${msg})` : ''}${ambiguous ? ': the payout may exist; its status is asked first' : ''}`, { ...d, ambiguous });
 }
