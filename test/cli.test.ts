@@ -374,16 +374,18 @@ describe('balance and payout-status against the sandbox', () => {
     expect(j.balance_paise).toBe('123456789');
   });
 
-  it('payout-status of an unknown order id: exit non-zero, one clear line saying 404, no stack', async () => {
+  it('payout-status of an unknown order id: exit 2 (no such payout; the API is up, not 6), one clear line saying 404, no stack', async () => {
     const r = await runCli(['payout-status', 'NO-SUCH-ORDER-42'], { env: apiEnv(s) });
-    expect(r.code, show(r)).not.toBe(0);
-    expect(r.code).not.toBeNull();
+    expect(r.code, show(r)).toBe(2);
     const lines = plainLines(r.stderr);
     expect(lines, r.stderr).toHaveLength(1);
     expect(lines[0]).toMatch(/404|not found/i);
     expect(lines[0]).toContain('NO-SUCH-ORDER-42');
     expect(r.stderr).not.toMatch(STACK);
     expect(r.stdout.trim()).toBe('');
+    const payin = await runCli(['payin-status', 'NO-SUCH-PAYIN-42'], { env: { ...apiEnv(s), PAYOUTS_DATA_DIR: tmpDir('payouts-payin-404-') } });
+    expect(payin.code, show(payin)).toBe(2);
+    expect(payin.stderr).toMatch(/no payin with order_id NO-SUCH-PAYIN-42 \(404\)/);
   });
 });
 

@@ -3,6 +3,23 @@ import type { AllianceClient } from '../alliance/client.js';
 import type { PayinInfo } from '../alliance/types.js';
 import { fetchAndStorePayin } from '../engine/payins.js';
 import { clientOf, loggerOf, printJson, withDb, type CommandIO } from './context.js';
+import { NotFoundError } from '../alliance/errors.js';
+import { UsageError } from '../errors.js';
+
+/**
+ * A 404 to a lookup is the API's documented "no such transaction": an answer, not an unreachable API. Exit 2
+ * (no such thing, as for an unknown batch), never 6, so a script does not wait for an API that is up.
+ */
+async function found<T>(what: string, orderId: string, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof NotFoundError) {
+      throw new UsageError(`the API has no ${what} with order_id ${orderId} (404): check the order_id (\`payouts status <batch>\` and the report list a batch's order_ids)`, { cause: err });
+    }
+    throw err;
+  }
+}
 
 async function withClient(io: CommandIO, fn: (client: AllianceClient) => Promise<void>): Promise<number> {
   const client = clientOf(io, loggerOf(io));
@@ -26,7 +43,7 @@ export async function balanceCommand(io: CommandIO): Promise<number> {
 /** `payouts payout-status <order-id>` */
 export async function payoutStatusCommand(io: CommandIO, orderId: string): Promise<number> {
   return withClient(io, async (client) => {
-    const p = await client.payoutStatus(orderId);
+    const p = await found('payout', orderId, client.payoutStatus(orderId));
     if (io.json) {
       printJson(io, {
         order_id: p.orderId,
@@ -67,7 +84,7 @@ export async function payinStatusCommand(io: CommandIO, orderId: string): Promis
   const client = clientOf(io, logger);
   try {
     return await withDb(io, async (db) => {
-      const { info: p, outcome, row } = await fetchAndStorePayin({ client, db: db.knex, logger }, orderId);
+      const { info: p, outcome, row } = await found('payin', orderId, fetchAndStorePayin({ client, db: db.knex, logger }, orderId));
       if (io.json) {
         printJson(io, { ...payinJson(p), stored: { outcome, status: row.status } });
         return 0;
