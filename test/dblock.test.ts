@@ -91,7 +91,8 @@ describe('the data directory lock', { timeout: 240_000 }, () => {
     writeFileSync(lock, `${PROCESS_TAG}:${pid}:${start}\nsince 2026-01-01T00:00:00.000Z\n`);
     const held = await runCli(['status', '--data-dir', data]);
     expect(held.code, held.stderr).toBe(EXIT.busy);
-    expect(held.stderr).toContain(`in use by process ${pid} on this machine since 2026-01-01T00:00:00.000Z`);
+    // The lock file records UTC; people read India time (issue 20 point 6).
+    expect(held.stderr).toContain(`in use by process ${pid} on this machine since 2026-01-01 05:30:00 +05:30`);
 
     writeFileSync(lock, `${PROCESS_TAG}:${pid}:${Number(start) + 1}\n`);
     const taken = await runCli(['status', '--data-dir', data]);
