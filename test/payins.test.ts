@@ -216,8 +216,9 @@ describe.each(BACKENDS)('payin-status and payins from the command line (%s)', (k
     expect(text.stdout).toMatch(/stored \(inserted\)/);
 
     const unknown = await cli(['payin-status', 'CLI-PIN-NOPE']);
-    expect(unknown.code).toBe(6);
-    expect(unknown.stderr).toMatch(/404/);
+    // no such payin: the API answered, so a usage/input error (2), not "unreachable" (6)
+    expect(unknown.code, unknown.stderr).toBe(2);
+    expect(unknown.stderr).toMatch(/no payin with order_id CLI-PIN-NOPE \(404\)/);
 
     const all = await cli(['payins', '--json']);
     expect(all.code, all.stderr).toBe(0);
