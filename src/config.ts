@@ -173,7 +173,8 @@ export function loadConfig(flags: ConfigFlags, processEnv: Record<string, string
     logFormat: pick(flags.logFormat ?? env['PAYOUTS_LOG_FORMAT'], LOG_FORMATS, '--log-format (PAYOUTS_LOG_FORMAT)', 'auto'),
     color: !env['NO_COLOR'],
     verbose,
-    crashAt: env['PAYOUTS_CRASH_AT'] || undefined,
+    // A test hook: the process's own environment only (configFile.ts refuses it in a file).
+    crashAt: processEnv['PAYOUTS_CRASH_AT'] || undefined,
     timeZone: timeZone(flags.timeZone ?? (env['PAYOUTS_TIME_ZONE'] || undefined) ?? 'Asia/Kolkata'),
     notifyUrl: notifyUrl(flags.notifyUrl ?? (env['PAYOUTS_NOTIFY_URL'] || undefined)),
     webhookToken: flags.webhookToken ?? (env['PAYOUTS_WEBHOOK_TOKEN'] || undefined),
