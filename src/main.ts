@@ -183,7 +183,7 @@ const cli = yargs(hideBin(process.argv))
     'Validate a CSV, check the balance, ask for a yes, pay every valid row once, follow each to its end, write the report',
     (y) =>
       runOptions(y)
-        .positional('csv', { type: 'string', demandOption: true, describe: 'The payout CSV (headers: the API field names or common aliases)' })
+        .positional('csv', { type: 'string', demandOption: true, describe: 'The payout CSV, or an Excel workbook (.xlsx; first sheet unless --sheet); headers: the API field names or common aliases' })
         .option('batch', { type: 'string', describe: 'Batch name (default: the file name); the same name again resumes it' })
         .option('dry-run', { type: 'boolean', describe: 'Validation, the balance check and what would be sent (with --revise: what the corrected copy changes); nothing stored or sent', default: false })
         .option('revise', { type: 'boolean', describe: 'Merge a corrected copy into a batch that already sent rows (rows already paid are not paid again)', default: false })
@@ -191,6 +191,7 @@ const cli = yargs(hideBin(process.argv))
         .option('expect-rows', { type: 'number', describe: 'Control total: refuse the file unless it has exactly this many data rows' })
         .option('expect-total', { type: 'string', describe: 'Control total: refuse the file unless its rows add up to these rupees (e.g. 1,23,456.00)' })
         .option('accept-unterminated', { type: 'boolean', default: false, describe: 'Accept a last line without a line break (normally held back: a file still being written looks like that)' })
+        .option('sheet', { type: 'string', describe: 'For an Excel file (.xlsx): the sheet to read, by its tab name', defaultDescription: 'the first sheet' })
         .option('allow-duplicate-file', { type: 'boolean', default: false, describe: 'Run a file another batch already ran (same content): normally refused, it would pay everyone again' })
         .option('repeat-window', { type: 'number', default: 30, describe: 'Days to look back for another batch paying the same account the same amount (listed as warnings before the yes)' })
         .example('$0 run payroll-nov.csv --user-id M123 --dry-run', 'What a run would do: invalid rows, totals per method, balance; nothing stored or sent')
@@ -214,6 +215,7 @@ const cli = yargs(hideBin(process.argv))
           expectRows: expectRows(argv['expectRows']),
           expectTotalPaise: expectTotal(argv['expectTotal']),
           acceptUnterminated: Boolean(argv['acceptUnterminated']),
+          ...(argv['sheet'] !== undefined ? { sheet: String(argv['sheet']) } : {}),
           allowDuplicateFile: Boolean(argv['allowDuplicateFile']),
           repeatWindowDays: repeatWindow(argv['repeatWindow']),
         });
@@ -257,12 +259,14 @@ const cli = yargs(hideBin(process.argv))
     'Check every row of a CSV and list all problems; nothing is stored or sent, no API call',
     (y) =>
       y
-        .positional('csv', { type: 'string', demandOption: true, describe: 'The payout CSV' })
+        .positional('csv', { type: 'string', demandOption: true, describe: 'The payout CSV or Excel workbook (.xlsx)' })
         .option('user-id', { type: 'string', describe: 'user_id for rows without one (as `run --user-id` would use; env PAYOUTS_USER_ID)' })
         .option('batch', { type: 'string', describe: 'Batch name the order_ids would be derived from (default: the file name)' })
         .option('expect-rows', { type: 'number', describe: 'Control total: the file must have exactly this many data rows' })
         .option('expect-total', { type: 'string', describe: 'Control total: its rows must add up to these rupees (e.g. 1,23,456.00)' })
         .option('accept-unterminated', { type: 'boolean', default: false, describe: 'Accept a last line without a line break' })
+        .option('sheet', { type: 'string', describe: 'For an Excel file (.xlsx): the sheet to read, by its tab name', defaultDescription: 'the first sheet' })
+        .example('$0 validate payroll-nov.xlsx --sheet November', 'An Excel workbook read directly (numbers that lost digits are errors)')
         .example('$0 validate payroll-nov.csv --user-id M123', 'Every problem of every row, with the row, the field and the fix')
         .example('$0 validate payroll-nov.csv --expect-rows 300 --expect-total 1,90,58,324.00', 'Also check the control totals of the payroll sheet'),
     run(async (argv) => {
@@ -276,6 +280,7 @@ const cli = yargs(hideBin(process.argv))
         ...(argv['expectRows'] !== undefined ? { expectRows: expectRows(argv['expectRows']) } : {}),
         ...(argv['expectTotal'] !== undefined ? { expectTotalPaise: expectTotal(argv['expectTotal'])! } : {}),
         acceptUnterminated: Boolean(argv['acceptUnterminated']),
+        ...(argv['sheet'] !== undefined ? { sheet: String(argv['sheet']) } : {}),
       });
     }),
   )

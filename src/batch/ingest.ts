@@ -13,7 +13,7 @@
  */
 import { InputError } from '../errors.js';
 import type { Paise } from '../money.js';
-import { mapHeader, type HeaderMapping } from './columns.js';
+import { mapHeader, type CanonicalField, type HeaderMapping } from './columns.js';
 import { TotalsCounter, controlTotalIssues } from './controlTotals.js';
 import { CsvRecordParser, type CsvRecord } from './csvRecords.js';
 import {
@@ -29,7 +29,9 @@ import {
 import { IdentityTable, idKeyHi, idKeyLo } from './identityTable.js';
 import { contentKeyOf, deriveOrderId, derivePaymentOrderId } from './orderId.js';
 import { refKey } from './payee.js';
+import { accountCellsWarning, cellText } from './sheetCells.js';
 import { describeSource, readText } from './textSource.js';
+import { isWorkbookPath, readSheetRows } from './xlsxSource.js';
 import { hasPayoutIdentity, validateRow, type RawRow, type RowIssue, type ValidatedRow } from './validate.js';
 
 export type { FileIssue } from './fileIssues.js';
@@ -82,6 +84,8 @@ export interface IngestOptions {
    * lists every problem (`validate`). The InputError is still thrown at the end. Default false.
    */
   reportAll?: boolean | undefined;
+  /** For a workbook (.xlsx): the sheet to read, by its tab name. Default: the first tab. Ignored for a CSV. */
+  sheet?: string | undefined;
 }
 
 /** A record longer than this (characters) is almost certainly an unclosed quote swallowing the file. */
@@ -100,6 +104,10 @@ export async function* readBatchRows(
   input: string | NodeJS.ReadableStream,
   opts: IngestOptions,
 ): AsyncGenerator<IngestRow> {
+  if (isWorkbookPath(input)) {
+    yield* readWorkbookRows(input, opts);
+    return;
+  }
   const what = describeSource(input);
   const reader = new RowReader(what, opts);
   const parser = new CsvRecordParser(MAX_RECORD_CHARS);
@@ -129,9 +137,94 @@ export async function* readBatchRows(
   }
 }
 
+/** "A", …, "Z", "AA", …: a column's letters as Excel shows them. */
+function columnLetters(index: number): string {
+  let s = '';
+  for (let n = index + 1; n > 0; n = Math.floor((n - 1) / 26)) s = String.fromCharCode(65 + ((n - 1) % 26)) + s;
+  return s;
+}
+
+/**
+ * readBatchRows for a workbook (.xlsx): each sheet row becomes the record a CSV line would (its cells as
+ * text, its line the sheet's row number), validated by the same RowReader. What only the workbook can
+ * tell (a number that lost digits, a date, a formula with no result: sheetCells.ts) is an error on the
+ * cell's field, replacing what the validation says of the cell's text.
+ */
+async function* readWorkbookRows(file: string, opts: IngestOptions): AsyncGenerator<IngestRow> {
+  const reader = new RowReader(`the Excel file ${file}`, opts, 'sheet');
+  const rows = readSheetRows(file, { sheet: opts.sheet });
+  /** Account numbers accepted from number cells: one warning for the file. */
+  let numberAccounts = 0;
+  let firstNumberAccount = 0;
+  try {
+    for await (const sheetRow of rows) {
+      const mapping = reader.mapping;
+      if (mapping === undefined) {
+        reader.record(sheetRecord(sheetRow.cells.map((c) => cellText(c, undefined, '').text), sheetRow.line));
+        continue;
+      }
+      const fields = reader.fieldsByColumn();
+      const width = Math.max(mapping.header.length, sheetRow.cells.length);
+      const cells: string[] = new Array<string>(width);
+      let issues: RowIssue[] | undefined;
+      for (let i = 0; i < width; i++) {
+        const v = sheetRow.cells[i];
+        if (v === undefined) {
+          cells[i] = '';
+          continue;
+        }
+        const field = fields[i];
+        const header = mapping.header[i];
+        const where = `cell ${columnLetters(i)}${sheetRow.line}${header ? ` (column ${JSON.stringify(header)})` : ''}`;
+        const t = cellText(v, field, where);
+        cells[i] = t.text;
+        if (t.issue && field) (issues ??= []).push({ field, code: t.issue.code, message: t.issue.message });
+        if (t.numberAsDigits && field === 'beneficiary_acc_no') {
+          if (numberAccounts++ === 0) firstNumberAccount = sheetRow.line;
+        }
+      }
+      const row = reader.record(sheetRecord(cells, sheetRow.line), issues);
+      if (row) yield row;
+    }
+    if (numberAccounts > 0 && reader.mapping) {
+      const i = reader.mapping.columns.beneficiary_acc_no!;
+      reader.issue({
+        code: 'account_number_cells',
+        severity: 'warning',
+        line: firstNumberAccount,
+        column: reader.mapping.header[i],
+        message: accountCellsWarning(`column ${columnLetters(i)} ${JSON.stringify(reader.mapping.header[i])}`, firstNumberAccount, numberAccounts),
+      });
+    }
+    reader.finish();
+  } catch (e) {
+    if (e instanceof InputError) reader.reportThrown(e);
+    throw e;
+  } finally {
+    await rows.return(undefined);
+  }
+}
+
+function sheetRecord(cells: string[], line: number): CsvRecord {
+  return { cells, line, endLine: line, terminated: true, multiline: undefined };
+}
+
+/** Each cell issue takes the place of the validation's errors and warnings on its field. */
+function replaceFieldIssues(row: ValidatedRow, cellIssues: readonly RowIssue[]): void {
+  for (const issue of cellIssues) {
+    const at = row.errors.findIndex((e) => e.field === issue.field);
+    const errors = row.errors.filter((e) => e.field !== issue.field);
+    errors.splice(at === -1 ? errors.length : at, 0, issue);
+    row.errors = errors;
+    row.warnings = row.warnings.filter((w) => w.field !== issue.field);
+  }
+}
+
 /** The per-record logic of readBatchRows, kept out of the generator so it reads top to bottom. */
 class RowReader {
-  private mapping: HeaderMapping | undefined;
+  mapping: HeaderMapping | undefined;
+  /** The field of each column (undefined for an ignored one), once the header is read. */
+  private fields: (CanonicalField | undefined)[] | undefined;
   private readonly issues: FileIssue[] = [];
   /** A problem with the file's structure: records can no longer be trusted to be people. */
   private broken = false;
@@ -149,10 +242,20 @@ class RowReader {
   constructor(
     private readonly what: string,
     private readonly opts: IngestOptions,
+    /** Where records come from: CSV lines, or the rows of a workbook's sheet (messages differ). */
+    private readonly kind: 'csv' | 'sheet' = 'csv',
   ) {}
 
   header(): string[] | undefined {
     return this.mapping?.header;
+  }
+
+  fieldsByColumn(): (CanonicalField | undefined)[] {
+    if (this.fields) return this.fields;
+    const fields: (CanonicalField | undefined)[] = [];
+    const cols = this.mapping?.columns ?? {};
+    for (const f in cols) fields[cols[f as CanonicalField]!] = f as CanonicalField;
+    return (this.fields = fields);
   }
 
   /** Records a file issue; `structural` ones stop rows from being yielded (unless reportAll). */
@@ -184,7 +287,11 @@ class RowReader {
     this.issue({ code: 'unreadable', severity: 'error', message: e.message }, true);
   }
 
-  record(rec: CsvRecord): IngestRow | undefined {
+  /**
+   * `cellIssues`: problems of cells only a workbook shows (sheetCells.ts); each replaces what the row
+   * validation finds in its field.
+   */
+  record(rec: CsvRecord, cellIssues?: readonly RowIssue[]): IngestRow | undefined {
     // A quoted line break is checked before blankness: even a record that looks empty spans lines.
     if (this.mapping && rec.multiline) {
       this.dataRecords++;
@@ -202,7 +309,7 @@ class RowReader {
       return undefined;
     }
     if (this.broken && !this.opts.reportAll) return undefined;
-    return this.row(rec, this.mapping);
+    return this.row(rec, this.mapping, cellIssues);
   }
 
   private readHeader(rec: CsvRecord): void {
@@ -239,7 +346,7 @@ class RowReader {
     this.opts.onHeader?.(mapping);
   }
 
-  private row(rec: CsvRecord, mapping: HeaderMapping): IngestRow {
+  private row(rec: CsvRecord, mapping: HeaderMapping, cellIssues: readonly RowIssue[] | undefined): IngestRow {
     const record = rec.cells;
     const rowNo = rec.line;
     // One object reused for every row (validateRow keeps nothing of it): no allocation per row.
@@ -250,6 +357,7 @@ class RowReader {
       defaultUserId: this.opts.defaultUserId,
       userIdReportedForFile: this.userIdReportedForFile,
     });
+    if (cellIssues) replaceFieldIssues(row, cellIssues);
     this.totals.add(row.amountPaise, rowNo);
 
     const width = mapping.header.length;
@@ -258,10 +366,12 @@ class RowReader {
         field: 'row',
         code: 'field_count',
         message:
-          `row has ${record.length} fields, header has ${width}: ` +
-          (record.length > width
-            ? 'a value containing a comma must be in double quotes'
-            : 'fill in every column (leave a value empty between commas if it has none)'),
+          this.kind === 'sheet'
+            ? `row has a value right of the header's last column (${width} columns): put it under a header or delete it`
+            : `row has ${record.length} fields, header has ${width}: ` +
+              (record.length > width
+                ? 'a value containing a comma must be in double quotes'
+                : 'fill in every column (leave a value empty between commas if it has none)'),
       };
       row.errors.unshift(issue);
     }

@@ -20,6 +20,8 @@ export interface ValidateFileOptions {
   /** Control totals (see controlTotals.ts): all data rows, valid or not. */
   expectRows?: number | undefined;
   expectTotalPaise?: Paise | undefined;
+  /** For a workbook (.xlsx): the sheet to read, by its tab name. Default: the first tab. */
+  sheet?: string | undefined;
   /** Most row problems listed; the rest are only counted (problems_omitted). Default 1000. */
   maxProblems?: number | undefined;
 }
@@ -65,7 +67,7 @@ function masker(account: string): (m: string) => string {
 }
 
 /**
- * Validates a CSV file. Never throws for a problem of the file (it is in `file_issues`, with `refused`);
+ * Validates a CSV file or a workbook (.xlsx). Never throws for a problem of the file (it is in `file_issues`, with `refused`);
  * throws only for a bug.
  */
 export async function validateFile(file: string, opts: ValidateFileOptions = {}): Promise<ValidateSummary> {
@@ -96,6 +98,7 @@ export async function validateFile(file: string, opts: ValidateFileOptions = {})
       expectRows: opts.expectRows,
       expectTotalPaise: opts.expectTotalPaise,
       reportAll: true,
+      sheet: opts.sheet,
       onHeader,
       onFileIssue: (i) => summary.file_issues.push(i),
     });

@@ -49,6 +49,8 @@ export interface RunCommandOptions {
   crash?: CrashHook | undefined;
   /** Accept a last line without a line break (--accept-unterminated). */
   acceptUnterminated?: boolean | undefined;
+  /** For a workbook (.xlsx): the sheet to read (--sheet). */
+  sheet?: string | undefined;
   /** Run a file another batch already ran (--allow-duplicate-file). */
   allowDuplicateFile?: boolean | undefined;
   /** POST a summary here when the batch finishes, stops or fails (--notify-url). */
@@ -105,6 +107,7 @@ export async function runCommand(io: CommandIO, o: RunCommandOptions): Promise<n
         retryFailed: o.retryFailed ?? false,
         retryReview: o.retryReview ?? false,
         acceptUnterminated: o.acceptUnterminated ?? false,
+        ...(o.sheet !== undefined ? { sheet: o.sheet } : {}),
         allowDuplicateFile: o.allowDuplicateFile ?? false,
         reportTimeZone: io.config.timeZone,
         ...(o.webhooks ? { webhooks: webhookListen(io, o.webhooks) } : {}),

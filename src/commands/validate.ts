@@ -8,7 +8,7 @@ import { printJson, type CommandIO } from './context.js';
 /** `payouts validate <csv>`: every row checked, file-level problems once, nothing stored, nothing sent. */
 export async function validateCommand(
   io: CommandIO,
-  o: { csv: string; batch?: string; userId?: string; expectRows?: number; expectTotalPaise?: Paise; acceptUnterminated?: boolean },
+  o: { csv: string; batch?: string; userId?: string; expectRows?: number; expectTotalPaise?: Paise; acceptUnterminated?: boolean; sheet?: string },
 ): Promise<number> {
   const file = path.resolve(io.cwd, o.csv);
   const s = await validateFile(file, {
@@ -17,6 +17,7 @@ export async function validateCommand(
     expectRows: o.expectRows,
     expectTotalPaise: o.expectTotalPaise,
     acceptUnterminated: o.acceptUnterminated,
+    sheet: o.sheet,
   });
   const fileErrors = s.file_issues.filter((i) => i.severity === 'error');
   if (io.json) {

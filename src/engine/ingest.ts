@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { readBatchRows, type IngestRow } from '../batch/ingest.js';
+import { isWorkbookPath } from '../batch/xlsxSource.js';
 import type { HeaderMapping } from '../batch/columns.js';
 import { InputError, RefusedError } from '../errors.js';
 import { formatRupeesIndian, type Paise } from '../money.js';
@@ -38,6 +39,8 @@ export interface IngestOptions {
   expectTotalPaise?: Paise | undefined;
   /** Accept a last line with no line break (the person says the file is complete). Default false. */
   acceptUnterminated?: boolean | undefined;
+  /** For a workbook (.xlsx): the sheet to read, by its tab name. Default: the first tab. */
+  sheet?: string | undefined;
   /** Rows per insert statement. Default 1000. */
   chunkSize?: number;
   logger?: Logger;
@@ -134,8 +137,9 @@ export async function fileSha256(file: string): Promise<string> {
     for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new InputError(`CSV file not found: ${file}: check the path`, { cause: err });
-    throw new InputError(`cannot read the CSV file ${file}: ${(err as Error).message}`, { cause: err });
+    const kind = isWorkbookPath(file) ? 'Excel' : 'CSV';
+    if (code === 'ENOENT') throw new InputError(`${kind} file not found: ${file}: check the path`, { cause: err });
+    throw new InputError(`cannot read the ${kind} file ${file}: ${(err as Error).message}`, { cause: err });
   }
   return h.digest('hex');
 }
@@ -342,6 +346,11 @@ async function readPass(b: BatchRecord, opts: IngestOptions, key: string, onLine
     acceptUnterminated: opts.acceptUnterminated ?? false,
     expectRows: opts.expectRows,
     expectTotalPaise: opts.expectTotalPaise,
+    sheet: opts.sheet,
+    // A workbook's warning about account numbers typed as numbers is shown with the header's notes.
+    onFileIssue: (i) => {
+      if (i.code === 'account_number_cells') pass.headerNotes = [...pass.headerNotes, i.message];
+    },
   })) {
     pass.rows++;
     pass.fileTotalPaise += line.amountPaise ?? 0n;

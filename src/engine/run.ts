@@ -45,6 +45,8 @@ export interface RunOptions extends Partial<EngineOptions> {
   expectTotalPaise?: Paise | undefined;
   /** Accept a last line with no line break (normally held back: a file still being written looks like that). */
   acceptUnterminated?: boolean | undefined;
+  /** For a workbook (.xlsx): the sheet to read (--sheet). Default: the first tab. */
+  sheet?: string | undefined;
   /** Run a file another batch already ran (same sha256). Default false: refused. */
   allowDuplicateFile?: boolean | undefined;
   /** Days back to look for the same account paid the same amount by another batch (warnings). Default 30. */
@@ -152,6 +154,7 @@ export async function runBatch(opts: RunOptions, deps: EngineDeps): Promise<RunR
       expectRows: opts.expectRows,
       expectTotalPaise: opts.expectTotalPaise,
       acceptUnterminated: opts.acceptUnterminated,
+      ...(opts.sheet !== undefined ? { sheet: opts.sheet } : {}),
       allowDuplicateFile: opts.allowDuplicateFile ?? false,
       ...(opts.repeatWindowDays !== undefined ? { repeatWindowDays: opts.repeatWindowDays } : {}),
       logger: deps.logger,
