@@ -316,11 +316,12 @@ const cli = yargs(hideBin(process.argv))
     (y) =>
       dbOptions(y)
         .positional('batch', { type: 'string', demandOption: true, describe: 'The batch name (`payouts status` lists them)' })
-        .option('report-dir', { type: 'string', default: 'reports', describe: 'Where <batch>.csv, .json, .html (and .corrections.csv) are written' })
-        .option('format', { choices: ['csv', 'json', 'html', 'all'] as const, default: 'all', describe: 'Which report to write' })
+        .option('report-dir', { type: 'string', default: 'reports', describe: 'Where <batch>.csv, .xlsx, .json, .html (and .corrections.csv) are written' })
+        .option('format', { choices: ['csv', 'xlsx', 'json', 'html', 'all'] as const, default: 'all', describe: 'Which report to write (xlsx: an Excel workbook, identifiers as text, amounts in ₹, the summary on its own sheet)' })
         .option('fixable', { type: 'boolean', default: false, describe: "Write <batch>.corrections.csv instead: the invalid, refused and bank-rejected rows in the input's own columns plus a reason, to fix and run with --revise" })
         .option('time-zone', { type: 'string', describe: 'IANA time zone for the times in the reports (env PAYOUTS_TIME_ZONE)', defaultDescription: 'Asia/Kolkata' })
-        .example('$0 report payroll-nov', 'reports/payroll-nov.csv, .json and .html')
+        .example('$0 report payroll-nov', 'reports/payroll-nov.csv, .xlsx, .json and .html')
+        .example('$0 report payroll-nov --format xlsx', 'only the Excel workbook')
         .example('$0 report payroll-nov --format html', 'only the HTML report')
         .example('$0 report payroll-nov --fixable', 'reports/payroll-nov.corrections.csv, then: payouts run reports/payroll-nov.corrections.csv --batch payroll-nov --revise'),
     run(async (argv) => {
@@ -329,7 +330,7 @@ const cli = yargs(hideBin(process.argv))
       return reportCommand(cio, {
         batch: argv['batch'] as string,
         reportDir: argv['reportDir'] as string,
-        format: argv['format'] as 'csv' | 'json' | 'html' | 'all',
+        format: argv['format'] as 'csv' | 'xlsx' | 'json' | 'html' | 'all',
         fixable: Boolean(argv['fixable']),
         timeZone: cio.config.timeZone,
       });

@@ -52,7 +52,7 @@ export function runOptions<T>(y: Argv<T>) {
     .option('rate', { type: 'number', describe: 'API requests per second (payouts and status checks together)', default: 5 })
     .option('rate-margin', { type: 'string', describe: 'Added to the rate limit\'s second to absorb network jitter (R requests per 1 s + margin); raise it if the API answers 429 below its limit', default: '40ms' })
     .option('concurrency', { type: 'number', describe: 'API requests in flight at once', default: 4 })
-    .option('report-dir', { type: 'string', describe: 'Where <batch>.csv, .json and .html are written', default: 'reports' })
+    .option('report-dir', { type: 'string', describe: 'Where <batch>.csv, .xlsx, .json and .html are written', default: 'reports' })
     .option('time-zone', { type: 'string', describe: 'IANA time zone for the times in the reports (env PAYOUTS_TIME_ZONE)', defaultDescription: 'Asia/Kolkata' })
     .option('notify-url', { type: 'string', describe: 'POST a JSON summary here when the batch finishes, stops or fails (a Slack or Teams incoming webhook works; env PAYOUTS_NOTIFY_URL)' })
     .option('webhook-port', { type: 'number', describe: "Receive Alliance's webhooks on this port while the batch runs: each hint leads to one status check (never trusted itself); blind polling becomes the fallback" })

@@ -9,7 +9,7 @@ export interface ReportCommandOptions {
   batch: string;
   /** Where the files go, relative to io.cwd. Default reports. */
   reportDir?: string | undefined;
-  /** One format, or all three (csv, json, html). Default all. */
+  /** One format, or all of them (csv, xlsx, json, html). Default all. */
   format?: ReportFormat | 'all' | undefined;
   /** Write the corrections file (invalid and failed rows in the input's columns) instead of the reports. */
   fixable?: boolean | undefined;
@@ -17,7 +17,7 @@ export interface ReportCommandOptions {
   timeZone?: string | undefined;
 }
 
-/** `payouts report <batch> [--format csv|json|html] [--fixable]`: writes the batch's report files from the database. */
+/** `payouts report <batch> [--format csv|xlsx|json|html] [--fixable]`: writes the batch's report files from the database. */
 export async function reportCommand(io: CommandIO, o: ReportCommandOptions): Promise<number> {
   const dir = path.resolve(io.cwd, o.reportDir ?? 'reports');
   const timeZone = o.timeZone ?? io.config.timeZone;
@@ -44,8 +44,8 @@ export async function reportCommand(io: CommandIO, o: ReportCommandOptions): Pro
       return 0;
     }
     const r = await writeReports(db.knex, o.batch, dir, { timeZone, apiHost: apiHostOf(io.config.api.baseUrl) });
-    if (io.json) printJson(io, { batch: o.batch, files: { csv: r.csv, json: r.json, html: r.html }, summary: r.summary });
-    else io.out(`Report: ${r.csv}, ${r.json} and ${r.html}`);
+    if (io.json) printJson(io, { batch: o.batch, files: { csv: r.csv, json: r.json, html: r.html, xlsx: r.xlsx }, summary: r.summary });
+    else io.out(`Report: ${r.csv}, ${r.json} and ${r.html} (for Excel: ${r.xlsx})`);
     return 0;
   });
 }

@@ -250,7 +250,7 @@ function printResult(io: CommandIO, res: RunResult, database: string, reportsMov
   // A run that could not do its work says why on stderr too, where scripts and people look for errors.
   if (res.exitCode >= 2) note(io, `payouts: ${res.message}`, 'error');
   else io.out(res.message);
-  if (res.report) io.out(reportsMoved ? 'Report: written; it moves with the file (the Inbox line below says where)' : `Report: ${res.report.csv}, ${res.report.json} and ${res.report.html}`);
+  if (res.report) io.out(reportsMoved ? 'Report: written; it moves with the file (the Inbox line below says where)' : `Report: ${res.report.csv}, ${res.report.json} and ${res.report.html} (for Excel: ${res.report.xlsx})`);
 }
 
 /** The webhook receiver's settings: a token from the configuration, or one made for this run and printed. */

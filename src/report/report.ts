@@ -9,13 +9,14 @@ import { csvHeader, csvRow } from './csv.js';
 import { renderHtml } from './html.js';
 import { reportRow, type ReasonContext, type ReportRow } from './rows.js';
 import { summarize, type BatchSummary, SUMMARY_SCHEMA_VERSION } from './summary.js';
+import { XlsxReport } from './xlsx.js';
 import { DEFAULT_TIME_ZONE, isTimeZone, isoLocalTime } from './time.js';
 
 export { summarize, type BatchSummary } from './summary.js';
 export { REPORT_COLUMNS } from './csv.js';
 
-export type ReportFormat = 'csv' | 'json' | 'html';
-export const REPORT_FORMATS: readonly ReportFormat[] = ['csv', 'json', 'html'];
+export type ReportFormat = 'csv' | 'json' | 'html' | 'xlsx';
+export const REPORT_FORMATS: readonly ReportFormat[] = ['csv', 'json', 'html', 'xlsx'];
 
 export interface ReportOptions {
   /** IANA time zone for every time in the reports. Default Asia/Kolkata. */
@@ -32,6 +33,8 @@ export interface ReportPaths {
   csv: string;
   json: string;
   html: string;
+  /** The workbook beside the CSV (src/report/xlsx.ts). */
+  xlsx: string;
   summary: BatchSummary;
 }
 
@@ -122,15 +125,27 @@ export async function writeReport(
   const summary = await summarize(db, batch, { timeZone: l.tz, now: opts.now, apiHost: opts.apiHost });
   const file = reportPath(dir, batch, format);
   if (format === 'csv') await writeFileAtomic(file, csvChunks(db, batch, l));
+  else if (format === 'xlsx') await writeXlsx(db, batch, file, l, summary);
   else if (format === 'json') await writeFileAtomic(file, jsonChunks(db, batch, l, summary));
   else await writeFileAtomic(file, [await htmlText(db, batch, l, summary, opts, path.basename(reportPath(dir, batch, 'csv')))]);
   return { file, summary };
 }
 
+async function writeXlsx(db: Knex, batch: string, file: string, l: Loaded, summary: BatchSummary): Promise<void> {
+  const x = await XlsxReport.open(file, l.batch?.reference_column ?? null, l.tz);
+  try {
+    for await (const row of iterateReportRows(db, batch)) x.add(reportRow(row, l.ctx));
+    await x.commit(summary);
+  } catch (err) {
+    await x.abort();
+    throw err;
+  }
+}
+
 /**
- * The one entry the engine calls: writes <dir>/<batch>.csv (every row, for spreadsheets), .json (the
- * summary and every row, for scripts) and .html (for people), each atomically and readable by the owner
- * only. The rows are streamed from the database, so a batch of a million rows fits in memory.
+ * The one entry the engine calls: writes <dir>/<batch>.csv (every row, for spreadsheets), .xlsx (the same
+ * rows as an Excel workbook with text cells for identifiers, and the summary), .json (the summary and
+ * every row, for scripts) and .html (for people), each atomically and readable by the owner only. The rows are streamed from the database, so a batch of a million rows fits in memory.
  */
 export async function writeReports(db: Knex, batch: string, dir: string, opts: ReportOptions = {}): Promise<ReportPaths> {
   const l = await load(db, batch, opts);
@@ -138,10 +153,13 @@ export async function writeReports(db: Knex, batch: string, dir: string, opts: R
   const csv = reportPath(dir, batch, 'csv');
   const json = reportPath(dir, batch, 'json');
   const html = reportPath(dir, batch, 'html');
+  const xlsx = reportPath(dir, batch, 'xlsx');
   const files: AtomicFile[] = [];
+  let x: XlsxReport | undefined;
   try {
     const [c, j, h] = [await AtomicFile.open(csv), await AtomicFile.open(json), await AtomicFile.open(html)];
     files.push(c, j, h);
+    x = await XlsxReport.open(xlsx, l.batch?.reference_column ?? null, l.tz);
     // One pass over the rows feeds the CSV and the JSON: each row is read and described once.
     await c.write(csvHeader(l.batch?.reference_column ?? null));
     await j.write(jsonHead(summary));
@@ -149,16 +167,20 @@ export async function writeReports(db: Knex, batch: string, dir: string, opts: R
     for await (const row of iterateReportRows(db, batch)) {
       const r = reportRow(row, l.ctx);
       await c.write(csvRow(r, l.tz));
+      x.add(r);
       await j.write(`${first ? '\n' : ',\n'}${JSON.stringify(jsonRow(r, l.tz))}`);
       first = false;
     }
     await j.write(JSON_TAIL);
     await h.write(await htmlText(db, batch, l, summary, opts, path.basename(csv)));
+    await x.commit(summary);
+    x = undefined;
     // Committed together at the end: a failure anywhere leaves the previous reports as they were.
     for (const f of files) await f.commit();
   } catch (err) {
     for (const f of files) await f.abort();
+    await x?.abort();
     throw err;
   }
-  return { csv, json, html, summary };
+  return { csv, json, html, xlsx, summary };
 }
