@@ -51,7 +51,7 @@ describe('scheduled payroll through the command', () => {
     const r = await runCli(['watch', inbox, '--once', '--yes', '--stable', '0s', '--every', '100ms', '--data-dir', data, '--notify-url', hookUrl, ...FAST], { env: env(), timeoutMs: 150_000 });
     expect(r.code, r.stderr).toBe(0);
     expect(readdirSync(path.join(inbox, 'done')).sort()).toEqual(['bonus-dec.csv', 'bonus-dec.reports']);
-    expect(readdirSync(path.join(inbox, 'done', 'bonus-dec.reports')).sort()).toEqual(['bonus-dec.csv', 'bonus-dec.html', 'bonus-dec.json']);
+    expect(readdirSync(path.join(inbox, 'done', 'bonus-dec.reports')).sort()).toEqual(['bonus-dec.csv', 'bonus-dec.html', 'bonus-dec.json', 'bonus-dec.xlsx']);
     expect(sb.ledger().filter((e) => e.accountNo.startsWith('88000'))).toHaveLength(3);
     const note = received.find((b) => JSON.stringify(b).includes('bonus-dec'));
     expect(note, JSON.stringify(received)).toBeDefined();

@@ -559,7 +559,7 @@ describe('payouts run: a mixed file (valid, invalid, rejected, formula-looking n
     expect(r.stdout).toContain(path.join(other, 'payroll.html'));
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readFileSync(file, 'utf8')).toBe(readFileSync(reportCsv(), 'utf8'));
-    expect(readdirSync(other).sort()).toEqual(['payroll.csv', 'payroll.html', 'payroll.json']);
+    expect(readdirSync(other).sort()).toEqual(['payroll.csv', 'payroll.html', 'payroll.json', 'payroll.xlsx']);
     const missing = await runCli(['report', 'nope', '--data-dir', d.dataDir, '--report-dir', other], { cwd: d.work });
     expect(missing.code, show(missing)).toBe(2);
   });

@@ -81,6 +81,8 @@ function cellsOf(r: ReportRow, timeZone: string): Record<Row, string | number | 
 
 /** A cell's value and format: text columns as strings in Text cells, money as numbers in rupees. */
 function put(cell: ExcelJS.Cell, column: string, value: string | number | null): void {
+  // An identifier's cell is Text even when empty: what someone types into it later stays as typed.
+  if (TEXT_COLUMNS.has(column)) cell.numFmt = TEXT_FORMAT;
   if (value === null || value === '') return;
   if (MONEY_COLUMNS.has(column) && typeof value === 'number') {
     cell.value = value;
