@@ -125,6 +125,28 @@ function verdicts(s: ValidateSummary): Record<number, { errors: string[]; warnin
   return out;
 }
 
+/** LibreOffice, to see the report as a spreadsheet shows it (CI installs it; skipped where missing). */
+const SOFFICE = ['/usr/bin/soffice', '/usr/bin/libreoffice'].find((p) => existsSync(p));
+
+/** A sheet of a workbook as LibreOffice Calc shows it: each cell's type and displayed text. */
+function openInCalc(file: string, sheet: string): { type: string; text: string }[][] {
+  const out = tmpDir('payouts-lo-xlsx-');
+  execFileSync(SOFFICE!, [`-env:UserInstallation=file://${tmpDir('payouts-lo-profile-')}`, '--headless', '--convert-to', 'fods', '--outdir', out, file], { stdio: 'pipe', timeout: 120_000 });
+  const xml = readFileSync(path.join(out, `${path.basename(file, '.xlsx')}.fods`), 'utf8');
+  const table = new RegExp(`<table:table table:name="${sheet}"[\\s\\S]*?</table:table>`).exec(xml)![0];
+  const decode = (t: string) => t.replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  return [...table.matchAll(/<table:table-row[^>]*>([\s\S]*?)<\/table:table-row>/g)].map((m) => {
+    const row: { type: string; text: string }[] = [];
+    for (const c of m[1]!.matchAll(/<table:table-cell([^>]*?)(?:\/>|>([\s\S]*?)<\/table:table-cell>)/g)) {
+      const rep = Number(/table:number-columns-repeated="(\d+)"/.exec(c[1]!)?.[1] ?? 1);
+      const type = /office:value-type="([^"]+)"/.exec(c[1]!)?.[1] ?? 'empty';
+      const text = decode([...(c[2] ?? '').matchAll(/<text:p[^>]*>([\s\S]*?)<\/text:p>/g)].map((p) => p[1]!.replace(/<[^>]+>/g, '')).join('\n'));
+      for (let i = 0; i < Math.min(rep, 30); i++) row.push({ type, text });
+    }
+    return row;
+  });
+}
+
 let dir: string;
 let xlsx: string;
 let csv: string;
@@ -393,6 +415,19 @@ describe('a run of an .xlsx and its .xlsx report', () => {
     expect(lines.get('Paid')).toEqual([3, 1002 + 2500.5 + 125000]);
     expect(lines.get('All rows')?.[0]).toBe(4);
     expect(summary.getRow([...lines.keys()].indexOf('Paid') + 1).getCell(3).numFmt).toContain('₹');
+
+    // The far side: LibreOffice Calc shows the UTRs as text with every digit, the amounts in rupees with
+    // Indian grouping.
+    if (SOFFICE) {
+      const calc = openInCalc(path.join(reports, 'nov.xlsx'), 'Payouts');
+      for (const j of json.rows) {
+        const cells = calc[j.row - 1]!;
+        if (j.utr) expect(cells[col('utr') - 1]).toEqual({ type: 'string', text: j.utr });
+        if (j.amount !== null) expect(cells[col('amount') - 1]!.type).toBe('float');
+      }
+      expect(calc[3]![col('amount') - 1]!.text).toBe('₹1,25,000.00');
+      expect(calc[2]![col('amount') - 1]!.text).toBe('₹2,500.50');
+    }
 
     // report --format xlsx writes the workbook alone, the same rows.
     const again = path.join(d, 'again');
