@@ -64,7 +64,7 @@ describe('payouts watch: an inbox paid file by file', () => {
     // It was paid whole: all four rows, not the half that was there first.
     expect(sb.ledger()).toHaveLength(4);
     expect(readdirSync(path.join(inbox, 'done')).sort()).toEqual(['nov-payroll.csv', 'nov-payroll.reports']);
-    expect(readdirSync(path.join(inbox, 'done', 'nov-payroll.reports')).sort()).toEqual(['nov-payroll.csv', 'nov-payroll.html', 'nov-payroll.json']);
+    expect(readdirSync(path.join(inbox, 'done', 'nov-payroll.reports')).sort()).toEqual(['nov-payroll.csv', 'nov-payroll.html', 'nov-payroll.json', 'nov-payroll.xlsx']);
     expect(readdirSync(path.join(inbox, 'failed'))).toContain('broken.csv');
     // Nothing was stored for the refused file, so there is no report: why.txt says what was wrong.
     const why = readFileSync(path.join(inbox, 'failed', 'broken.reports', 'why.txt'), 'utf8');

@@ -18,7 +18,9 @@ import { InputError } from '../src/errors.js';
 import type { Sandbox } from '../src/sandbox/server.js';
 import { runCli, type CliResult } from './helpers/cli.js';
 import { freshDb } from './helpers/db.js';
-import { KEYS, sandbox, tmpDir } from './helpers/env.js';
+import { clientFor, KEYS, quietLogger, sandbox, tmpDir } from './helpers/env.js';
+import { runBatch } from '../src/engine/run.js';
+import { watchInbox } from '../src/engine/watch.js';
 
 const HEADER = ['beneficiary_name', 'beneficiary_email', 'beneficiary_mobile_no', 'beneficiary_address', 'payment_method', 'beneficiary_acc_no', 'bank_name', 'ifsc', 'amount', 'remarks'];
 type Cell = ExcelJS.CellValue | { value: ExcelJS.CellValue; numFmt: string };
@@ -437,5 +439,40 @@ describe('a run of an .xlsx and its .xlsx report', () => {
     const wb2 = new ExcelJS.Workbook();
     await wb2.xlsx.readFile(path.join(again, 'nov.xlsx'));
     expect(wb2.getWorksheet('Payouts')!.getRow(2).getCell(col('utr')).value).toBe(ws.getRow(2).getCell(col('utr')).value);
+  });
+});
+
+describe('the inbox', () => {
+  it('pays an .xlsx dropped into it and moves it to done/ with its reports, the workbook among them', async () => {
+    const inbox = tmpDir('payouts-xlsx-inbox-');
+    await writeWorkbook(path.join(inbox, 'dec-bonus.xlsx'), [{ name: 'Bonus', rows: [HEADER, person(2), person(3, { amount: 2500 })] }]);
+    const db = await freshDb('pglite');
+    const client = clientFor(sb);
+    try {
+      const res = await watchInbox({
+        inbox,
+        once: true,
+        stableMs: 200,
+        pollMs: 50,
+        runFile: async (o) => {
+          const r = await runBatch(
+            { yes: true, rate: 500, pollIntervalMs: 20, pollMaxIntervalMs: 50, pollTimeoutMs: 10_000, ambiguousGraceMs: 200, batch: o.batch, csvPath: o.csv, reportDir: o.reportDir, defaultUserId: 'M1', beforeSend: o.beforeSend },
+            { db: db.knex, client, logger: quietLogger },
+          );
+          return { exitCode: r.exitCode, message: r.message };
+        },
+      });
+      expect(res.processed.map((p) => [p.file, p.batch, p.movedTo])).toEqual([['dec-bonus.xlsx', 'dec-bonus', 'done']]);
+      expect(readdirSync(path.join(inbox, 'done')).sort()).toEqual(['dec-bonus.reports', 'dec-bonus.xlsx']);
+      expect(readdirSync(path.join(inbox, 'done', 'dec-bonus.reports')).sort()).toEqual(['dec-bonus.csv', 'dec-bonus.html', 'dec-bonus.json', 'dec-bonus.xlsx']);
+      const rows = await db.knex('payout_rows').select('state', 'amount_paise').orderBy('row_no');
+      expect(rows.map((r: { state: string; amount_paise: string }) => [r.state, String(r.amount_paise)])).toEqual([
+        ['approved', '100200'],
+        ['approved', '250000'],
+      ]);
+    } finally {
+      await client.close();
+      await db.close();
+    }
   });
 });

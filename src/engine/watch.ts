@@ -73,7 +73,8 @@ export interface WatchResult {
   blocked: string[];
 }
 
-const CSV = /\.csv$/i;
+/** The files the inbox pays: CSVs and Excel workbooks (their first sheet). */
+const CSV = /\.(?:csv|xlsx)$/i;
 
 /** Where a finished run's file goes: finished (paid or reported) to done, refused or unreadable to failed, unfinished stays. */
 export function destinationFor(exitCode: number): 'done' | 'failed' | 'processing' {
