@@ -9,6 +9,8 @@
  *
  * Scenarios:
  *   validate          readBatchRows over BENCH_ROWS rows, no database
+ *   validate-xlsx     readBatchRows over an Excel workbook of BENCH_XLSX_ROWS rows (streamed with exceljs;
+ *                     mobile numbers and amounts as number cells), no database
  *   validate-vs-parse readBatchRows against csv-parse alone on the same BENCH_COMPARE_ROWS-row file,
  *                     alternating, BENCH_COMPARE_RUNS times each (issue 10: validate <= 3x csv-parse)
  *   ingest-pglite     ingestFile into PGlite in a temp directory
@@ -18,6 +20,7 @@
  *
  * Environment (all optional):
  *   BENCH_ROWS=1000000         rows for validate / ingest
+ *   BENCH_XLSX_ROWS=50000      rows for validate-xlsx
  *   BENCH_COMPARE_ROWS=200000  rows for validate-vs-parse
  *   BENCH_COMPARE_RUNS=7       timed runs of each side in validate-vs-parse (after one untimed warm-up each)
  *   BENCH_INVALID_EVERY=100    every n-th generated row is broken (1 %); 0 for none
@@ -57,6 +60,7 @@ import { ingestFile } from '../src/engine/ingest.js';
 import { runBatch, type RunEvent } from '../src/engine/run.js';
 import { startSandbox } from '../src/sandbox/server.js';
 import { generateCsv } from './gen-csv.js';
+import { generateXlsx } from './gen-xlsx.js';
 
 const logger = pino({ level: 'silent' });
 const KEYS = { accessKey: 'bench-access-key', secretKey: 'bench-secret-key-0123456789' };
@@ -72,6 +76,7 @@ function envInt(name: string, dflt: number): number {
 const CFG = {
   rows: envInt('BENCH_ROWS', 1_000_000),
   compareRows: envInt('BENCH_COMPARE_ROWS', 200_000),
+  xlsxRows: envInt('BENCH_XLSX_ROWS', 50_000),
   compareRuns: envInt('BENCH_COMPARE_RUNS', 7),
   invalidEvery: envInt('BENCH_INVALID_EVERY', 100),
   payouts: envInt('BENCH_PAYOUTS', 5_000),
@@ -83,7 +88,7 @@ const CFG = {
 };
 const DB_URL = process.env['DATABASE_URL'] || process.env['TEST_DATABASE_URL'] || undefined;
 
-const ALL = ['validate', 'validate-vs-parse', 'ingest-pglite', 'ingest-postgres', 'payouts-pglite', 'payouts-postgres'] as const;
+const ALL = ['validate', 'validate-xlsx', 'validate-vs-parse', 'ingest-pglite', 'ingest-postgres', 'payouts-pglite', 'payouts-postgres'] as const;
 type Scenario = (typeof ALL)[number];
 
 /** One line of the results table. */
@@ -156,7 +161,7 @@ function dirBytes(dir: string): number {
   return total;
 }
 
-async function childValidate(csv: string): Promise<Result> {
+async function childValidate(csv: string, scenario = 'validate', expected = CFG.rows): Promise<Result> {
   const baselineRss = process.memoryUsage().rss;
   const sampler = new RssSampler();
   const t0 = performance.now();
@@ -169,12 +174,12 @@ async function childValidate(csv: string): Promise<Result> {
     if (r.warnings.length > 0) warnings++;
   }
   const seconds = (performance.now() - t0) / 1000;
-  const expectedInvalid = CFG.invalidEvery > 0 ? Math.floor(CFG.rows / CFG.invalidEvery) : 0;
+  const expectedInvalid = CFG.invalidEvery > 0 ? Math.floor(expected / CFG.invalidEvery) : 0;
   const notes: string[] = [];
-  if (rows !== CFG.rows) notes.push(`FAILURE: read ${rows} rows, expected ${CFG.rows}`);
+  if (rows !== expected) notes.push(`FAILURE: read ${rows} rows, expected ${expected}`);
   if (invalid !== expectedInvalid) notes.push(`FAILURE: ${invalid} invalid rows, the generator broke ${expectedInvalid}`);
   return {
-    scenario: 'validate',
+    scenario,
     rows,
     seconds,
     rowsPerSec: rows / seconds,
@@ -448,6 +453,9 @@ async function child(args: string[]): Promise<void> {
     case 'validate':
       r = await childValidate(csv);
       break;
+    case 'validate-xlsx':
+      r = await childValidate(csv, 'validate-xlsx', CFG.xlsxRows);
+      break;
     case 'validate-vs-parse':
       r = await childValidateVsParse(csv);
       break;
@@ -553,6 +561,12 @@ async function parent(requested: string[]): Promise<void> {
     if (scenarios.includes('validate-vs-parse') && !existsSync(compareCsv)) {
       await generateCsv(compareCsv, CFG.compareRows, { invalidEvery: CFG.invalidEvery, seed: 42 });
     }
+    const xlsx = path.join(dir, `rows-${CFG.xlsxRows}-inv${CFG.invalidEvery}.xlsx`);
+    if (scenarios.includes('validate-xlsx') && !existsSync(xlsx)) {
+      const t = performance.now();
+      await generateXlsx(xlsx, CFG.xlsxRows, { invalidEvery: CFG.invalidEvery, seed: 42 });
+      console.error(`generated ${fmtInt(CFG.xlsxRows)} rows as .xlsx (${mb(statSync(xlsx).size)}) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    }
     const needPay = scenarios.some((s) => s.startsWith('payouts-'));
     if (needBig && !existsSync(bigCsv)) {
       const t = performance.now();
@@ -566,7 +580,7 @@ async function parent(requested: string[]): Promise<void> {
     for (const s of scenarios) {
       const runs: string[][] = s.startsWith('payouts-')
         ? CFG.concurrency.map((c) => [s, payCsv, dir, String(c)])
-        : [[s, s === 'validate-vs-parse' ? compareCsv : bigCsv, dir]];
+        : [[s, s === 'validate-vs-parse' ? compareCsv : s === 'validate-xlsx' ? xlsx : bigCsv, dir]];
       for (const args of runs) {
         console.error(`running ${args[0]}${args[3] ? ` concurrency ${args[3]}` : ''} …`);
         const r = await runChild(args);
