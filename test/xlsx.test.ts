@@ -445,7 +445,7 @@ describe('a run of an .xlsx and its .xlsx report', () => {
 describe('the inbox', () => {
   it('pays an .xlsx dropped into it and moves it to done/ with its reports, the workbook among them', async () => {
     const inbox = tmpDir('payouts-xlsx-inbox-');
-    await writeWorkbook(path.join(inbox, 'dec-bonus.xlsx'), [{ name: 'Bonus', rows: [HEADER, person(2), person(3, { amount: 2500 })] }]);
+    await writeWorkbook(path.join(inbox, 'dec-bonus.xlsx'), [{ name: 'Bonus', rows: [HEADER, person(62), person(63, { amount: 2500 })] }]);
     const db = await freshDb('pglite');
     const client = clientFor(sb);
     try {
@@ -467,8 +467,38 @@ describe('the inbox', () => {
       expect(readdirSync(path.join(inbox, 'done', 'dec-bonus.reports')).sort()).toEqual(['dec-bonus.csv', 'dec-bonus.html', 'dec-bonus.json', 'dec-bonus.xlsx']);
       const rows = await db.knex('payout_rows').select('state', 'amount_paise').orderBy('row_no');
       expect(rows.map((r: { state: string; amount_paise: string }) => [r.state, String(r.amount_paise)])).toEqual([
-        ['approved', '100200'],
+        ['approved', '106200'],
         ['approved', '250000'],
+      ]);
+    } finally {
+      await client.close();
+      await db.close();
+    }
+  });
+});
+
+describe('a corrected workbook (--revise)', () => {
+  // People of their own: the sandbox is shared, and a payment it has seen already is never made again.
+  it('pays the row whose account was fixed as text, and no one twice', async () => {
+    const d = tmpDir('payouts-xlsx-revise-');
+    const first = await writeWorkbook(path.join(d, 'jan.xlsx'), [{ name: 'Jan', rows: [HEADER, person(72), person(73, { beneficiary_acc_no: 1234567890123456789 }), person(74)] }]);
+    const fixed = await writeWorkbook(path.join(d, 'jan-v2.xlsx'), [{ name: 'Jan', rows: [HEADER, person(72), person(73, { beneficiary_acc_no: '1234567890123456789' }), person(74)] }]);
+    const db = await freshDb('pglite');
+    const client = clientFor(sb);
+    const opts = { yes: true, rate: 500, pollIntervalMs: 20, pollMaxIntervalMs: 50, pollTimeoutMs: 10_000, ambiguousGraceMs: 200, batch: 'jan', reportDir: path.join(d, 'reports'), defaultUserId: 'M1' };
+    try {
+      const before = sb.ledger().length;
+      const r1 = await runBatch({ ...opts, csvPath: first }, { db: db.knex, client, logger: quietLogger });
+      expect(r1.exitCode).toBe(1);
+      expect(sb.ledger().length - before).toBe(2);
+      const r2 = await runBatch({ ...opts, csvPath: fixed, revise: true }, { db: db.knex, client, logger: quietLogger });
+      expect(r2.exitCode, r2.message).toBe(0);
+      expect(sb.ledger().length - before).toBe(3);
+      const rows = await db.knex('payout_rows').select('row_no', 'state', 'account_no').where({ state: 'approved' }).orderBy('row_no');
+      expect(rows.map((r: { row_no: number; account_no: string }) => [r.row_no, r.account_no])).toEqual([
+        [2, '100000000072'],
+        [3, '1234567890123456789'],
+        [4, '100000000074'],
       ]);
     } finally {
       await client.close();

@@ -39,7 +39,7 @@ async function openSource(input: string | NodeJS.ReadableStream): Promise<NodeJS
 
 /** Signatures of files that are not CSV text, checked on the first bytes. */
 const MAGIC: ReadonlyArray<[number[], string]> = [
-  [[0x50, 0x4b, 0x03, 0x04], 'an Excel workbook (.xlsx) or another zip file, not CSV: in Excel use File > Save As > "CSV UTF-8"'],
+  [[0x50, 0x4b, 0x03, 0x04], 'an Excel workbook (.xlsx) or another zip file, not CSV: if it is a workbook, name it .xlsx (workbooks are read directly), or in Excel use File > Save As > "CSV UTF-8"'],
   [[0xd0, 0xcf, 0x11, 0xe0], 'an old Excel workbook (.xls), not CSV: in Excel use File > Save As > "CSV UTF-8"'],
   [[0xff, 0xfe], 'UTF-16 text ("Unicode Text"), not UTF-8: save it as "CSV UTF-8"'],
   [[0xfe, 0xff], 'UTF-16 text, not UTF-8: save it as "CSV UTF-8"'],
