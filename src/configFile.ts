@@ -57,9 +57,13 @@ export function isSecretSetting(key: string, value: string): boolean {
 /** The known setting nearest to a misspelt one (edit distance, a swap counting once), if any is near. */
 export function nearestSetting(key: string): string | undefined {
   const k = key.toUpperCase();
+  const names = [...Object.keys(SETTINGS), ...TEST_HOOKS, 'PAYOUTS_CONFIG'];
+  // A name without its prefix (BASE_URL, NOTIFY_URL) is the prefixed one.
+  const unprefixed = names.filter((n) => n.endsWith(`_${k}`));
+  if (unprefixed.length === 1) return unprefixed[0];
   let best: string | undefined;
   let bestD = Infinity;
-  for (const name of [...Object.keys(SETTINGS), ...TEST_HOOKS, 'PAYOUTS_CONFIG']) {
+  for (const name of names) {
     const d = editDistance(k, name);
     if (d < bestD) [best, bestD] = [name, d];
   }

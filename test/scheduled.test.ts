@@ -148,7 +148,10 @@ describe('a configuration file', () => {
   it('names a typo and a missing file', () => {
     const f = path.join(dir, 'typo.json');
     writeFileSync(f, JSON.stringify({ ALLIANCE_BASEURL: 'x', BASE_URL: 'y' }));
-    expect(() => loadConfig({ config: f }, {})).toThrow(/unknown setting "BASE_URL"/);
+    // A misspelt ALLIANCE_ key was once taken silently (issue 18): now the first key refused, with its nearest name.
+    expect(() => loadConfig({ config: f }, {})).toThrow(/unknown setting "ALLIANCE_BASEURL": did you mean ALLIANCE_BASE_URL\?/);
+    writeFileSync(f, JSON.stringify({ BASE_URL: 'y' }));
+    expect(() => loadConfig({ config: f }, {})).toThrow(/unknown setting "BASE_URL": did you mean ALLIANCE_BASE_URL\?/);
     expect(() => loadConfig({ config: path.join(dir, 'nope.json') }, {})).toThrow(/does not exist/);
   });
 });
