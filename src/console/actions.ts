@@ -41,7 +41,8 @@ export interface ConsoleContext {
 
 /** Who may do what in the console besides the engine's own rules (approve and reject: checkers; users and policy: admins). */
 export const MAY = {
-  upload: ['maker', 'admin'],
+  /** As the CLI: anyone but a viewer may read a file into a batch; the engine then never lets its uploader approve it. */
+  upload: ['maker', 'checker', 'admin'],
   /** Resume, cancel, reconcile: none of them can pay a batch the policy holds back (runBatch checks it), so any role that works on batches. */
   operate: ['maker', 'checker', 'admin'],
 } as const;
