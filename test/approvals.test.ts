@@ -160,6 +160,20 @@ describe('maker-checker through the command', () => {
     expect(sb.ledger().length - before).toBe(2);
   });
 
+  it('with the policy off and no users, reject is the person at the terminal saying no: recorded, and a later --yes sends nothing', async () => {
+    const w = world();
+    const f = payroll(path.join(w.root, 'plain.csv'), 2, 3100);
+    const first = await w.cli(['run', f, '--batch', 'plain', ...FAST]);
+    expect(first.code, show(first)).toBe(3);
+    const no = await w.cli(['reject', 'plain', '--note', 'wrong month']);
+    expect(no.code, show(no)).toBe(0);
+    expect(no.stdout).toMatch(/revision 1 rejected by \S+@\S+: none of its 2 payouts/);
+    const before = sb.ledger().length;
+    const again = await w.cli(['resume', 'plain', '--yes', ...FAST]);
+    expect(again.code, show(again)).toBe(3);
+    expect(sb.ledger().length).toBe(before);
+  });
+
   it('the change plan flags a known payee whose account changed, masked, in the dry run and the confirmation facts', async () => {
     const { root, cli } = world();
     expect((await cli(['run', payroll(path.join(root, 'oct.csv'), 4, 900), ...FAST, '--yes'])).code).toBe(0);

@@ -116,10 +116,12 @@ export async function rejectBatch(deps: Pick<EngineDeps, 'db'>, batch: string, o
     throw new RefusedError(`batch "${batch}" is at revision ${b.revision}, not revision ${o.revision}: nothing rejected`);
   }
   const subject = await approvalSubject(deps, batch);
-  const by = (await checkerFor(deps.db, b, o.actor ?? { name: o.by, from: o.from ?? 'cli' }, 'reject'))!;
+  const actor = o.actor ?? { name: o.by, from: o.from ?? 'cli' };
+  // With the policy off and no user named, the person at the terminal says no (as `approve` says yes).
+  const by = (await checkerFor(deps.db, b, actor, 'reject')) ?? o.by;
   await recordApproval(deps.db, { batch, revision: b.revision, sha256: b.file_sha256, rows: subject.rows, totalPaise: subject.totalPaise, decision: 'rejected', by, from: o.from ?? null, note: o.note });
   await recordDecision(deps.db, batch, 'declined', `rejected by ${by}${o.note ? `: ${o.note}` : ''}`, 'approve');
-  await audit(deps.db, o.actor!, 'reject', { batch, revision: b.revision, detail: { note: o.note } });
+  await audit(deps.db, actor, 'reject', { batch, revision: b.revision, detail: { note: o.note } });
   return subject;
 }
 
