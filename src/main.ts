@@ -619,6 +619,33 @@ const cli = yargs(hideBin(process.argv))
     ),
   )
 
+  // console
+  .command(
+    'console',
+    'The ops console in a browser: upload, approve or reject, watch progress, reports (users from `payouts users add`)',
+    (y) =>
+      dbOptions(apiOptions(y))
+        .option('port', { type: 'number', default: 8080, describe: 'Port to listen on' })
+        .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to listen on' })
+        .option('report-dir', { type: 'string', default: 'reports', describe: 'Where the reports are written and served from' })
+        .option('rate', { type: 'number', describe: 'API requests per second of the batches it runs' })
+        .option('insecure-cookie', { type: 'boolean', default: false, describe: 'Session cookie without Secure (only for plain http on an address other than 127.0.0.1/localhost; better: https in front)' })
+        .example('$0 console', 'Open http://127.0.0.1:8080 and sign in'),
+    run(
+      async (argv) => {
+        const { consoleCommand } = await import('./commands/console.js');
+        return consoleCommand(io(argv), {
+          port: argv['port'] as number,
+          host: argv['host'] as string,
+          reportDir: argv['reportDir'] as string,
+          rate: argv['rate'] as number | undefined,
+          insecureCookie: argv['insecureCookie'] as boolean,
+        });
+      },
+      { stopping: 'no new batches are started; runs in flight stop as Ctrl-C stops `payouts run`' },
+    ),
+  )
+
   // watch
   .command(
     'watch <inbox>',
