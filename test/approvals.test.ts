@@ -220,6 +220,13 @@ describe('access rules in the engine', () => {
       await db.knex('batches').insert({ name: 'b', source_file: 'x', file_sha256: 's', revision: 1, ingest_complete: true, uploaded_by: 'c1' });
       const st = await approvalState(db.knex, (await getBatch(db.knex, 'b'))!, 100n);
       expect(st).toMatchObject({ required: true, met: false, needed: 1 });
+      // c1 uploading without --as is recorded as c1@host (the OS login): c1's own approval does not count.
+      await db.knex('batches').insert({ name: 'b2', source_file: 'x', file_sha256: 's2', revision: 1, ingest_complete: true, uploaded_by: 'c1@laptop' });
+      const c1 = { name: 'c1', from: 'cli', user: await authenticate(db.knex, 'c1', 'c1-secret-01') };
+      const { approveBatch } = await import('../src/engine/decisions.js');
+      await expect(approveBatch({ db: db.knex }, 'b2', { note: '', by: 'c1', actor: c1 })).rejects.toThrow(/"c1" uploaded batch "b2": another checker must approve it/);
+      await db.knex('approvals').insert({ batch: 'b2', revision: 1, file_sha256: 's2', rows: 0, total_paise: '0', decision: 'approved', by_user: 'c1', note: '' });
+      expect((await approvalState(db.knex, (await getBatch(db.knex, 'b2'))!, 100n)).met).toBe(false);
     } finally {
       await db.close();
     }

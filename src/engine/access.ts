@@ -178,7 +178,10 @@ export interface ApprovalState {
 export async function uploadersOf(db: Knex, b: BatchRecord): Promise<Set<string>> {
   const files = await batchFilesOf(db, b.name);
   const current = files.find((f) => f.revision === b.revision)?.uploaded_by;
-  return new Set([b.uploaded_by, current].filter((x): x is string => typeof x === 'string'));
+  const names = [b.uploaded_by, current].filter((x): x is string => typeof x === 'string');
+  // An upload without --as is recorded as the operating-system user@host: the user of that login name is
+  // the same person (a checker uploading without --as must not approve it as themselves).
+  return new Set(names.flatMap((n) => (/^[^@]+@[^@]+$/.test(n) ? [n, n.slice(0, n.lastIndexOf('@'))] : [n])));
 }
 
 /**
