@@ -12,6 +12,8 @@ import { KEYS, sandbox, tmpDir } from './helpers/env.js';
 import { freshDb } from './helpers/db.js';
 import { hashPassword, verifyPassword, authenticate, addUser, approvalState } from '../src/engine/access.js';
 import { getBatch } from '../src/db/batches.js';
+import { claimReady } from '../src/db/claims.js';
+import { ingestFile } from '../src/engine/ingest.js';
 import { AccessError } from '../src/errors.js';
 import type { Sandbox } from '../src/sandbox/server.js';
 
@@ -227,6 +229,29 @@ describe('access rules in the engine', () => {
       await expect(approveBatch({ db: db.knex }, 'b2', { note: '', by: 'c1', actor: c1 })).rejects.toThrow(/"c1" uploaded batch "b2": another checker must approve it/);
       await db.knex('approvals').insert({ batch: 'b2', revision: 1, file_sha256: 's2', rows: 0, total_paise: '0', decision: 'approved', by_user: 'c1', note: '' });
       expect((await approvalState(db.knex, (await getBatch(db.knex, 'b2'))!, 100n)).met).toBe(false);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('a run pays only the revision its approvals were for: rows of a revision stored while it sends are not claimed by it', async () => {
+    const db = await freshDb('pglite');
+    try {
+      const dir = tmpDir('payouts-approved-rev-');
+      mkdirSync(dir, { recursive: true });
+      const v1 = payroll(path.join(dir, 'v1.csv'), 3, 1000);
+      await ingestFile(db.knex, { batch: 'apb', csvPath: v1, defaultUserId: 'M1' });
+      const r1 = (await getBatch(db.knex, 'apb'))!;
+      const approved = { revision: r1.revision, sha256: r1.file_sha256 };
+      // A corrected copy with one more payee, stored while the approved run is sending.
+      const v2 = payroll(path.join(dir, 'v2.csv'), 4, 1000);
+      const rev = await ingestFile(db.knex, { batch: 'apb', csvPath: v2, defaultUserId: 'M1', revise: true });
+      expect(rev.kind).toBe('revised');
+      const r2 = (await getBatch(db.knex, 'apb'))!;
+      expect(r2.revision).toBe(2);
+      expect(await claimReady(db.knex, 'apb', 'approved-run', 5000, 10, approved)).toEqual([]);
+      const mine = await claimReady(db.knex, 'apb', 'its-own-run', 5000, 10, { revision: r2.revision, sha256: r2.file_sha256 });
+      expect(mine.map((r) => r.name).sort()).toEqual(['Payee 0', 'Payee 1', 'Payee 2', 'Payee 3']);
     } finally {
       await db.close();
     }

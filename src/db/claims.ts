@@ -31,8 +31,10 @@ export interface Claimed extends PayoutRow {
  * Claims up to `limit` ready rows for sending: state -> submitting, a lease and a new fencing token, in one
  * statement. Committing this is the intent: only after it returns may a request be sent.
  */
-export async function claimReady(db: Knex, batch: string, owner: string, leaseMs: number, limit: number): Promise<Claimed[]> {
-  // Only rows of the batch's current, completely read revision.
+export async function claimReady(db: Knex, batch: string, owner: string, leaseMs: number, limit: number, only?: { revision: number; sha256: string }): Promise<Claimed[]> {
+  // Only rows of the batch's current, completely read revision; with `only`, and only while that is still the
+  // revision (and file) the run was allowed to pay: approvals name a revision, and one stored during the run
+  // is not what the checkers approved.
   const res = await db.raw(
     `UPDATE payout_rows SET state = 'submitting', lease_owner = ?, lease_expires_at = now() + (? * interval '1 millisecond'),
         send_deadline = greatest(payout_rows.send_deadline, now() + (? * interval '1 millisecond')),
@@ -41,13 +43,13 @@ export async function claimReady(db: Knex, batch: string, owner: string, leaseMs
       FROM (SELECT r.id, r.first_claimed_at AS prev_first_claimed_at, r.send_deadline AS prev_send_deadline,
                    b.cancelled_at IS NOT NULL AS batch_cancelled
               FROM payout_rows r JOIN batches b ON b.name = r.batch
-             WHERE r.batch = ? AND r.state = 'ready' AND b.ingest_complete AND r.revision = b.revision
+             WHERE r.batch = ? AND r.state = 'ready' AND b.ingest_complete AND r.revision = b.revision${only ? ' AND b.revision = ? AND b.file_sha256 = ?' : ''}
                -- A cancelled batch sends nothing new; rows that may exist at the API are still resolved.
                AND (b.cancelled_at IS NULL OR r.send_deadline IS NOT NULL)
              ORDER BY r.row_no, r.id LIMIT ? FOR UPDATE OF r SKIP LOCKED) old
       WHERE payout_rows.id = old.id
       RETURNING payout_rows.*, old.prev_first_claimed_at, old.prev_send_deadline, old.batch_cancelled, 'ready' AS claimed_from, now() AS db_now`,
-    [owner, leaseMs, leaseMs, batch, limit],
+    [owner, leaseMs, leaseMs, batch, ...(only ? [only.revision, only.sha256] : []), limit],
   );
   return sortByRow(res.rows as Claimed[]);
 }

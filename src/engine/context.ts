@@ -116,6 +116,8 @@ export class Runner {
    * not left yet (waiting in the queue or for its rate slot) goes back unsent instead of being sent.
    */
   stopSending: AbortSignal | undefined;
+  /** With the approval policy on: the revision (and file) the approvals were for; only its rows are claimed. */
+  approvedRevision: { revision: number; sha256: string } | undefined;
   /** The wait for the grace period (a 404 not trusted yet) was logged once this run. */
   saidGraceWait = false;
   private readonly dead = new AbortController();

@@ -356,7 +356,11 @@ async function authorize(runner: Runner, batch: BatchRecord, pf: Preflight, opts
   // --yes nor a typed y nor `approve` without a checker replaces them, whichever door runs the batch.
   const gate = await approvalState(runner.db, batch, (await fileRowTotals(runner.db, batch.name)).validTotalPaise);
   if (gate.required) {
-    if (gate.met) return undefined;
+    if (gate.met) {
+      // What the checkers approved, and only that: a revision stored while this run sends is not claimed.
+      runner.approvedRevision = { revision: batch.revision, sha256: batch.file_sha256 };
+      return undefined;
+    }
     runner.awaitingApproval = true;
     const rev = batch.revision > 1 ? ` --revision ${batch.revision}` : '';
     return `not approved: ${gate.missing}. Nothing sent; a checker approves it with \`payouts approve ${batch.name}${rev} --as <name>\` or in the console, then \`payouts resume ${batch.name}\` (or the scheduled run) pays it`;

@@ -57,7 +57,7 @@ export async function sendAll(runner: Runner, batch: string, stop: AbortSignal |
     const room = active.size <= target / 2 ? target - active.size : 0;
     if (room > 0) {
       const t = Date.now();
-      const rows = await claimReady(db, batch, owner, options.leaseMs, room);
+      const rows = await claimReady(db, batch, owner, options.leaseMs, room, runner.approvedRevision);
       for (const r of rows) start(r, t);
       if (rows.length === 0) {
         if (active.size > 0) await Promise.race(active);
