@@ -60,7 +60,9 @@ describe('the data directory lock', { timeout: 240_000 }, () => {
     const lock = path.join(data, 'lock');
     const env = { ALLIANCE_BASE_URL: apiUrl, ALLIANCE_ACCESS_KEY: KEYS.accessKey, ALLIANCE_SECRET_KEY: KEYS.secretKey };
     const { parent, childPid } = await unreapingParent(
-      [process.execPath, MAIN, 'run', path.join(ROOT, 'samples/payroll.csv'), '--yes', '--user-id', 'u', '--data-dir', data, '--timeout', '600s'],
+      // Waits on the silent API for its balance: a lease longer than that timeout, or the run refuses its settings
+      // at once (and, with a fast first open from the template, let go of the lock before the second process looked).
+      [process.execPath, MAIN, 'run', path.join(ROOT, 'samples/payroll.csv'), '--yes', '--user-id', 'u', '--data-dir', data, '--timeout', '600s', '--lease', '1300s'],
       env,
     );
     procs.push(parent);
