@@ -380,7 +380,7 @@ describe('help', () => {
     for (const c of API_ONLY) expect(top.stdout).not.toContain(c);
     const commands = [...top.stdout.matchAll(/^\s+payouts ([a-z][a-z-]*)/gm)].map((m) => m[1]!);
     expect(commands).toEqual(expect.arrayContaining(['run', 'resume', 'approve', 'cancel', 'status', 'validate']));
-    const api = new Set(['run', 'resume', 'reconcile', 'cancel', 'balance', 'payout-status', 'payin-status', 'doctor', 'webhooks', 'watch']);
+    const api = new Set(['run', 'resume', 'reconcile', 'cancel', 'balance', 'payout-status', 'payin-status', 'doctor', 'webhooks', 'watch', 'console']);
     const helps = await Promise.all(commands.map(async (c) => ({ c, r: await runCli([c, '--help']) })));
     for (const { c, r } of helps) {
       expect(r.code, c).toBe(0);
