@@ -208,8 +208,9 @@ export async function buildConsole(o: ConsoleOptions): Promise<Console> {
       } else sessions.delete(s.id);
     }
     if (PUBLIC.has(route) || req.actor) return;
-    if (req.url.startsWith('/api/')) return reply.code(401).send({ error: { status: 401, message: 'log in first: POST /api/session with {"username","password"}' } });
-    return reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
+    if (!wantsPage(req)) return reply.code(401).send({ error: { status: 401, message: 'log in first: POST /api/session with {"username","password"}' } });
+    // A browser (a link, or a form whose session ended): the login, then back to the page it came from.
+    return reply.redirect(`/login?next=${encodeURIComponent(req.method === 'GET' && !req.url.startsWith('/api/') ? req.url : backOf(req.url))}`, 303);
   });
   // Every state-changing request carries the session's CSRF token (X-CSRF-Token, or the forms' hidden field).
   app.addHook('preHandler', (req, reply, done) => {
@@ -223,7 +224,13 @@ export async function buildConsole(o: ConsoleOptions): Promise<Console> {
 
   app.setErrorHandler(async (err, req, reply) => {
     const status = statusOf(err);
-    const message = status >= 500 ? 'the console failed on this request; its log says why' : (err as Error).message;
+    const csrfRefused = /^FST_CSRF_/.test(String((err as { code?: unknown }).code ?? ''));
+    const message =
+      status >= 500
+        ? 'the console failed on this request; its log says why'
+        : csrfRefused
+          ? `refused, nothing changed: the request's CSRF token is missing or not this session's (${(err as Error).message}). On a page: reload it and try again; a script sends the csrf_token of POST /api/session as X-CSRF-Token`
+          : (err as Error).message;
     if (status >= 500) req.log.error({ err }, 'console request failed');
     if (req.uploaded) await rm(req.uploaded, { recursive: true, force: true });
     // A refusal of the engine answering a form: back to the page it came from, which says why.

@@ -29,8 +29,8 @@ export const PASSWORDS: Record<string, string> = {
 };
 
 /** ravi admin; maya maker; asha, bala, cara, dan checkers; vik viewer. Policy: 1 checker, a second above ₹2,000. */
-export async function consoleWorld(over: Partial<ConsoleOptions> = {}): Promise<ConsoleWorld> {
-  const sb = await sandbox({ settleMs: 20 });
+export async function consoleWorld(over: Partial<ConsoleOptions> = {}, sbOpts: { settleMs?: number } = {}): Promise<ConsoleWorld> {
+  const sb = await sandbox({ settleMs: sbOpts.settleMs ?? 20 });
   const db = await freshDb('pglite');
   const dir = tmpDir('payouts-console-');
   const first: Actor = { name: 'setup', from: 'test' };
