@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * Issue 19, done when: the ops console driven in a real headless Chromium (Debian's, through playwright-core),
  * as the people of a payroll team use it: upload, a refused self-approval, a first approval, a second one above
