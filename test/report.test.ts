@@ -103,6 +103,17 @@ describe('masking in messages', () => {
     expect(safeMessage(row, 'amount 1500.50 is fine; 12345678 has 8 digits')).toBe('amount 1500.50 is fine; 12345678 has 8 digits');
     expect(safeMessage(row, 'the API holds it with amount 100000000 paise')).toBe('the API holds it with amount 100000000 paise');
   });
+
+  it('the mobile an error is about is shown whole while it looks like a mobile; an account number in that column stays masked', () => {
+    const msg = (mobile: string) => `beneficiary_mobile_no "${mobile}" has ${mobile.replace(/\D/g, '').length} digits; another row's 123456789012 is not shown`;
+    const eleven = { account_no: '55550001', mobile: '98765432101' };
+    expect(safeMessage(eleven, msg(eleven.mobile), { showMobile: true })).toBe('beneficiary_mobile_no "98765432101" has 11 digits; another row\'s XXXXXXXX9012 is not shown');
+    const prefixed = { account_no: '55550001', mobile: '+91 98765432101' };
+    expect(safeMessage(prefixed, msg(prefixed.mobile), { showMobile: true })).toContain('"+91 98765432101"');
+    // 16 digits: an account number pasted into the mobile column.
+    const account = { account_no: '55550001', mobile: '3124567890123456' };
+    expect(safeMessage(account, msg(account.mobile), { showMobile: true })).toBe('beneficiary_mobile_no "XXXXXXXXXXXX3456" has 16 digits; another row\'s XXXXXXXX9012 is not shown');
+  });
 });
 
 describe.each(BACKENDS)('reports on %s', (kind) => {

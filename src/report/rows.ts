@@ -63,12 +63,16 @@ const DIGIT_RUN = /(?<![\p{L}\d.,₹])\d(?:[ -]?\d){8,}(?![\p{L}\d]|[.,]\d|\s*pa
  * Personal data stays masked in reports: the row's account and mobile wherever a message quotes them,
  * and any other account-like digit run (a value quoted with spaces, another row's number), last 4 kept.
  */
+const MOBILE_SHOWN_MAX_DIGITS = 13;
+
 export function safeMessage(row: Pick<PayoutRow, 'account_no' | 'mobile'>, message: string, o: { showMobile?: boolean } = {}): string {
   let m = message;
   if (row.account_no && row.account_no.length >= 5) m = m.split(row.account_no).join(maskAccount(row.account_no));
   // The error about the mobile itself shows it whole: it is not a number anyone can be reached on, and a
-  // person cannot fix "XXXXXXX2100 has 11 digits" without seeing which digit is extra.
-  if (o.showMobile && row.mobile) {
+  // person cannot fix "XXXXXXX2100 has 11 digits" without seeing which digit is extra. Only while it looks
+  // like a mistyped mobile (up to 13 digits, room for +91 and a slip): a longer run is more likely an account
+  // number pasted into the wrong column, and stays masked like one.
+  if (o.showMobile && row.mobile && row.mobile.replace(/\D/g, '').length <= MOBILE_SHOWN_MAX_DIGITS) {
     const [before, ...after] = m.split(row.mobile);
     return [before, ...after].map((part) => part.replace(DIGIT_RUN, (run) => maskAccount(run.replace(/[ -]/g, '')))).join(row.mobile);
   }
