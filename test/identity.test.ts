@@ -134,6 +134,54 @@ describe.each(BACKENDS)('payout identity on %s', (kind) => {
     expect(sb.ledger()).toHaveLength(before);
   });
 
+  it('a never-sent row in review (its order_id taken at the API) is kept by a corrected copy; a new order_id for it is a decision', async () => {
+    // An earlier payroll paid under explicit order_ids; this month's file reuses them by mistake, on a new
+    // machine, and reconcile finds the API holding payouts under them before anything was sent.
+    const header = `${HEADER},order_id`;
+    const old = file('reused-old.csv', [`${A},ORD-R-1`, `${B},ORD-R-2`], header);
+    expect((await run(await machine(), { batch: 'reused-old', csvPath: old })).exitCode).toBe(0);
+    const before = sb.ledger().length;
+    const db = await machine();
+    const dec = file('reused-dec.csv', [`${A},ORD-R-1`, `${B},ORD-R-2`], header);
+    expect((await run(db, { batch: 'reused', csvPath: dec, yes: false })).exitCode).toBe(3);
+    const client = clientFor(sb);
+    try {
+      await reconcileBatch({ batch: 'reused', reviewAfterMs: 0, ...FAST }, { db: db.knex, client, logger: quietLogger });
+    } finally {
+      await client.close();
+    }
+    const held = await rowsOfBatch(db.knex, 'reused');
+    expect(held.map((r) => [r.state, r.first_claimed_at])).toEqual([
+      ['needs_review', null],
+      ['needs_review', null],
+    ]);
+
+    // The same file again: the rows stand, still with the person, nothing sent.
+    const same = await run(db, { batch: 'reused', csvPath: file('reused-dec-copy.csv', [`${A},ORD-R-1`, `${B},ORD-R-2`, C + ',ORD-R-3'], header), revise: true });
+    expect(same.ingest!.revisionSummary).toMatchObject({ kept: 2, toInsert: 1 });
+    expect(sb.ledger().length - before).toBe(1); // Chitra, new
+    // The person gives the two rows new order_ids, as the collision's message says: refused until decided,
+    // naming both order_ids; nothing stored or sent.
+    const fixed = file('reused-dec-v3.csv', [`${A},ORD-D-1`, `${B},ORD-D-2`, C + ',ORD-R-3'], header);
+    const refused = await run(db, { batch: 'reused', csvPath: fixed, revise: true }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(RefusedError);
+    expect((refused as Error).message).toMatch(/row 2 \(was row 2, needs_review.*order_id "ORD-R-1" -> "ORD-D-1".*API holds a payout under the old order_id/);
+    expect((refused as Error).message).toMatch(/--accept-change 2 --accept-change 3/);
+    expect(sb.ledger().length - before).toBe(1);
+    // Decided: paid under the new order_ids, the rows in review kept as they were.
+    const paid = await run(db, { batch: 'reused', csvPath: fixed, revise: true, acceptChanges: [2, 3] });
+    expect(sb.ledger().length - before).toBe(3);
+    const rows = await rowsOfBatch(db.knex, 'reused');
+    expect(rows.map((r) => [r.order_id, r.state])).toEqual([
+      ['ORD-R-1', 'needs_review'],
+      ['ORD-D-1', 'approved'],
+      ['ORD-R-2', 'needs_review'],
+      ['ORD-D-2', 'approved'],
+      ['ORD-R-3', 'approved'],
+    ]);
+    expect(paid.exitCode).toBe(1);
+  });
+
   it('a corrected copy that lost its order_id column pays only the new person', async () => {
     const db = await machine();
     const v1 = file('lost-ids-v1.csv', [`${A},ID-A`, `${B},ID-B`], `${HEADER},order_id`);

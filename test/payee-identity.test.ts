@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { matchPayees, type PayeeRecord } from '../src/batch/payeeIdentity.js';
-import { planRevision, type NewPayee, type OldPayee } from '../src/engine/revise.js';
+import { planRevision, revisionStanding, type NewPayee, type OldPayee } from '../src/engine/revise.js';
 import type { RowState } from '../src/states.js';
 
 interface P {
@@ -31,8 +31,15 @@ function line(rowNo: number, p: P): NewPayee {
   };
 }
 
-/** An earlier row: `paid` (approved, sent), `unsent` (never claimed), `refused` (claimed, never executed), `rejected`. */
-function row(id: string, l: NewPayee, how: 'paid' | 'unsent' | 'refused' | 'rejected' = 'paid'): OldPayee {
+/**
+ * An earlier row: `paid` (approved, sent), `unsent` (never claimed), `refused` (claimed, never executed),
+ * `rejected`, `review` (never sent, in needs_review: the API holds a payout under its order_id). Its standing
+ * in the revision comes from the program's own derivation (revisionStanding) where the stored row says it.
+ */
+function row(id: string, l: NewPayee, how: 'paid' | 'unsent' | 'refused' | 'rejected' | 'review' = 'paid'): OldPayee {
+  if (how === 'review') {
+    return { ...row(id, l, 'unsent'), state: 'needs_review', ...revisionStanding({ state: 'needs_review', send_deadline: null, first_claimed_at: null }) };
+  }
   const state: RowState = how === 'paid' ? 'approved' : how === 'unsent' ? 'ready' : how === 'refused' ? 'ready' : 'rejected';
   return {
     id,
@@ -227,6 +234,49 @@ describe('payee identity: a line matches an earlier row when any key matches; a 
       refs: true,
       expect: { keep: ['2=p'], drop: ['u'], removed: ['u'] },
     },
+    {
+      name: 'a row in review (never sent, the API holds a payout under its order_id), the same line: it stands, still with the person',
+      old: [row('a', line(2, ASHA), 'review')],
+      lines: [line(2, ASHA)],
+      refs: true,
+      expect: { keep: ['2=a'], conflicts: [], drop: [], insert: [] },
+    },
+    {
+      name: 'a row in review no longer in the file is kept, never deleted',
+      old: [row('a', line(2, ASHA), 'review'), row('b', line(3, BALA))],
+      lines: [line(3, BALA)],
+      refs: true,
+      expect: { keep: ['3=b'], drop: [], removed: [], keptNotInFile: ['a'] },
+    },
+    {
+      name: "a row in review with a changed account is a conflict: the API's payout may have paid this payee",
+      old: [row('a', line(2, ASHA), 'review')],
+      lines: [line(2, { ...ASHA, acc: '11111111111' })],
+      refs: true,
+      expect: { keep: [], conflicts: ['2~a: account by reference+email+mobile+name'], drop: [], insert: [] },
+    },
+    {
+      name: 'a row in review given a new order_id in the file is a conflict naming both order_ids; --accept-change pays it',
+      old: [row('a', { ...line(2, ASHA), orderId: 'ORD-A-1' }, 'review')].map((o) => ({ ...o, orderId: 'ORD-A-1' })),
+      lines: [{ ...line(2, ASHA), orderId: 'ORD-A-2' }],
+      refs: true,
+      expect: { keep: [], conflicts: ['2~a: order_id by reference+account+account_no+email+mobile+name'], drop: [], insert: [] },
+    },
+    {
+      name: 'the same, accepted: the new line is paid, the row in review kept',
+      old: [row('a', line(2, ASHA), 'review')].map((o) => ({ ...o, orderId: 'ORD-A-1' })),
+      lines: [{ ...line(2, ASHA), orderId: 'ORD-A-2' }],
+      refs: true,
+      accept: [2],
+      expect: { keep: [], conflicts: [], accepted: ['2=a'], insert: [2], keptNotInFile: ['a'], drop: [] },
+    },
+    {
+      name: 'a paid row given a new order_id in the file: its payout stands for the line (nothing paid again)',
+      old: [row('a', line(2, ASHA))].map((o) => ({ ...o, orderId: 'ORD-A-1' })),
+      lines: [{ ...line(2, ASHA), orderId: 'ORD-A-2' }],
+      refs: true,
+      expect: { keep: ['2=a'], conflicts: [], insert: [] },
+    },
   ];
   it.each(cases)('$name', (c) => {
     const v = verdicts(c.old, c.lines, { references: c.refs ?? true, acceptChanges: new Set(c.accept ?? []) });
@@ -234,6 +284,21 @@ describe('payee identity: a line matches an earlier row when any key matches; a 
     // Every line is accounted for exactly once: kept, inserted or in conflict.
     const handled = [...v.keep.map((k) => Number(k.split('=')[0])), ...v.insert, ...v.conflicts.map((k) => Number(k.split('~')[0]))];
     expect(handled.sort()).toEqual(c.lines.map((l) => l.rowNo).sort());
+  });
+});
+
+describe('revisionStanding: how a stored row counts in a revision, from the move table', () => {
+  const at = new Date('2026-11-27T06:00:00Z');
+  it.each([
+    { state: 'ready', first_claimed_at: null, send_deadline: null, claimed: false, maySent: false },
+    { state: 'invalid', first_claimed_at: null, send_deadline: null, claimed: false, maySent: false },
+    { state: 'ready', first_claimed_at: at, send_deadline: null, claimed: true, maySent: false },
+    { state: 'ready', first_claimed_at: at, send_deadline: at, claimed: true, maySent: true },
+    { state: 'approved', first_claimed_at: at, send_deadline: at, claimed: true, maySent: true },
+    { state: 'needs_review', first_claimed_at: null, send_deadline: null, claimed: true, maySent: true },
+    { state: 'needs_review', first_claimed_at: at, send_deadline: at, claimed: true, maySent: true },
+  ] as const)('$state, claimed at $first_claimed_at, deadline $send_deadline', (r) => {
+    expect(revisionStanding(r)).toEqual({ claimed: r.claimed, maySent: r.maySent });
   });
 });
 

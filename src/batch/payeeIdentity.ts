@@ -27,8 +27,11 @@ import { accountKey, emailKey, ifscKey, mobileKey, nameKey, payeeKey, refKey } f
 
 export type KeyKind = 'reference' | 'account' | 'account_no' | 'email' | 'mobile' | 'name';
 
-/** The fields a difference can be on. Reference, account, IFSC and amount decide a payment; the rest are contact details. */
-export type Field = 'reference' | 'account' | 'ifsc' | 'amount' | 'name' | 'email' | 'mobile';
+/**
+ * The fields a difference can be on. Reference, account, IFSC and amount decide a payment; the rest are
+ * contact details. order_id is never compared here: a revision adds it for a row in review given a new one.
+ */
+export type Field = 'reference' | 'account' | 'ifsc' | 'amount' | 'name' | 'email' | 'mobile' | 'order_id';
 export const PAYMENT_FIELDS: readonly Field[] = ['reference', 'account', 'ifsc', 'amount'];
 
 export interface PayeeRecord {

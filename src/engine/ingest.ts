@@ -15,7 +15,7 @@ import { existingOrderIds, nearCopies, fileRowTotals, insertRows, readyByMethod,
 import { countClaimed, countRowsOf, keepForLine, lockPayees, markNotInFile, type StoredPayee } from '../db/revisions.js';
 import { applyMove, deleteByMove } from '../db/moves.js';
 import { MOVES } from './machine.js';
-import { payeeKey, planRevision, refKey, type Conflict, type NewPayee, type RevisionPlan } from './revise.js';
+import { payeeKey, planRevision, refKey, revisionStanding, type Conflict, type NewPayee, type RevisionPlan } from './revise.js';
 import type { Difference, KeyKind } from '../batch/payeeIdentity.js';
 import { batchIdentity, batchKey, derivesByPayment } from './identity.js';
 import { derivePaymentOrderId } from '../batch/orderId.js';
@@ -498,6 +498,7 @@ async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions
       email: l.email || null,
       mobile: l.mobile || null,
       identifiable: l.orderId !== null && l.amountPaise !== null && l.amountPaise > 0n && l.accountNumber !== '' && l.ifsc !== '',
+      orderId: l.orderIdSource === 'csv' ? l.orderId : null,
     });
   });
   const stored = await lockPayees(trx, b.name);
@@ -513,8 +514,7 @@ async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions
       email: s.email,
       mobile: s.mobile,
       state: s.state,
-      claimed: s.first_claimed_at !== null,
-      maySent: s.send_deadline !== null,
+      ...revisionStanding(s),
       orderId: s.order_id,
       transactionId: s.transaction_id,
     })),
@@ -646,6 +646,8 @@ function describeDifference(d: Difference): string {
       return `IFSC ${d.old ?? '(blank)'} -> ${d.new ?? '(blank)'}`;
     case 'reference':
       return `reference ${shown(d.old)} -> ${shown(d.new)}`;
+    case 'order_id':
+      return `order_id ${shown(d.old)} -> ${shown(d.new)} (the row is in review: the API holds a payout under the old order_id that may have paid this payee; check it first)`;
     default:
       return `${d.field} changed`;
   }

@@ -85,7 +85,7 @@ export function collisionOutcome(row: PayoutRow, info: PayoutInfo | undefined, w
     // The other payout's status and UTR are not this row's: they stay out of its columns.
     last_error:
       `order_id ${row.order_id} collided: the API already holds a payout under it that is not this row's (${why})${details}. ` +
-      `This row was NOT paid. If the order_id came from your file, give the row a new one and run the batch again with --revise; otherwise report it to Alliance.`,
+      `This row was NOT paid. If the order_id came from your file, give the row a new one and run the batch again with --revise (it asks for --accept-change once you have checked the payout above is not this payee's); otherwise report it to Alliance.`,
   };
 }
 

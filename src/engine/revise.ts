@@ -1,4 +1,5 @@
 import type { RowState } from '../states.js';
+import { allows, MOVES, maySent } from './machine.js';
 import { accountKey as batchAccountKey, payeeKey as batchPayeeKey, refKey as batchRefKey } from '../batch/payee.js';
 import { isPaymentDifference, matchPayees, type Difference, type KeyKind } from '../batch/payeeIdentity.js';
 
@@ -51,6 +52,8 @@ export interface NewPayee {
   mobile: string | null;
   /** Account, IFSC and amount are well formed (the line can be a payout). */
   identifiable: boolean;
+  /** The order_id the file gives the line (its order_id column), or null when the program derives it. */
+  orderId?: string | null;
 }
 
 export interface Conflict {
@@ -107,6 +110,18 @@ export function payeeKey(account: string | null, ifsc: string | null): string {
 /** States in which no money moved (or it came back): a different line for the payee is simply paid. */
 const NO_MONEY_MOVED: readonly RowState[] = ['rejected', 'failed', 'invalid', 'cancelled'];
 
+/**
+ * How a stored row stands in a revision, decided once from the move table. A row the `drop` move may not
+ * delete is kept (`claimed`): one ever claimed, and one in needs_review, which a person is looking at
+ * (a never-sent row lands there when the API holds a payout under its order_id that is not ours). Money may
+ * have moved (`maySent`) when a request of ours may have executed, and for a needs_review row: the payout
+ * the API holds under its order_id may have paid this payee, so a changed line for it is a conflict.
+ */
+export function revisionStanding(row: { state: RowState; send_deadline: Date | string | null; first_claimed_at: Date | string | null }): { claimed: boolean; maySent: boolean } {
+  const review = row.state === 'needs_review';
+  return { claimed: !allows(MOVES.drop, row), maySent: maySent(row) || review };
+}
+
 export interface PlanOptions {
   /** Lines (the new file's row numbers) whose changed payment is paid in addition. */
   acceptChanges?: ReadonlySet<number>;
@@ -154,7 +169,10 @@ export function planRevision(old: OldPayee[], lines: NewPayee[], opts: PlanOptio
       }
       continue;
     }
-    if (identical) {
+    // A row in review whose line now names another order_id: the person gave it a new one (the collision's
+    // advice). The payout the API holds under the old one may still be this payee's, so it is a decision.
+    const newOrderId = o.state === 'needs_review' && n.orderId && n.orderId !== o.orderId ? { field: 'order_id' as const, old: o.orderId, new: n.orderId } : null;
+    if (identical && !newOrderId) {
       plan.keep.set(n.rowNo, o.id);
       continue;
     }
@@ -181,7 +199,7 @@ export function planRevision(old: OldPayee[], lines: NewPayee[], opts: PlanOptio
       newAmountPaise: n.amountPaise,
       oldTransactionId: o.transactionId,
       linkedBy,
-      differences: differences.filter(isPaymentDifference),
+      differences: [...differences.filter(isPaymentDifference), ...(newOrderId ? [newOrderId] : [])],
     });
   }
   for (const n of m.unmatchedNew) plan.insert.push(n.rowNo);
