@@ -11,7 +11,8 @@
  * whose parts are stored in an order that cannot be streamed reliably (see `checkOrder`).
  */
 import { open, stat } from 'node:fs/promises';
-import ExcelJS from 'exceljs';
+import type ExcelJS from 'exceljs';
+import { WorkbookReader } from './exceljsReader.js';
 import { InputError } from '../errors.js';
 import { zipEntryNames } from './zipDirectory.js';
 
@@ -140,7 +141,7 @@ export async function* readSheetRows(file: string, opts: SheetOptions = {}): Asy
   if (!names.includes('xl/workbook.xml')) {
     throw new InputError(`${what} is a zip archive but not an Excel workbook (it has no xl/workbook.xml): ${SAVE_AGAIN}`);
   }
-  const reader = new ExcelJS.stream.xlsx.WorkbookReader(file, READER_OPTIONS);
+  const reader = new WorkbookReader(file, READER_OPTIONS);
   const internals = reader as unknown as ReaderInternals;
   const seen = new Set<string>();
   (reader as unknown as NodeJS.EventEmitter).on('entry', (e: { type: string }) => seen.add(e.type));
