@@ -22,6 +22,7 @@ import { clientFor, KEYS, quietLogger, sandbox, tmpDir } from './helpers/env.js'
 import { runBatch } from '../src/engine/run.js';
 import { watchInbox } from '../src/engine/watch.js';
 import { parseSaxStreaming } from '../src/batch/exceljsReader.js';
+import { toSheetValue } from '../src/batch/xlsxSource.js';
 
 const HEADER = ['beneficiary_name', 'beneficiary_email', 'beneficiary_mobile_no', 'beneficiary_address', 'payment_method', 'beneficiary_acc_no', 'bank_name', 'ifsc', 'amount', 'remarks'];
 type Cell = ExcelJS.CellValue | { value: ExcelJS.CellValue; numFmt: string };
@@ -306,6 +307,15 @@ describe('names in other scripts', () => {
     expect(got).toHaveLength(3000);
     const wrong = got.map((g, i) => ({ i, ...g })).filter((g) => g.name !== names[g.i] || g.remarks !== `वेतन ₹ ${g.i}`);
     expect(wrong).toEqual([]);
+  });
+
+  it('a value the reader could not make out (an unresolved shared text) refuses the file, never "[object Object]"', () => {
+    expect(toSheetValue({ richText: [{ text: 'Asha ' }, { text: 'Rao' }] }, undefined, false, 'A2')).toEqual({ kind: 'text', text: 'Asha Rao' });
+    expect(toSheetValue({ text: 'Bala', hyperlink: 'mailto:b@x.in' }, undefined, false, 'A3')).toEqual({ kind: 'text', text: 'Bala' });
+    const unresolved = { sharedString: 7 } as unknown as ExcelJS.CellValue;
+    expect(() => toSheetValue(unresolved, undefined, false, 'F5')).toThrow(InputError);
+    expect(() => toSheetValue(unresolved, undefined, false, 'F5')).toThrow(/cell F5 refers to the workbook's shared text number 7.*nothing of this file was used; run the command again/);
+    expect(() => toSheetValue({ checkbox: true } as unknown as ExcelJS.CellValue, undefined, false, 'B9')).toThrow(/cell B9 holds a value of a kind this program does not read/);
   });
 
   it("the parser decodes a part as one stream: a character split across chunks is whole, bytes that are not UTF-8 are refused", async () => {

@@ -88,7 +88,7 @@ function serialToDate(serial: number, date1904: boolean): Date {
 }
 
 /** exceljs's cell value -> SheetValue. Rich text and hyperlinks become their plain text. */
-function toSheetValue(v: ExcelJS.CellValue, numFmt: string | undefined, date1904: boolean): SheetValue {
+export function toSheetValue(v: ExcelJS.CellValue, numFmt: string | undefined, date1904: boolean, where: string): SheetValue {
   if (v === null || v === undefined) return { kind: 'empty' };
   if (typeof v === 'string') return v === '' ? { kind: 'empty' } : { kind: 'text', text: v };
   if (typeof v === 'number') {
@@ -104,10 +104,18 @@ function toSheetValue(v: ExcelJS.CellValue, numFmt: string | undefined, date1904
     // A formula's error result reaches us as NaN (exceljs parses every non-text result as a number).
     if (f.result === undefined || f.result === null) return { kind: 'formula_no_result', formula: f.formula ?? f.sharedFormula ?? '' };
     if (typeof f.result === 'object' && f.result !== null && 'error' in f.result) return { kind: 'error', text: String((f.result as { error: unknown }).error) };
-    return toSheetValue(f.result as ExcelJS.CellValue, numFmt, date1904);
+    return toSheetValue(f.result as ExcelJS.CellValue, numFmt, date1904, where);
   }
-  if ('text' in v) return toSheetValue((v as { text: ExcelJS.CellValue }).text, numFmt, date1904);
-  return { kind: 'text', text: String(v) };
+  if ('text' in v) return toSheetValue((v as { text: ExcelJS.CellValue }).text, numFmt, date1904, where);
+  // Never "[object Object]" as a name or an account: a value the reader could not make out refuses the file.
+  // exceljs hands back {sharedString: N} when it parsed a sheet without the workbook's shared texts
+  // (exceljs issues #683 and #2915: seen now and then with its streaming reader).
+  const shared = (v as { sharedString?: unknown }).sharedString;
+  throw new InputError(
+    shared !== undefined
+      ? `cell ${where} refers to the workbook's shared text number ${String(shared)}, which the reader did not have: nothing of this file was used; run the command again, and if it says this again, ${SAVE_AGAIN}`
+      : `cell ${where} holds a value of a kind this program does not read (${JSON.stringify(v).slice(0, 80)}): nothing of this file was used; ${SAVE_AGAIN}`,
+  );
 }
 
 /** The parts exceljs must have read before a sheet's rows for cells to be typed right. */
@@ -200,7 +208,7 @@ function rowCells(row: ExcelJS.Row, date1904: boolean): SheetValue[] {
   const cells: SheetValue[] = [];
   row.eachCell({ includeEmpty: false }, (cell, col) => {
     while (cells.length < col - 1) cells.push({ kind: 'empty' });
-    cells[col - 1] = toSheetValue(cell.value, cell.numFmt, date1904);
+    cells[col - 1] = toSheetValue(cell.value, cell.numFmt, date1904, cell.address);
   });
   return cells;
 }
