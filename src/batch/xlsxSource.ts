@@ -186,7 +186,14 @@ export async function* readSheetRows(file: string, opts: SheetOptions = {}): Asy
       for (;;) {
         const r = await guarded(() => rows.next(), what);
         if (r.done) break;
-        yield { line: r.value.number, cells: rowCells(r.value, date1904) };
+        let cells: SheetValue[];
+        try {
+          cells = rowCells(r.value, date1904);
+        } catch (e) {
+          if (e instanceof InputError) throw new InputError(`${what}: ${e.message}`, { cause: e });
+          throw e;
+        }
+        yield { line: r.value.number, cells };
       }
       break;
     }
