@@ -87,6 +87,8 @@ describe('the rate gate on its own', () => {
 });
 
 describe('the hint lane (webhook lookups never starve the payouts)', () => {
+  /** The window the API counts its rate in (the lane's own is this plus the margin, 40 ms). */
+  const SERVER_WINDOW_MS = 1000;
   /** Takes `n` tickets on `lane`, each sent at once; returns the grant times. */
   function flood(lane: RateGate, n: number, signal?: AbortSignal): { times: number[]; done: Promise<unknown> } {
     const times: number[] = [];
@@ -107,8 +109,10 @@ describe('the hint lane (webhook lookups never starve the payouts)', () => {
     await main.done;
     const mainEnd = Math.max(...main.times);
     const during = hints.times.filter((t) => t <= mainEnd);
-    // 100 payouts at 50/s take 2 s: hints had a fifth of each window (10 of 50), never more.
-    expect(maxInWindow(during, 1040)).toBeLessThanOrEqual(10);
+    // 100 payouts at 50/s take 2 s: hints had a fifth of each window (10 of 50), never more. Counted in the
+    // server's window of 1000 ms: the lane keeps its own of 1000 + 40 ms, and this test's clock reads each
+    // grant a few microseconds after the lane's, so at the lane's exact edge a grant can fall either side.
+    expect(maxInWindow(during, SERVER_WINDOW_MS)).toBeLessThanOrEqual(10);
     expect(during.length).toBeGreaterThan(0);
     expect(during.length).toBeLessThanOrEqual(Math.ceil(((mainEnd - Math.min(...main.times)) / 1040 + 1) * 10));
     await hints.done;
@@ -121,7 +125,7 @@ describe('the hint lane (webhook lookups never starve the payouts)', () => {
     const t0 = performance.now();
     const hints = flood(lanes.hints, 25);
     await hints.done;
-    expect(maxInWindow(hints.times, 1040)).toBeLessThanOrEqual(10);
+    expect(maxInWindow(hints.times, SERVER_WINDOW_MS)).toBeLessThanOrEqual(10);
     // 25 at 10 per window: two full windows at least.
     expect(performance.now() - t0).toBeGreaterThan(2 * 1040 - 50);
   });
