@@ -12,13 +12,12 @@
  * exceljs loaded earlier in the process (the report writer, a test) keeps its own modules: this one loads a
  * copy of exceljs's lib with the replaced parser. Loaded first, its copy is the one later imports get.
  */
-import { createRequire } from 'node:module';
+import { createRequire, Module } from 'node:module';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
 import type ExcelJS from 'exceljs';
 
 const req = createRequire(import.meta.url);
-const root = path.dirname(req.resolve('exceljs/package.json'));
+const lib = path.join(path.dirname(req.resolve('exceljs/package.json')), 'lib') + path.sep;
 const parseSaxPath = req.resolve('exceljs/lib/utils/parse-sax.js');
 
 type SaxEvent = { eventType: 'opentag' | 'text' | 'closetag'; value: unknown };
@@ -29,11 +28,9 @@ interface SaxesParser {
 }
 const { SaxesParser } = createRequire(parseSaxPath)('saxes') as { SaxesParser: new () => SaxesParser };
 
-/** exceljs's parse-sax with one decoder per part: the events of each chunk, in order. */
-export async function* parseSaxStreaming(input: AsyncIterable<Buffer | string> | Readable): AsyncGenerator<SaxEvent[], void, undefined> {
-  let iterable = input as AsyncIterable<Buffer | string>;
-  const r = input as Partial<Readable>;
-  if (typeof r.pipe === 'function' && !(Symbol.asyncIterator in r)) iterable = (input as Readable).pipe(new PassThrough());
+/** exceljs's parse-sax with one decoder per part: the events of each chunk, in order (its inputs, exceljs's
+ * own stream iterators and file streams, are all async iterables on Node 20). */
+export async function* parseSaxStreaming(iterable: AsyncIterable<Buffer | string>): AsyncGenerator<SaxEvent[], void, undefined> {
   const parser = new SaxesParser();
   const decoder = new TextDecoder('utf-8', { fatal: true });
   let error: Error | undefined;
@@ -62,11 +59,9 @@ export async function* parseSaxStreaming(input: AsyncIterable<Buffer | string> |
 function loadReader(): typeof ExcelJS {
   // exceljs's lib, not its main file: an ESM import of 'exceljs' may already hold a placeholder for the
   // main file (made when the import was linked, loaded when it is evaluated), which must stay as it is.
-  const lib = path.join(root, 'lib') + path.sep;
   const earlier = Object.keys(req.cache).filter((k) => k.startsWith(lib));
   const saved = new Map(earlier.map((k) => [k, req.cache[k]]));
   for (const k of earlier) delete req.cache[k];
-  const Module = req('node:module') as { new (id: string): NodeJS.Module };
   const m = new Module(parseSaxPath);
   m.filename = parseSaxPath;
   m.loaded = true;

@@ -73,3 +73,18 @@ export async function deleteByMove(db: Knex, move: Move, scope: MoveScope & { re
   for (let i = 0; i < scope.ids.length; i += 1000) n += await run({ ...scope, ids: scope.ids.slice(i, i + 1000) });
   return n;
 }
+
+/**
+ * How many rows of the batch the move may not touch (for `drop`: the rows a corrected copy keeps, a payout of
+ * which may exist at the API). The complement of the move's own statement, so the two never disagree.
+ */
+export async function countRefusedByMove(db: Knex, move: Move, batch: string): Promise<number> {
+  const r = (await db('payout_rows')
+    .where({ batch })
+    .whereNot((q) => {
+      guarded(q.whereIn('state', move.from as RowState[]), move.guard);
+    })
+    .count('* as n')
+    .first()) as { n: string | number };
+  return Number(r.n);
+}

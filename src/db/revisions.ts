@@ -28,19 +28,6 @@ export async function lockPayees(trx: Knex.Transaction, batch: string): Promise<
     .forUpdate() as Promise<StoredPayee[]>;
 }
 
-/**
- * Rows of the batch a payout of which may exist at the API: ever claimed, or in needs_review (never sent, the
- * API holds a payout under its order_id). The rows a revision keeps (revise.ts revisionStanding).
- */
-export async function countClaimed(db: Knex, batch: string): Promise<number> {
-  const r = (await db('payout_rows')
-    .where({ batch })
-    .where((q) => q.whereNotNull('first_claimed_at').orWhere('state', 'needs_review'))
-    .count('* as n')
-    .first()) as { n: string | number };
-  return Number(r.n);
-}
-
 export async function countRowsOf(db: Knex, batch: string): Promise<number> {
   const r = (await db('payout_rows').where({ batch }).count('* as n').first()) as { n: string | number };
   return Number(r.n);

@@ -12,8 +12,8 @@ import { maskAccount } from '../log.js';
 import { batchFilesOf, lockPaymentScope, completeIngest, createBatch, earlierFilesLike, getBatch, lockBatch, lockFileContent, type BatchFileRecord, type BatchRecord } from '../db/batches.js';
 import { PayrollFingerprint } from '../batch/fingerprint.js';
 import { existingOrderIds, nearCopies, fileRowTotals, insertRows, readyByMethod, repeatedPayments, type Issue, type NewRow, type RepeatedPayment } from '../db/rows.js';
-import { countClaimed, countRowsOf, keepForLine, lockPayees, markNotInFile, type StoredPayee } from '../db/revisions.js';
-import { applyMove, deleteByMove } from '../db/moves.js';
+import { countRowsOf, keepForLine, lockPayees, markNotInFile, type StoredPayee } from '../db/revisions.js';
+import { applyMove, countRefusedByMove, deleteByMove } from '../db/moves.js';
 import { MOVES } from './machine.js';
 import { payeeKey, planRevision, refKey, revisionStanding, type Conflict, type NewPayee, type RevisionPlan } from './revise.js';
 import type { Difference, KeyKind } from '../batch/payeeIdentity.js';
@@ -474,7 +474,8 @@ async function readNew(trx: Knex.Transaction, b: BatchRecord, opts: IngestOption
 
 /** A different file for a batch that has rows: matched by payee, in two passes over the file. */
 async function revise(trx: Knex.Transaction, b: BatchRecord, opts: IngestOptions, sha: string): Promise<Omit<IngestResult, 'repeats' | 'repeatCount' | 'repeatWindowDays'>> {
-  const claimed = await countClaimed(trx, b.name);
+  // Rows a corrected copy may not drop: ever claimed, or in review (the API holds a payout under its order_id).
+  const claimed = await countRefusedByMove(trx, MOVES.drop, b.name);
   if (claimed > 0 && !opts.revise) {
     throw new RefusedError(
       `batch "${b.name}" was read from a different file and ${claimed} of its payouts may already exist at the API. ` +
